@@ -1,0 +1,1 @@
+"""Seeded, vectorised data generators (numpy, pydantic, pyyaml only: no Spark, no JVM)."""

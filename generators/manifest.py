@@ -1,0 +1,95 @@
+"""Batch manifests and the defect ledger (DESIGN 3.3): the generator's record of what it wrote.
+
+Written atomically before a batch's files are renamed into the landing zone; read back by
+`medallion verify`, the tests and the generator itself when it resumes after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from medallion.layout import DataRoot
+
+
+class _Record(BaseModel):
+    # Extra fields are welcome in manifests (DESIGN 3.3), so readers must not reject them.
+    model_config = ConfigDict(extra="allow")
+
+
+class FileEntry(_Record):
+    """One landing file of a batch."""
+
+    path: str
+    lines: int
+    sha256: str
+
+
+class DefectEntry(_Record):
+    """One defective line. `line` is 1-based in `file`; `key` is absent when the line has none."""
+
+    file: str
+    line: int
+    kind: str
+    key: str | None = None
+    field: str | None = None
+    change: Literal["add", "rename", "retype"] | None = None
+    repeats: str | None = None
+
+
+class BatchManifest(_Record):
+    """Per entity per batch: files, line counts, the defect counts and the full defect ledger."""
+
+    scenario: str
+    entity: str
+    batch_id: int
+    seed: int
+    config_sha256: str
+    interval_start: str
+    interval_end: str
+    files: list[FileEntry] = Field(default_factory=list)
+    lines: int = 0
+    clean_records: int = 0
+    defect_counts: dict[str, int] = Field(default_factory=dict)
+    defects: list[DefectEntry] = Field(default_factory=list)
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON to a `.`-prefixed temporary name in the same folder, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(payload, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(data: DataRoot, manifest: BatchManifest) -> Path:
+    """Atomically write one batch manifest where DESIGN 3.2 puts it."""
+    path = data.manifest_file(manifest.entity, manifest.batch_id)
+    write_json_atomic(path, manifest.model_dump(mode="json", exclude_none=True))
+    return path
+
+
+def read_manifest(path: Path) -> BatchManifest:
+    return BatchManifest.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def read_manifests(data: DataRoot, entity: str) -> list[BatchManifest]:
+    """Every manifest of an entity, in batch order (temporary `.` files are skipped)."""
+    folder = data.manifest_dir(entity)
+    if not folder.is_dir():
+        return []
+    paths = sorted(p for p in folder.glob("b*.json") if not p.name.startswith("."))
+    return [read_manifest(p) for p in paths]

@@ -1,0 +1,64 @@
+"""`medallion setup`: resolve the jars and check the tools Spark and the databases need.
+
+OS packages themselves are installed by scripts/setup.sh (it may need root); this module only
+checks for them, so the error says exactly what to install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+
+from medallion.errors import SetupError
+from medallion.jars import jars_dir, missing_jars, resolve_jars
+
+
+def java_major() -> int | None:
+    """The major version of `java` on PATH (or $JAVA_HOME), or None when there is none."""
+    java = shutil.which("java")
+    if java is None:
+        return None
+    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)', result.stderr + result.stdout)
+    return int(match[1]) if match else None
+
+
+def check_tools() -> list[str]:
+    """Problems with the machine's tools, each with its fix; empty when all is well."""
+    from medallion.databases.binaries import find_mariadb, find_postgres
+
+    problems = []
+    major = java_major()
+    if major is None:
+        problems.append("no `java` on PATH: install a JDK 17+ (e.g. openjdk-17-jre-headless)")
+    elif major < 17:
+        problems.append(f"java {major} is too old for Spark 4: install JDK 17 or newer")
+    for name, finder, package in (
+        ("PostgreSQL", find_postgres, "postgresql"),
+        ("MariaDB", find_mariadb, "mariadb-server-core"),
+    ):
+        try:
+            finder()
+        except SetupError:
+            problems.append(f"no {name} server binaries: install the OS package {package} (scripts/setup.sh does)")
+    return problems
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    """Fetch missing jars (unless --check) and report what else is missing."""
+    missing = missing_jars()
+    if args.check:
+        for artifact in missing:
+            print(f"missing jar: {artifact.coordinate}")
+    elif missing:
+        print(f"[setup] resolving {len(missing)} jar(s) into {jars_dir()}")
+        resolve_jars()
+    problems = check_tools()
+    for problem in problems:
+        print(f"[setup] {problem}")
+    if problems or (args.check and missing):
+        return 3
+    print(f"[setup] ready: jars in {jars_dir()}, java {java_major()}, PostgreSQL and MariaDB found")
+    return 0

@@ -1,0 +1,181 @@
+"""The `medallion` command line (DESIGN 3.1). Each subcommand imports only what it needs, so
+`medallion generate` starts in a blink and never loads Spark."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from medallion import __version__
+from medallion.errors import MedallionError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _scenario_args(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
+    parser.add_argument("--scenario", required=True, help="scenario NAME (configs/scenarios/NAME.yaml) or a YAML path")
+    parser.add_argument("--profile", default=None, help="profile overlay defined in the scenario (e.g. small, scaling)")
+    parser.add_argument("--data", required=data_required, type=Path, help="data root: landing/, manifests/, lake/")
+
+
+def _spark_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--master", default=None, help="Spark master URL (default: $MEDALLION_SPARK_MASTER or local[*])")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from generators.cli import run_generate
+
+    return run_generate(args)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from generators.cli import run_schema
+
+    return run_schema(args)
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    from spark_jobs.pipeline import run_from_cli
+
+    return run_from_cli(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from spark_jobs.export import run_from_cli
+
+    return run_from_cli(args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from medallion.verify import run_from_cli
+
+    return run_from_cli(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from medallion.report import run_from_cli
+
+    return run_from_cli(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from medallion.bench import run_from_cli
+
+    return run_from_cli(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from medallion.demo import run_from_cli
+
+    return run_from_cli(args)
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from medallion.bootstrap import run_from_cli
+
+    return run_from_cli(args)
+
+
+def _jars(args: argparse.Namespace) -> int:
+    from medallion.jars import jar_paths
+
+    paths = [str(p) for p in jar_paths()]
+    print(",".join(paths) if args.csv else "\n".join(paths))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser; `medallion <command> --help` documents each command."""
+    parser = argparse.ArgumentParser(
+        prog="medallion",
+        description="Streaming lakehouse: generate -> bronze -> silver -> gold -> PostgreSQL + MySQL, then verify.",
+    )
+    parser.add_argument("--version", action="version", version=f"medallion {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = commands.add_parser("generate", help="write seeded JSON Lines batches and their manifests")
+    _scenario_args(gen)
+    gen.add_argument("--seed", type=int, required=True, help="random seed: same seed, same bytes")
+    span = gen.add_mutually_exclusive_group()
+    span.add_argument("--batches", type=int, help="write N batches, then stop")
+    span.add_argument("--duration", type=float, help="run for SEC real seconds, then report throughput")
+    gen.add_argument("--start", default=None, help="simulated start instant, ISO-8601 (default: the scenario's clock.start)")
+    gen.add_argument("--speed", type=float, default=None, help="simulated seconds per real second; 0 = as fast as possible")
+    gen.add_argument("--serve", default=None, metavar="HOST:PORT", help="serve the HTTP control API while generating")
+    gen.add_argument("--quiet", action="store_true", help="no progress display")
+    gen.set_defaults(handler=_generate)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")
+    schema.add_argument("--scenario", default=None, help="also validate this scenario and report problems")
+    schema.set_defaults(handler=_schema)
+
+    pipe = commands.add_parser("pipeline", help="run the streaming jobs bronze -> silver -> gold")
+    _scenario_args(pipe)
+    mode = pipe.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="process everything landed, then stop (default)")
+    mode.add_argument("--continuous", action="store_true", help="keep running on the scenario's trigger interval")
+    pipe.add_argument("--layers", default="bronze,silver,gold", help="comma-separated subset of bronze,silver,gold")
+    _spark_args(pipe)
+    pipe.set_defaults(handler=_pipeline)
+
+    exp = commands.add_parser("export", help="upsert gold tables into PostgreSQL and/or MySQL, exactly once")
+    _scenario_args(exp)
+    exp.add_argument("--target", choices=("postgres", "mysql", "all"), default="all")
+    _spark_args(exp)
+    exp.set_defaults(handler=_export)
+
+    ver = commands.add_parser("verify", help="reconcile every table against the generator's ledger")
+    _scenario_args(ver)
+    _spark_args(ver)
+    ver.set_defaults(handler=_verify)
+
+    rep = commands.add_parser("report", help="throughput and quality plots as one HTML file")
+    rep.add_argument("--data", required=True, type=Path)
+    rep.add_argument("--out", type=Path, default=None, help="output file (default DATA/report.html)")
+    _spark_args(rep)
+    rep.set_defaults(handler=_report)
+
+    bench = commands.add_parser("bench", help="measure hot paths against baselines in the same run")
+    bench.add_argument("--quick", action="store_true", help="smaller inputs, for CI")
+    bench.add_argument("--only", default=None, help="comma-separated subset of benchmarks")
+    bench.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
+    bench.set_defaults(handler=_bench)
+
+    demo = commands.add_parser("demo", help="everything end to end with embedded defaults")
+    demo.add_argument("--data", type=Path, default=Path("demo-data"), help="data root (default ./demo-data, recreated)")
+    demo.add_argument("--scenario", default="driving")
+    demo.add_argument("--profile", default=None)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--batches", type=int, default=8)
+    _spark_args(demo)
+    demo.set_defaults(handler=_demo)
+
+    setup = commands.add_parser("setup", help="fetch jars and check the database servers (idempotent)")
+    setup.add_argument("--check", action="store_true", help="only report what is missing")
+    setup.set_defaults(handler=_setup)
+
+    jars = commands.add_parser("jars", help="print the jar paths Spark needs (for spark-submit --jars)")
+    jars.add_argument("--csv", action="store_true", help="comma-separated, as --jars wants")
+    jars.set_defaults(handler=_jars)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `medallion` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except MedallionError as exc:
+        print(f"medallion {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"medallion {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Spark structured-streaming jobs: bronze, silver, gold and export, one module each."""

@@ -1,0 +1,81 @@
+"""The one place a SparkSession is built: Delta, the local jars, UTC, small shuffles.
+
+Every job, the CLI, the tests and the notebooks call `build_session`; nothing creates a
+session at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from pyspark.sql import SparkSession
+
+from medallion.jars import jar_paths
+
+DEFAULT_MASTER = "local[*]"
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """What varies between a CLI run, a test run and a cluster run."""
+
+    app_name: str = "medallion"
+    master: str | None = None
+    shuffle_partitions: int = 4
+    ui: bool = False
+    driver_memory: str = "2g"
+    log_level: str = "ERROR"
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def session_config(options: SessionOptions) -> dict[str, str]:
+    """The Spark configuration medallion runs with, as plain strings (also used by the cluster)."""
+    jars = ",".join(str(p) for p in jar_paths())
+    config = {
+        "spark.jars": jars,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.sql.shuffle.partitions": str(options.shuffle_partitions),
+        "spark.default.parallelism": str(max(2, options.shuffle_partitions)),
+        "spark.ui.enabled": str(options.ui).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": options.driver_memory,
+        # Delta rebuilds table state with 50 partitions by default: far too many on a laptop.
+        "spark.databricks.delta.snapshotPartitions": str(max(2, options.shuffle_partitions)),
+        # Small tables, many commits: write fewer, larger files and compact the small ones.
+        "spark.databricks.delta.autoCompact.enabled": "true",
+        "spark.databricks.delta.optimizeWrite.enabled": "true",
+        "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    }
+    config.update(options.extra)
+    return config
+
+
+def resolve_master(master: str | None) -> str:
+    """--master flag, else $MEDALLION_SPARK_MASTER, else local[*] (spark-submit sets its own)."""
+    return master or os.environ.get("MEDALLION_SPARK_MASTER") or DEFAULT_MASTER
+
+
+def build_session(options: SessionOptions | None = None) -> SparkSession:
+    """Create (or reuse) the SparkSession with medallion's configuration.
+
+    Under `spark-submit` the master comes from the command line, so it is only set here when
+    no master was configured already.
+    """
+    options = options or SessionOptions()
+    builder = SparkSession.builder.appName(options.app_name)
+    # spark-submit starts the JVM first and hands the Python driver its gateway port.
+    launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if not launched_by_submit or options.master:
+        builder = builder.master(resolve_master(options.master))
+    for key, value in session_config(options).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(options.log_level)
+    return spark
