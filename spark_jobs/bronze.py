@@ -1,0 +1,94 @@
+"""Bronze: every landed line becomes one Delta row, as read, with its lineage.
+
+`spark-submit spark_jobs/bronze.py --scenario driving --data DIR [--once | --continuous]`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from generators.scenario import Entity
+from spark_jobs import io
+from spark_jobs.config import PipelineConfig
+from spark_jobs.schemas import CORRUPT_RECORD, bronze_schema, read_schema
+
+BATCH_IN_FILE_NAME = r"-b(\d{6})-p\d{2}\.jsonl$"
+
+
+def batch_id_from_path(path: Column) -> Column:
+    """The landing batch id encoded in a file name (`...-b000007-p00.jsonl` -> 7)."""
+    return F.regexp_extract(path, BATCH_IN_FILE_NAME, 1).cast("long")
+
+
+def with_lineage(df: DataFrame) -> DataFrame:
+    """Adds `_batch_id` (from the file name) and `_ingested_at`; keeps the raw line as `_raw`."""
+    return (
+        df.withColumnRenamed("value", "_raw")
+        .withColumn("_batch_id", batch_id_from_path(F.col("_source_file")))
+        .withColumn("_ingested_at", F.current_timestamp())
+    )
+
+
+def with_parsed_record(entity: Entity) -> Callable[[DataFrame], DataFrame]:
+    """Parses `_raw` with the entity's explicit schema, PERMISSIVE, keeping `_corrupt_record`.
+
+    This is bronze's "as read" view; silver classifies the raw line itself, because Spark's
+    reader accepts trailing garbage and can't tell a wrong type from broken JSON (DESIGN 7).
+    """
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD}
+
+    def transform(df: DataFrame) -> DataFrame:
+        parsed = F.from_json(F.col("_raw"), read_schema(entity), options)
+        return df.withColumn("_record", parsed).select("*", "_record.*").drop("_record")
+
+    return transform
+
+
+def to_bronze(entity: Entity) -> Callable[[DataFrame], DataFrame]:
+    """The full bronze transform of landing lines, ending in the bronze schema's select."""
+    columns = [field.name for field in bronze_schema(entity).fields]
+
+    def transform(df: DataFrame) -> DataFrame:
+        return df.transform(with_lineage).transform(with_parsed_record(entity)).select(*columns)
+
+    return transform
+
+
+def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> StreamingQuery:
+    """Start the bronze stream of one entity."""
+    entity = cfg.scenario.entities[entity_name]
+    lines = io.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity))
+    return io.start_delta_sink(
+        lines,
+        cfg,
+        name=f"bronze_{entity_name}",
+        path=cfg.table("bronze", entity_name),
+        checkpoint=cfg.checkpoint("bronze", entity_name),
+    )
+
+
+def run(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery | None:
+    """Promote the landing zone of every entity to bronze.
+
+    With `--once` this waits until every landed file is in bronze and returns None; with
+    `--continuous` it returns the last started query (all of them are in `spark.streams`).
+    """
+    from spark_jobs.lifecycle import run_queries
+
+    starters = [lambda name=name: start(spark, cfg, name) for name in cfg.scenario.processing_order]
+    return run_queries(spark, cfg, [starters])
+
+
+def main() -> None:
+    """spark-submit entry point."""
+    from spark_jobs.lifecycle import job_main
+
+    job_main("bronze", run)
+
+
+if __name__ == "__main__":
+    main()

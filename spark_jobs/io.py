@@ -1,0 +1,121 @@
+"""Reading and writing for the jobs: landing file streams, Delta streams and idempotent writes.
+
+Transforms live in the job modules; this module is the only one that touches storage.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+from pyspark.sql.types import StructType
+
+from spark_jobs.config import PipelineConfig
+
+BatchFunction = Callable[[DataFrame, int], None]
+
+
+def read_landing_stream(spark: SparkSession, cfg: PipelineConfig, entity: str) -> DataFrame:
+    """Every landed line of an entity as one row: `value` (raw bytes kept) + `_source_file`.
+
+    The text source in line mode keeps invalid UTF-8 bytes as they are (splitting a whole file
+    in Spark would replace them), and it skips `.`-prefixed temporary names.
+    """
+    landing = cfg.data.landing_dir(entity)
+    landing.mkdir(parents=True, exist_ok=True)
+    return (
+        spark.readStream.format("text")
+        .option("pathGlobFilter", "*.jsonl")
+        .option("maxFilesPerTrigger", cfg.scenario.pipeline.max_files_per_trigger)
+        .load(str(landing))
+        .select(F.col("value"), F.col("_metadata.file_path").alias("_source_file"))
+    )
+
+
+def read_delta_stream(spark: SparkSession, path: str) -> DataFrame:
+    """A Delta table as a stream of its appended rows (compaction commits are skipped)."""
+    return spark.readStream.format("delta").load(path)
+
+
+def read_delta(spark: SparkSession, path: str) -> DataFrame | None:
+    """A Delta table's current snapshot, or None when it does not exist yet."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    return spark.read.format("delta").load(path)
+
+
+def ensure_table(
+    spark: SparkSession,
+    path: str,
+    schema: StructType,
+    properties: dict[str, str] | None = None,
+) -> DeltaTable:
+    """Create an empty Delta table with this schema (and properties) unless it exists."""
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+    for key, value in (properties or {}).items():
+        builder = builder.property(key, value)
+    return builder.execute()
+
+
+def app_id(checkpoint: str) -> str:
+    """A stable id per checkpoint for Delta's idempotent writes (txnAppId).
+
+    Stored beside the checkpoint, so a restart reuses it and a fresh checkpoint gets a new one
+    (reusing an id with a new checkpoint would make Delta skip its writes silently).
+    """
+    folder = Path(checkpoint)
+    folder.mkdir(parents=True, exist_ok=True)
+    id_file = folder / "_medallion_app_id"
+    if not id_file.exists():
+        tmp = folder / f".app_id.{uuid.uuid4().hex}"
+        tmp.write_text(uuid.uuid4().hex)
+        tmp.replace(id_file)
+    return id_file.read_text().strip()
+
+
+def append_idempotent(df: DataFrame, path: str, txn_app_id: str, txn_version: int) -> None:
+    """Append once per (app id, version): a replayed micro-batch's second write is skipped."""
+    (
+        df.write.format("delta")
+        .mode("append")
+        .option("txnAppId", txn_app_id)
+        .option("txnVersion", txn_version)
+        .option("mergeSchema", "false")
+        .save(path)
+    )
+
+
+def with_trigger(writer: DataStreamWriter, cfg: PipelineConfig) -> DataStreamWriter:
+    """availableNow in `--once` mode, else the scenario's processing-time trigger."""
+    if cfg.once:
+        return writer.trigger(availableNow=True)
+    seconds = cfg.scenario.pipeline.trigger_interval.total_seconds()
+    return writer.trigger(processingTime=f"{seconds:g} seconds")
+
+
+def start_batches(
+    df: DataFrame,
+    cfg: PipelineConfig,
+    name: str,
+    checkpoint: str,
+    function: BatchFunction,
+) -> StreamingQuery:
+    """Run `function(batch_df, batch_id)` for each micro-batch (at least once per batch id)."""
+    writer = df.writeStream.queryName(name).option("checkpointLocation", checkpoint)
+    return with_trigger(writer, cfg).foreachBatch(function).start()
+
+
+def start_delta_sink(df: DataFrame, cfg: PipelineConfig, name: str, path: str, checkpoint: str) -> StreamingQuery:
+    """Append a stream to a Delta table; the Delta sink itself is exactly-once per batch id."""
+    writer = (
+        df.writeStream.queryName(name)
+        .format("delta")
+        .outputMode("append")
+        .option("checkpointLocation", checkpoint)
+    )
+    return with_trigger(writer, cfg).start(path)

@@ -1,0 +1,169 @@
+"""Running streaming queries: stages, graceful SIGTERM, one process per checkpoint, job mains.
+
+A stage is a list of queries that may run side by side (e.g. bronze of every entity); stages
+run one after the other in `--once` mode so dimensions reach silver before the facts that
+reference them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from medallion.errors import MedallionError, PipelineError
+from medallion.layout import DataRoot
+from spark_jobs.config import PipelineConfig, add_job_arguments, config_from_args
+from spark_jobs.session import SessionOptions, build_session
+
+Starter = Callable[[], StreamingQuery]
+
+
+class GracefulStop:
+    """SIGTERM/SIGINT set a flag; running queries finish the micro-batch in hand, then stop."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def install(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._handle)
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        print(f"[pipeline] {signal.Signals(signum).name}: finishing the micro-batch in hand, then stopping", flush=True)
+        self.requested.set()
+
+
+STOP = GracefulStop()
+
+
+class CheckpointLock:
+    """An exclusive lock on a data root's checkpoints: a second pipeline copy fails clearly.
+
+    Spark only notices concurrent runs of one checkpoint inside one JVM; two processes on one
+    checkpoint would corrupt each other, and Delta on a local disk allows one writer per table.
+    """
+
+    def __init__(self, data: DataRoot) -> None:
+        self.path = data.lake / "_checkpoints" / ".lock"
+        self._handle: IO[str] | None = None
+
+    def __enter__(self) -> CheckpointLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise PipelineError(
+                f"another medallion pipeline (pid {holder}) is running on {self.path.parent}; "
+                "stop it first, or give this run another --data root"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def stop_after_current_batch(queries: Sequence[StreamingQuery], timeout: float = 600.0) -> None:
+    """Let each query finish its active trigger, then stop it."""
+    deadline = time.monotonic() + timeout
+    for query in queries:
+        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if query.isActive:
+            query.stop()
+
+
+def await_queries(
+    queries: Sequence[StreamingQuery],
+    stop: GracefulStop = STOP,
+    on_tick: Callable[[], None] | None = None,
+) -> None:
+    """Wait for every query to end (availableNow) or for a stop request; raise on failure.
+
+    `on_tick` runs about every half second on the main thread (e.g. to flush metrics).
+    """
+    try:
+        while any(q.isActive for q in queries):
+            for query in queries:
+                if query.isActive:
+                    query.awaitTermination(0.5)
+            if on_tick is not None:
+                on_tick()
+            if stop.requested.is_set():
+                stop_after_current_batch(queries)
+                break
+    except StreamingQueryException as exc:
+        for query in queries:
+            if query.isActive:
+                query.stop()
+        raise PipelineError(f"streaming query failed: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def run_queries(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    stages: Sequence[Sequence[Starter]],
+    stop: GracefulStop = STOP,
+) -> StreamingQuery | None:
+    """Run stages in order (`--once`), or start them all and return the last (`--continuous`)."""
+    if not cfg.once:
+        started = [starter() for stage in stages for starter in stage]
+        return started[-1] if started else None
+    for stage in stages:
+        if stop.requested.is_set():
+            break
+        await_queries([starter() for starter in stage], stop)
+    return None
+
+
+def job_main(job: str, run: Callable[[SparkSession, PipelineConfig], StreamingQuery | None]) -> None:
+    """`main()` of a job module under spark-submit: parse, load config, build session, run."""
+    parser = argparse.ArgumentParser(prog=f"spark_jobs/{job}.py", description=f"medallion {job} job")
+    add_job_arguments(parser)
+    args = parser.parse_args()
+    try:
+        cfg = config_from_args(args)
+        spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=cfg.master))
+        STOP.install()
+        with CheckpointLock(cfg.data):
+            run(spark, cfg)
+            if not cfg.once:
+                await_queries(list(spark.streams.active))
+    except MedallionError as exc:
+        print(f"medallion {job}: error: {exc}", flush=True)
+        raise SystemExit(exc.exit_code) from None
+
+
+def checkpoint_exists(path: str) -> bool:
+    """Whether a streaming checkpoint has already committed something."""
+    return (Path(path) / "commits").is_dir()

@@ -1,0 +1,114 @@
+"""`medallion pipeline`: bronze -> silver -> gold in one Spark application.
+
+`--once` runs the layers in order, each until everything landed so far is processed
+(dimensions reach silver before facts, so the final tables don't depend on timing), then stops.
+`--continuous` starts every query on the scenario's processing-time trigger and runs until
+SIGTERM/SIGINT, which lets each query finish the micro-batch in hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+
+from pyspark.sql import SparkSession
+
+from generators.scenario import load_scenario
+from medallion.errors import ConfigError, QualityAlert
+from medallion.layout import DataRoot
+from spark_jobs import bronze, gold, silver
+from spark_jobs.config import ALL_LAYERS, PipelineConfig
+from spark_jobs.lifecycle import STOP, CheckpointLock, GracefulStop, await_queries
+from spark_jobs.metrics import MetricsRecorder
+from spark_jobs.session import SessionOptions, build_session
+
+
+@dataclass
+class PipelineResult:
+    """What a `--once` run did: seconds per layer and the quality alerts raised."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    alerts: list[tuple[str, int, float]] = field(default_factory=list)
+
+
+def parse_layers(text: str) -> tuple[str, ...]:
+    """`bronze,silver` -> ('bronze', 'silver') in pipeline order; ConfigError on unknown names."""
+    wanted = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [w for w in wanted if w not in ALL_LAYERS]
+    if unknown or not wanted:
+        raise ConfigError("--layers", [f"unknown layer(s) {unknown or text!r}; use a subset of {','.join(ALL_LAYERS)}"])
+    return tuple(layer for layer in ALL_LAYERS if layer in wanted)
+
+
+def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP) -> PipelineResult:
+    """Run the configured layers; in `--once` mode return timings, else block until stopped."""
+    recorder = MetricsRecorder()
+    spark.streams.addListener(recorder)
+    alerts = silver.QualityAlerts(cfg.scenario.pipeline.quality_threshold)
+    result = PipelineResult()
+    try:
+        if cfg.once:
+            for layer in cfg.layers:
+                if stop.requested.is_set():
+                    break
+                started = time.perf_counter()
+                if layer == "bronze":
+                    bronze.run(spark, cfg)
+                elif layer == "silver":
+                    silver.run(spark, cfg, alerts)
+                else:
+                    gold.run(spark, cfg)
+                result.seconds[layer] = time.perf_counter() - started
+                recorder.flush(spark, cfg)
+        else:
+            if "bronze" in cfg.layers:
+                bronze.run(spark, cfg)
+            if "silver" in cfg.layers:
+                silver.run(spark, cfg, alerts)
+            if "gold" in cfg.layers:
+                gold.run(spark, cfg)
+            _await_continuous(spark, cfg, recorder, stop)
+    finally:
+        recorder.flush(spark, cfg)
+        spark.streams.removeListener(recorder)
+    result.alerts = list(alerts.breaches)
+    return result
+
+
+def _await_continuous(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder, stop: GracefulStop) -> None:
+    last_flush = [time.monotonic()]
+
+    def flush_now_and_then() -> None:
+        if time.monotonic() - last_flush[0] > 30:
+            recorder.flush(spark, cfg)
+            last_flush[0] = time.monotonic()
+
+    await_queries(list(spark.streams.active), stop, on_tick=flush_now_and_then)
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    """`medallion pipeline ...`"""
+    scenario = load_scenario(args.scenario, profile=args.profile)
+    cfg = PipelineConfig(
+        scenario=scenario,
+        data=DataRoot(args.data),
+        once=not args.continuous,
+        layers=parse_layers(args.layers),
+        master=args.master,
+    )
+    spark = build_session(SessionOptions(app_name="medallion-pipeline", master=cfg.master))
+    STOP.install()
+    with CheckpointLock(cfg.data):
+        result = run(spark, cfg)
+    if cfg.once:
+        timings = ", ".join(f"{layer} {seconds:.1f}s" for layer, seconds in result.seconds.items())
+        print(f"[pipeline] done: {timings}", flush=True)
+    if result.alerts and cfg.once:
+        worst = min(result.alerts, key=lambda a: a[2])
+        raise QualityAlert(
+            f"{len(result.alerts)} batch(es) scored below the quality threshold "
+            f"{scenario.pipeline.quality_threshold}; worst: {worst[0]} batch {worst[1]} at {worst[2]:.4f}. "
+            "See lake/quality (rule = '_batch') and the quarantine tables."
+        )
+    return 0

@@ -1,0 +1,315 @@
+"""Silver's rules: derived from the scenario schema, plus its declared SQL expectations.
+
+`rules_for(entity)` is the catalogue (pure Python: names, the defect kind each catches, the
+action). The column builders classify each raw line strictly from its JSON, because Spark's
+own reader accepts trailing garbage and folds wrong types into `_corrupt_record` (DESIGN 7):
+
+- `malformed_json`: invalid UTF-8, not parseable, trailing content after the object, or not
+  an object;
+- `<field>_required`: a required field absent or null;
+- `<field>_type`: a value that cannot be converted to the field's type (e.g. "n/a" for a
+  number, an object for a string);
+- `schema_drift`: a value in another JSON type that *would* convert ("12.5" for a double, a
+  number for a string, epoch seconds for a timestamp) - a producer changed its schema, so we
+  quarantine instead of casting silently - or a renamed field (a declared field absent while
+  an undeclared one is present);
+- `<field>_range` / `<field>_enum`: outside the declared range or categories;
+- `<field>_fk`: a reference to a key the referenced dimension's silver table does not hold;
+- each expectation by its own name, with its own action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from generators.scenario import Entity, FieldSpec
+
+QUARANTINE, DROP, WARN, FAIL = "quarantine", "drop", "warn", "fail"
+INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+# Strings, escapes included, then innermost {...} / [...] groups, reduce to "X"; a line that is
+# exactly one JSON object reduces to a single "X". Deeper nesting than this counts as malformed.
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+_INNERMOST_GROUP = r"\{[^{}\[\]]*\}|\[[^{}\[\]]*\]"
+MAX_NESTING = 6
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One silver rule: `kind` is the ledger defect kind it catches (or `expectation`)."""
+
+    name: str
+    kind: str
+    action: str = QUARANTINE
+    field: str | None = None
+    sql: str | None = None
+    references: str | None = None
+
+    @property
+    def schema_derived(self) -> bool:
+        return self.sql is None
+
+
+def rules_for(entity: Entity) -> list[Rule]:
+    """Every rule of an entity, in the order reasons are listed."""
+    rules = [Rule("malformed_json", "malformed_json")]
+    required = set(entity.required_fields)
+    for name in entity.fields:
+        if name in required:
+            rules.append(Rule(f"{name}_required", "null_required", field=name))
+        rules.append(Rule(f"{name}_type", "wrong_type", field=name))
+    rules.append(Rule("schema_drift", "schema_drift"))
+    for name, spec in entity.fields.items():
+        if spec.range is not None:
+            rules.append(Rule(f"{name}_range", "out_of_range", field=name))
+        if spec.enum is not None:
+            rules.append(Rule(f"{name}_enum", "out_of_range", field=name))
+        if spec.references is not None:
+            rules.append(Rule(f"{name}_fk", "orphan_fk", field=name, references=spec.references))
+    for expectation in entity.expectations:
+        rules.append(Rule(expectation.name, "expectation", expectation.action, sql=expectation.sql))
+    names = [rule.name for rule in rules]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        from medallion.errors import ConfigError
+
+        raise ConfigError("expectations", [f"rule name(s) {sorted(duplicates)} clash with derived rules; rename them"])
+    return rules
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def _single_object(raw: Column) -> Column:
+    reduced = F.regexp_replace(raw, _JSON_STRING, '""')
+    for _ in range(MAX_NESTING):
+        reduced = F.regexp_replace(reduced, _INNERMOST_GROUP, "X")
+    return (F.trim(reduced) == F.lit("X")) & F.ltrim(raw).startswith("{")
+
+
+def with_parsed_json(df: DataFrame) -> DataFrame:
+    """Adds `_v` (VARIANT of the raw line, null when malformed), `_malformed`, `_keys`."""
+    raw = F.col("_raw")
+    well_formed = (
+        raw.isNotNull()
+        & F.is_valid_utf8(raw)
+        & F.expr("try_parse_json(_raw)").isNotNull()
+        & _single_object(raw)
+    )
+    return (
+        df.withColumn("_malformed", ~F.coalesce(well_formed, F.lit(False)))
+        .withColumn("_v", F.when(~F.col("_malformed"), F.expr("try_parse_json(_raw)")))
+        .withColumn("_keys", F.when(~F.col("_malformed"), F.json_object_keys(raw)))
+    )
+
+
+# --- per-field checks ---------------------------------------------------------------------
+
+
+def _jtype(name: str) -> Column:
+    return F.col(f"_j_{name}")
+
+
+def _classify_value(spec: FieldSpec, jf: Column, jtype: Column) -> tuple[Column, Column, Column]:
+    """(typed value, ok, convertible-but-other-JSON-type) for one field's VARIANT value."""
+    as_string = F.try_variant_get(jf, "$", "string")
+    is_string = jtype == F.lit("STRING")
+    numeric = jtype.isin(*INTEGRAL) | jtype.startswith("DECIMAL") | jtype.isin("DOUBLE", "FLOAT")
+    kind = spec.type
+    if kind == "string":
+        return F.when(is_string, as_string), is_string, numeric | (jtype == "BOOLEAN")
+    if kind in ("int", "long"):
+        target = "int" if kind == "int" else "bigint"
+        value = F.try_variant_get(jf, "$", target)
+        integral = jtype.isin(*INTEGRAL) | jtype.rlike(r"^DECIMAL\(\d+,0\)$")
+        ok = integral & value.isNotNull()
+        return F.when(ok, value), ok, is_string & as_string.try_cast(target).isNotNull()
+    if kind == "double":
+        value = F.try_variant_get(jf, "$", "double")
+        ok = numeric & value.isNotNull()
+        return F.when(ok, value), ok, is_string & as_string.try_cast("double").isNotNull()
+    if kind == "boolean":
+        ok = jtype == F.lit("BOOLEAN")
+        drift = is_string & F.lower(as_string).isin("true", "false")
+        return F.when(ok, F.try_variant_get(jf, "$", "boolean")), ok, drift
+    if kind in ("timestamp", "date"):
+        parsed = as_string.try_cast(kind)
+        ok = is_string & parsed.isNotNull()
+        return F.when(ok, parsed), ok, numeric
+    raise ValueError(f"unsupported field type {kind!r}")
+
+
+def with_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
+    """Adds each field as its typed value plus the check columns the rules read.
+
+    Check columns per field `f`: `_present_f` (key in the object), `_null_f` (JSON null),
+    `_wrong_f` (value not convertible), `_drift_f` (convertible value of another JSON type).
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        # Step 1: the VARIANT value and its JSON type, once per field.
+        first = [F.col(c) for c in df.columns]
+        for name in entity.fields:
+            jf = F.expr(f"variant_get(_v, '$.{name}')")  # name is an allowlisted identifier
+            first += [jf.alias(f"_jf_{name}"), F.schema_of_variant(jf).alias(f"_j_{name}")]
+        staged = df.select(*first)
+        # Step 2: typed values and checks.
+        out = [F.col(c) for c in df.columns]
+        for name, spec in entity.fields.items():
+            jf, jtype = F.col(f"_jf_{name}"), _jtype(name)
+            present = jf.isNotNull()
+            is_null = present & (jtype == F.lit("VOID"))
+            has_value = present & ~is_null
+            value, ok, drift = _classify_value(spec, jf, jtype)
+            out += [
+                value.cast(spec_type(spec)).alias(name),
+                present.alias(f"_present_{name}"),
+                is_null.alias(f"_null_{name}"),
+                (has_value & ~ok & ~drift).alias(f"_wrong_{name}"),
+                (has_value & ~ok & drift).alias(f"_drift_{name}"),
+            ]
+        return staged.select(*out)
+
+    return transform
+
+
+def spec_type(spec: FieldSpec) -> str:
+    """The Spark SQL type name of a field."""
+    return {"string": "string", "int": "int", "long": "bigint", "double": "double",
+            "boolean": "boolean", "timestamp": "timestamp", "date": "date"}[spec.type]
+
+
+def with_foreign_key_checks(entity: Entity, dimension_keys: dict[str, DataFrame | None]) -> Callable[[DataFrame], DataFrame]:
+    """Adds `_orphan_f` for each reference field: true when the key is unknown to the dimension.
+
+    `dimension_keys[entity]` holds the referenced keys (one column named `_ref_key`), or None
+    when that dimension has no silver table yet (then every reference is an orphan).
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        for name, spec in entity.fields.items():
+            if spec.references is None:
+                continue
+            keys = dimension_keys.get(spec.references)
+            if keys is None:
+                df = df.withColumn(f"_orphan_{name}", F.col(name).isNotNull())
+                continue
+            alias = f"_ref_{name}"
+            lookup = F.broadcast(keys.select(F.col("_ref_key").alias(alias)).distinct())
+            df = (
+                df.join(lookup, df[name] == F.col(alias), "left")
+                .withColumn(f"_orphan_{name}", F.col(name).isNotNull() & F.col(alias).isNull())
+                .drop(alias)
+            )
+        return df
+
+    return transform
+
+
+# --- rule results -------------------------------------------------------------------------
+
+
+def rule_condition(rule: Rule, entity: Entity) -> Column:
+    """True when a row breaks a schema-derived rule (check columns must exist)."""
+    not_malformed = ~F.col("_malformed")
+    if rule.kind == "malformed_json":
+        return F.col("_malformed")
+    field = rule.field
+    if rule.kind == "null_required":
+        return not_malformed & (~F.col(f"_present_{field}") | F.col(f"_null_{field}"))
+    if rule.kind == "wrong_type":
+        return not_malformed & F.col(f"_wrong_{field}")
+    if rule.kind == "schema_drift":
+        retyped = [F.col(f"_drift_{name}") for name in entity.fields]
+        absent = [~F.col(f"_present_{name}") for name in entity.fields]
+        unknown = F.size(F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in entity.fields]))) > 0
+        renamed = unknown & _any(absent)
+        return not_malformed & (_any(retyped) | renamed)
+    if rule.kind == "out_of_range" and rule.name.endswith("_range"):
+        low, high = entity.fields[field].range  # type: ignore[index, misc]
+        value = F.col(field)
+        return not_malformed & value.isNotNull() & ((value < F.lit(low)) | (value > F.lit(high)))
+    if rule.kind == "out_of_range":
+        allowed = entity.fields[field].enum or []  # type: ignore[index]
+        value = F.col(field)
+        return not_malformed & value.isNotNull() & ~value.isin(*allowed)
+    if rule.kind == "orphan_fk":
+        return not_malformed & F.col(f"_orphan_{field}")
+    raise ValueError(f"no condition for rule {rule.name}")
+
+
+def _any(columns: list[Column]) -> Column:
+    result = F.lit(False)
+    for column in columns:
+        result = result | F.coalesce(column, F.lit(False))
+    return result
+
+
+def _names_where(pairs: list[tuple[str, Column]]) -> Column:
+    if not pairs:
+        return F.array().cast("array<string>")
+    return F.filter(F.array(*[F.when(cond, F.lit(name)) for name, cond in pairs]), lambda x: x.isNotNull())
+
+
+def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame], DataFrame]:
+    """Adds `_reasons` (every rule the row breaks, in catalogue order), `_kinds` and `_action`.
+
+    Expectations are only evaluated on rows that pass every schema rule (their typed values
+    are meaningful only then). `_action` is quarantine, drop or valid; `_fail` marks rows that
+    broke an expectation whose action is `fail`.
+    """
+    schema_rules = [r for r in rules if r.schema_derived]
+    expectations = [r for r in rules if not r.schema_derived]
+    kind_of = {r.name: r.kind for r in rules}
+
+    def transform(df: DataFrame) -> DataFrame:
+        df = df.withColumn(
+            "_schema_reasons",
+            _names_where([(r.name, F.coalesce(rule_condition(r, entity), F.lit(False))) for r in schema_rules]),
+        )
+        schema_ok = F.size("_schema_reasons") == 0
+        expectation_pairs = [
+            (r.name, schema_ok & ~F.coalesce(F.expr(r.sql or "true"), F.lit(False))) for r in expectations
+        ]
+        df = df.withColumn("_reasons", F.concat(F.col("_schema_reasons"), _names_where(expectation_pairs)))
+        kinds = F.transform(F.col("_reasons"), lambda r: _lookup(kind_of, r))
+        quarantine = [r.name for r in rules if r.action == QUARANTINE]
+        drop = [r.name for r in rules if r.action == DROP]
+        fail = [r.name for r in rules if r.action == FAIL]
+        return (
+            df.withColumn("_kinds", F.array_distinct(kinds))
+            .withColumn(
+                "_action",
+                F.when(_overlaps("_reasons", quarantine), F.lit(QUARANTINE))
+                .when(_overlaps("_reasons", drop), F.lit(DROP))
+                .otherwise(F.lit("valid")),
+            )
+            .withColumn("_fail", _overlaps("_reasons", fail))
+            .drop("_schema_reasons")
+        )
+
+    return transform
+
+
+def _overlaps(column: str, names: list[str]) -> Column:
+    if not names:
+        return F.lit(False)
+    return F.arrays_overlap(F.col(column), F.array(*[F.lit(n) for n in names]))
+
+
+def _lookup(mapping: dict[str, str], key: Column) -> Column:
+    expr = None
+    for name, value in mapping.items():
+        expr = F.when(key == name, F.lit(value)) if expr is None else expr.when(key == name, F.lit(value))
+    return expr.otherwise(F.lit("unknown")) if expr is not None else F.lit("unknown")
+
+
+def key_of_raw(entity: Entity) -> Column:
+    """The record's key as a string where the line still has one (also for malformed lines)."""
+    parsed = F.try_variant_get(F.col("_v"), f"$.{entity.key}", "string")
+    pattern = rf'"{entity.key}"\s*:\s*"?([^",}}]*)'
+    scraped = F.regexp_extract(F.col("_raw"), pattern, 1)
+    return F.coalesce(parsed, F.when(scraped != "", scraped))

@@ -1,0 +1,120 @@
+"""Spark schemas of every table, derived from the scenario (each layer ends in a select of these)."""
+
+from __future__ import annotations
+
+from pyspark.sql.types import (
+    ArrayType,
+    BooleanType,
+    DataType,
+    DateType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from generators.scenario import Entity
+
+SPARK_TYPES: dict[str, DataType] = {
+    "string": StringType(),
+    "int": IntegerType(),
+    "long": LongType(),
+    "double": DoubleType(),
+    "boolean": BooleanType(),
+    "timestamp": TimestampType(),
+    "date": DateType(),
+}
+
+CORRUPT_RECORD = "_corrupt_record"
+BRONZE_LINEAGE = StructType(
+    [
+        StructField("_raw", StringType(), True),
+        StructField("_source_file", StringType(), False),
+        StructField("_batch_id", LongType(), True),
+        StructField("_ingested_at", TimestampType(), False),
+    ]
+)
+SILVER_LINEAGE = StructType(
+    [
+        StructField("_batch_id", LongType(), True),
+        StructField("_source_file", StringType(), False),
+    ]
+)
+
+
+def spark_type(field_type: str) -> DataType:
+    """The Spark type of a scenario field type."""
+    return SPARK_TYPES[field_type]
+
+
+def entity_schema(entity: Entity) -> StructType:
+    """The scenario's schema of an entity, as Spark types, in declaration order."""
+    return StructType([StructField(name, spark_type(spec.type), True) for name, spec in entity.fields.items()])
+
+
+def read_schema(entity: Entity) -> StructType:
+    """The explicit schema bronze parses with, plus `_corrupt_record`."""
+    return StructType([*entity_schema(entity).fields, StructField(CORRUPT_RECORD, StringType(), True)])
+
+
+def bronze_schema(entity: Entity) -> StructType:
+    """Bronze: every line as read (fields + `_corrupt_record`) + the raw line + lineage."""
+    return StructType([*read_schema(entity).fields, *BRONZE_LINEAGE.fields])
+
+
+def silver_schema(entity: Entity) -> StructType:
+    """Silver: the scenario's schema, typed, then lineage (`_batch_id`, `_source_file`)."""
+    return StructType([*entity_schema(entity).fields, *SILVER_LINEAGE.fields])
+
+
+QUARANTINE_SCHEMA = StructType(
+    [
+        StructField("_key", StringType(), True),
+        StructField("_reasons", ArrayType(StringType(), False), False),
+        StructField("_kinds", ArrayType(StringType(), False), False),
+        StructField("_raw", StringType(), True),
+        StructField("_source_file", StringType(), False),
+        StructField("_batch_id", LongType(), True),
+        StructField("_ingested_at", TimestampType(), True),
+    ]
+)
+
+QUALITY_SCHEMA = StructType(
+    [
+        StructField("entity", StringType(), False),
+        StructField("batch_id", LongType(), True),
+        StructField("micro_batch_id", LongType(), False),
+        StructField("rule", StringType(), False),
+        StructField("kind", StringType(), False),
+        StructField("action", StringType(), False),
+        StructField("checked", LongType(), False),
+        StructField("passed", LongType(), False),
+        StructField("failed", LongType(), False),
+        # Filled on the `_batch` summary row of each (entity, batch, micro-batch) only.
+        StructField("bronze_rows", LongType(), True),
+        StructField("silver_rows", LongType(), True),
+        StructField("quarantine_rows", LongType(), True),
+        StructField("duplicate_rows", LongType(), True),
+        StructField("dropped_rows", LongType(), True),
+        StructField("score", DoubleType(), True),
+        StructField("recorded_at", TimestampType(), False),
+    ]
+)
+
+METRICS_SCHEMA = StructType(
+    [
+        StructField("query", StringType(), False),
+        StructField("run_id", StringType(), False),
+        StructField("batch_id", LongType(), False),
+        StructField("timestamp", TimestampType(), False),
+        StructField("num_input_rows", LongType(), False),
+        StructField("input_rows_per_second", DoubleType(), True),
+        StructField("processed_rows_per_second", DoubleType(), True),
+        StructField("trigger_ms", LongType(), True),
+        StructField("add_batch_ms", LongType(), True),
+        StructField("latest_offset_ms", LongType(), True),
+    ]
+)

@@ -1,0 +1,289 @@
+"""Silver: typed, valid, unique by key across all batches; rejected lines go to quarantine.
+
+`spark-submit spark_jobs/silver.py --scenario driving --data DIR [--once | --continuous]`
+
+Per micro-batch of bronze rows (foreachBatch, so at least once):
+1. classify every line with the scenario's rules (spark_jobs/rules.py);
+2. quarantine: every line with a quarantine-action reason, with `_reasons` and the raw line;
+3. dedupe valid rows by key: within the micro-batch (first by landing batch, then file) and
+   against silver. A key already in silver *from the same landing file* is this batch's own
+   earlier write (a replay after a crash), not a duplicate - so counts survive replays;
+4. append the new rows to silver, and the per-rule counts to the quality table.
+Every write is idempotent per (checkpoint app id, micro-batch id) via Delta's txnAppId/txnVersion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from generators.scenario import Entity
+from medallion.errors import PipelineError
+from spark_jobs import io
+from spark_jobs.config import PipelineConfig
+from spark_jobs.rules import (
+    DROP,
+    QUARANTINE,
+    Rule,
+    key_of_raw,
+    rules_for,
+    with_foreign_key_checks,
+    with_parsed_json,
+    with_rule_results,
+    with_typed_fields,
+)
+from spark_jobs.schemas import QUALITY_SCHEMA, QUARANTINE_SCHEMA, silver_schema
+
+NEW, REPLAY, DUPLICATE = "new", "replay", "duplicate"
+
+
+@dataclass
+class QualityAlerts:
+    """Batches whose quality score fell below the threshold during this process's run."""
+
+    threshold: float
+    breaches: list[tuple[str, int, float]] = field(default_factory=list)
+
+    def check(self, entity: str, batch_id: int, score: float) -> None:
+        if score < self.threshold:
+            self.breaches.append((entity, batch_id, score))
+            print(
+                f"[quality] ALERT {entity} batch {batch_id}: score {score:.4f} < threshold {self.threshold:.4f}",
+                flush=True,
+            )
+
+
+def classify(entity: Entity, dimension_keys: dict[str, DataFrame | None]) -> Callable[[DataFrame], DataFrame]:
+    """Bronze rows -> rows with typed fields, `_reasons`, `_kinds`, `_action` and `_key`."""
+    rules = rules_for(entity)
+
+    def transform(df: DataFrame) -> DataFrame:
+        # Silver reads the raw line itself; bronze's "as read" columns are not trusted here.
+        lines = df.select("_raw", "_source_file", "_batch_id", "_ingested_at")
+        return (
+            lines.transform(with_parsed_json)
+            .transform(with_typed_fields(entity))
+            .transform(with_foreign_key_checks(entity, dimension_keys))
+            .transform(with_rule_results(rules, entity))
+            .withColumn("_key", key_of_raw(entity))
+        )
+
+    return transform
+
+
+def with_dedupe_status(entity: Entity, existing: DataFrame | None) -> Callable[[DataFrame], DataFrame]:
+    """Adds `_status` to valid rows: new, replay (already written by this landing file) or duplicate."""
+    key = entity.key
+
+    def transform(df: DataFrame) -> DataFrame:
+        valid = F.col("_action") == "valid"
+        order = Window.partitionBy(F.col(key), valid).orderBy(F.col("_batch_id"), F.col("_source_file"))
+        ranked = df.withColumn("_rank", F.when(valid, F.row_number().over(order)))
+        if existing is None:
+            seen = ranked.withColumn("_seen_batch", F.lit(None).cast("long")).withColumn(
+                "_seen_file", F.lit(None).cast("string")
+            ).withColumn("_seen", F.lit(False))
+        else:
+            previous = existing.select(
+                F.col(key).alias("_seen_key"),
+                F.col("_batch_id").alias("_seen_batch"),
+                F.col("_source_file").alias("_seen_file"),
+            )
+            seen = ranked.join(previous, ranked[key] == F.col("_seen_key"), "left").withColumn(
+                "_seen", F.col("_seen_key").isNotNull()
+            ).drop("_seen_key")
+        same_file = F.col("_seen_batch").eqNullSafe(F.col("_batch_id")) & F.col("_seen_file").eqNullSafe(
+            F.col("_source_file")
+        )
+        status = (
+            F.when(~valid, F.lit(None))
+            .when(F.col("_rank") > 1, F.lit(DUPLICATE))
+            .when(~F.col("_seen"), F.lit(NEW))
+            .when(same_file, F.lit(REPLAY))
+            .otherwise(F.lit(DUPLICATE))
+        )
+        return seen.withColumn("_status", status).drop("_rank", "_seen", "_seen_batch", "_seen_file")
+
+    return transform
+
+
+def to_silver(entity: Entity) -> Callable[[DataFrame], DataFrame]:
+    """Valid new rows in silver's schema."""
+    columns = [f.name for f in silver_schema(entity).fields]
+    return lambda df: df.where(F.col("_status") == NEW).select(*columns)
+
+
+def to_quarantine(df: DataFrame) -> DataFrame:
+    """Rejected rows in quarantine's schema."""
+    return df.where(F.col("_action") == QUARANTINE).select(*[f.name for f in QUARANTINE_SCHEMA.fields])
+
+
+def quality_counts(df: DataFrame, rules: list[Rule]) -> list[dict[str, Any]]:
+    """Per landing batch: line counts by fate and failures per rule (one small collect)."""
+    aggregates = [
+        F.count(F.lit(1)).alias("bronze_rows"),
+        F.count_if(~F.col("_malformed")).alias("parsed_rows"),
+        F.count_if(F.size("_reasons") == 0).alias("clean_rows"),
+        F.count_if(F.col("_action") == QUARANTINE).alias("quarantine_rows"),
+        F.count_if(F.col("_action") == DROP).alias("dropped_rows"),
+        F.count_if(F.col("_action") == "valid").alias("valid_rows"),
+        F.count_if(F.col("_status") == DUPLICATE).alias("duplicate_rows"),
+        F.count_if(F.col("_status").isin(NEW, REPLAY)).alias("silver_rows"),
+        F.count_if(~F.col("_malformed") & ~F.exists("_reasons", lambda r: r.isin(*_schema_names(rules)))).alias(
+            "schema_ok_rows"
+        ),
+    ]
+    aggregates += [F.count_if(F.array_contains("_reasons", r.name)).alias(f"f_{i}") for i, r in enumerate(rules)]
+    return [row.asDict() for row in df.groupBy("_batch_id").agg(*aggregates).collect()]
+
+
+def _schema_names(rules: list[Rule]) -> list[str]:
+    return [r.name for r in rules if r.schema_derived] or ["malformed_json"]
+
+
+def quality_rows(entity_name: str, micro_batch_id: int, counts: list[dict[str, Any]], rules: list[Rule]) -> list[tuple[Any, ...]]:
+    """Rows of the quality table: one per rule and a `_batch` summary per landing batch."""
+    now = datetime.now(timezone.utc)
+    rows: list[tuple[Any, ...]] = []
+    for batch in counts:
+        batch_id = batch["_batch_id"]
+        for i, rule in enumerate(rules):
+            if rule.kind == "malformed_json":
+                checked = batch["bronze_rows"]
+            elif rule.schema_derived:
+                checked = batch["parsed_rows"]
+            else:
+                checked = batch["schema_ok_rows"]
+            failed = batch[f"f_{i}"]
+            rows.append((entity_name, batch_id, micro_batch_id, rule.name, rule.kind, rule.action,
+                         checked, checked - failed, failed, None, None, None, None, None, None, now))
+        valid, dups = batch["valid_rows"], batch["duplicate_rows"]
+        rows.append((entity_name, batch_id, micro_batch_id, "duplicate", "duplicate", "dedupe",
+                     valid, valid - dups, dups, None, None, None, None, None, None, now))
+        bronze = batch["bronze_rows"]
+        score = (bronze - batch["quarantine_rows"] - batch["dropped_rows"]) / bronze if bronze else 1.0
+        rows.append((entity_name, batch_id, micro_batch_id, "_batch", "summary", "summary",
+                     bronze, bronze - batch["quarantine_rows"] - batch["dropped_rows"],
+                     batch["quarantine_rows"] + batch["dropped_rows"],
+                     bronze, batch["silver_rows"], batch["quarantine_rows"], dups, batch["dropped_rows"],
+                     float(score), now))
+    return rows
+
+
+def dimension_keys(
+    spark: SparkSession, cfg: PipelineConfig, entity_name: str, batch: DataFrame | None = None
+) -> dict[str, DataFrame | None]:
+    """The keys each reference field may point to: the referenced silver table's keys.
+
+    A self-reference (a component whose parent is a component) also accepts the valid keys of
+    the classified micro-batch `batch`.
+    """
+    entity = cfg.scenario.entities[entity_name]
+    keys: dict[str, DataFrame | None] = {}
+    for spec in entity.fields.values():
+        target = spec.references
+        if target is None or target in keys:
+            continue
+        target_key = cfg.scenario.entities[target].key
+        table = io.read_delta(spark, cfg.table("silver", target))
+        known = table.select(F.col(target_key).alias("_ref_key")) if table is not None else None
+        if target == entity_name and batch is not None:
+            own = batch.where(F.col("_action") == "valid").select(F.col(target_key).alias("_ref_key"))
+            known = own if known is None else known.unionByName(own)
+        keys[target] = known
+    return keys
+
+
+def promote(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    entity_name: str,
+    batch_df: DataFrame,
+    micro_batch_id: int,
+    txn_app_id: str,
+    alerts: QualityAlerts,
+) -> None:
+    """One micro-batch of bronze rows -> quarantine, silver and quality, each written once."""
+    entity = cfg.scenario.entities[entity_name]
+    rules = rules_for(entity)
+    silver_path = cfg.table("silver", entity_name)
+    io.ensure_table(spark, silver_path, silver_schema(entity))
+    io.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA)
+    io.ensure_table(spark, cfg.quality_table, QUALITY_SCHEMA)
+
+    refs = {spec.references for spec in entity.fields.values() if spec.references}
+    # A self-reference also accepts this batch's valid keys: classify once without them first.
+    pre = batch_df.transform(classify(entity, dict.fromkeys(refs))) if entity_name in refs else None
+    keys = dimension_keys(spark, cfg, entity_name, pre)
+    existing = io.read_delta(spark, silver_path)
+    classified = (
+        batch_df.transform(classify(entity, keys)).transform(with_dedupe_status(entity, existing)).persist()
+    )
+    try:
+        counts = quality_counts(classified, rules)
+        if not counts:
+            return
+        io.append_idempotent(to_quarantine(classified), cfg.table("quarantine", entity_name), f"{txn_app_id}-quarantine", micro_batch_id)
+        failing = [r.name for r in rules if r.action == "fail" and any(c[f"f_{rules.index(r)}"] for c in counts)]
+        rows = quality_rows(entity_name, micro_batch_id, counts, rules)
+        quality_df = spark.createDataFrame(rows, QUALITY_SCHEMA)
+        if failing:
+            io.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
+            raise PipelineError(
+                f"{entity_name}: expectation(s) {failing} with action 'fail' were broken in micro-batch "
+                f"{micro_batch_id}; fix the data or change the action, then restart (the batch is retried)"
+            )
+        io.append_idempotent(classified.transform(to_silver(entity)), silver_path, f"{txn_app_id}-silver", micro_batch_id)
+        io.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
+        for row in rows:
+            if row[3] == "_batch":
+                alerts.check(entity_name, row[1], row[14])
+    finally:
+        classified.unpersist()
+
+
+def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: QualityAlerts) -> StreamingQuery:
+    """Start the silver stream of one entity (reading its bronze table as a stream)."""
+    from spark_jobs.schemas import bronze_schema
+
+    entity = cfg.scenario.entities[entity_name]
+    bronze_path = cfg.table("bronze", entity_name)
+    io.ensure_table(spark, bronze_path, bronze_schema(entity))
+    checkpoint = cfg.checkpoint("silver", entity_name)
+    txn_app_id = io.app_id(checkpoint)
+
+    def each_batch(batch_df: DataFrame, micro_batch_id: int) -> None:
+        promote(spark, cfg, entity_name, batch_df, micro_batch_id, txn_app_id, alerts)
+
+    stream = io.read_delta_stream(spark, bronze_path)
+    return io.start_batches(stream, cfg, f"silver_{entity_name}", checkpoint, each_batch)
+
+
+def run(spark: SparkSession, cfg: PipelineConfig, alerts: QualityAlerts | None = None) -> StreamingQuery | None:
+    """Promote every entity's bronze rows to silver: dimensions first (parents before
+    children, one at a time), then all facts side by side."""
+    from spark_jobs.lifecycle import run_queries
+
+    alerts = alerts or QualityAlerts(cfg.scenario.pipeline.quality_threshold)
+    stages = [[lambda n=name: start(spark, cfg, n, alerts)] for name in cfg.scenario.dimensions]
+    facts = [lambda n=name: start(spark, cfg, n, alerts) for name in cfg.scenario.facts]
+    if facts:
+        stages.append(facts)
+    return run_queries(spark, cfg, stages)
+
+
+def main() -> None:
+    """spark-submit entry point."""
+    from spark_jobs.lifecycle import job_main
+
+    job_main("silver", run)
+
+
+if __name__ == "__main__":
+    main()
