@@ -1,0 +1,45 @@
+"""The pinned pyspark + delta-spark pair really writes, reads, merges and time-travels Delta."""
+
+from __future__ import annotations
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+
+pytestmark = pytest.mark.spark
+
+
+def test_delta_write_read_merge_and_history(spark: SparkSession, tmp_path) -> None:
+    path = str(tmp_path / "t")
+    spark.createDataFrame([(1, "a"), (2, "b")], "id int, v string").write.format("delta").save(path)
+    updates = spark.createDataFrame([(2, "B"), (3, "c")], "id int, v string")
+    (
+        DeltaTable.forPath(spark, path).alias("t")
+        .merge(updates.alias("s"), "t.id = s.id")
+        .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+    )
+    rows = sorted(tuple(r) for r in spark.read.format("delta").load(path).collect())
+    assert rows == [(1, "a"), (2, "B"), (3, "c")]
+    first = sorted(tuple(r) for r in spark.read.format("delta").option("versionAsOf", 0).load(path).collect())
+    assert first == [(1, "a"), (2, "b")]
+    operations = [r["operation"] for r in DeltaTable.forPath(spark, path).history().collect()]
+    assert operations == ["MERGE", "WRITE"]
+
+
+def test_txn_app_id_makes_a_replayed_append_a_no_op(spark: SparkSession, tmp_path) -> None:
+    from spark_jobs.io import append_idempotent
+
+    path = str(tmp_path / "t")
+    df = spark.createDataFrame([(1,)], "id int")
+    append_idempotent(df, path, "app-1", 7)
+    append_idempotent(df, path, "app-1", 7)  # the replay of micro-batch 7
+    append_idempotent(df, path, "app-1", 8)
+    append_idempotent(df, path, "app-2", 7)  # a new checkpoint has a new app id
+    assert spark.read.format("delta").load(path).count() == 3
+
+
+def test_session_is_utc_with_delta_and_small_shuffles(spark: SparkSession) -> None:
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
+    assert "DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions")
+    assert spark.version == "4.2.0"
