@@ -78,6 +78,12 @@ def _setup(args: argparse.Namespace) -> int:
     return run_from_cli(args)
 
 
+def _package(args: argparse.Namespace) -> int:
+    from medallion.package import run_from_cli
+
+    return run_from_cli(args)
+
+
 def _jars(args: argparse.Namespace) -> int:
     from medallion.jars import jar_paths
 
@@ -155,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     setup = commands.add_parser("setup", help="fetch jars and check the database servers (idempotent)")
     setup.add_argument("--check", action="store_true", help="only report what is missing")
     setup.set_defaults(handler=_setup)
+
+    package = commands.add_parser("package", help="zip the project for spark-submit --py-files")
+    package.add_argument("--out", type=Path, default=Path("dist/medallion-py.zip"))
+    package.set_defaults(handler=_package)
 
     jars = commands.add_parser("jars", help="print the jar paths Spark needs (for spark-submit --jars)")
     jars.add_argument("--csv", action="store_true", help="comma-separated, as --jars wants")

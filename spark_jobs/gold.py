@@ -23,6 +23,9 @@ from spark_jobs import io
 from spark_jobs.config import PipelineConfig
 
 EXACT_DECIMAL = "decimal(38,9)"
+# Called after each gold commit with (gold table, highest landing batch id merged); the latency
+# benchmark uses it to time files from landing to gold without polling the tables.
+COMMIT_OBSERVERS: list[Callable[[str, int], None]] = []
 GOLD_PROPERTIES = {
     "delta.enableChangeDataFeed": "true",  # export reads only what changed since its last run
     "delta.autoOptimize.autoCompact": "true",
@@ -152,6 +155,10 @@ def update(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, changed: D
         silver = spark.read.format("delta").load(cfg.table("silver", gold.source))
         rows = recompute_cells(gold, changed, silver, load_dimensions(spark, cfg, gold))
         merge_into_gold(spark, cfg.table("gold", gold.name), rows, gold)
+        if COMMIT_OBSERVERS:
+            highest = changed.agg(F.max("_batch_id")).first()[0]
+            for observer in COMMIT_OBSERVERS:
+                observer(gold.name, int(highest))
     finally:
         changed.unpersist()
 

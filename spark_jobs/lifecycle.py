@@ -153,9 +153,9 @@ def job_main(job: str, run: Callable[[SparkSession, PipelineConfig], StreamingQu
     args = parser.parse_args()
     try:
         cfg = config_from_args(args)
-        spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=cfg.master))
         STOP.install()
         with CheckpointLock(cfg.data):
+            spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=cfg.master))
             run(spark, cfg)
             if not cfg.once:
                 await_queries(list(spark.streams.active))

@@ -97,9 +97,9 @@ def run_from_cli(args: argparse.Namespace) -> int:
         layers=parse_layers(args.layers),
         master=args.master,
     )
-    spark = build_session(SessionOptions(app_name="medallion-pipeline", master=cfg.master))
     STOP.install()
-    with CheckpointLock(cfg.data):
+    with CheckpointLock(cfg.data):  # before Spark starts, so a second copy fails in a blink
+        spark = build_session(SessionOptions(app_name="medallion-pipeline", master=cfg.master))
         result = run(spark, cfg)
     if cfg.once:
         timings = ", ".join(f"{layer} {seconds:.1f}s" for layer, seconds in result.seconds.items())

@@ -1,0 +1,178 @@
+"""Pipeline benchmarks, measured against baselines in the same run (ratios, not seconds).
+
+- throughput: landing -> gold with every layer on, against a bare Spark JSON -> Parquet copy of
+  the same files in the same session (goal: ratio >= 0.5);
+- scaling: pipeline time at 10x the data over time at 1x (1.0 would be free, 10.0 linear);
+- latency (continuous mode): p50 and p95 from a batch's files landing to its rows in gold.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from generators.scenario import load_scenario
+from medallion.layout import DataRoot
+from spark_jobs import gold
+from spark_jobs.config import PipelineConfig
+from spark_jobs.lifecycle import GracefulStop, stop_after_current_batch
+
+Result = dict[str, Any]
+
+
+def generate(data: Path, batches: int, seed: int = 7, profile: str | None = "small") -> None:
+    """Land `batches` driving batches with the project's own generator (not timed)."""
+    command = [sys.executable, "-m", "medallion.cli", "generate", "--scenario", "driving", "--seed", str(seed),
+               "--data", str(data), "--batches", str(batches), "--quiet"]
+    if profile:
+        command += ["--profile", profile]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def _timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def bare_copy_seconds(spark: SparkSession, data: DataRoot, out: Path) -> float:
+    """Baseline: Spark reads every landing file as JSON and writes Parquet, nothing else."""
+    def copy() -> None:
+        for entity_dir in sorted(data.landing.iterdir()):
+            spark.read.json(str(entity_dir)).write.mode("overwrite").parquet(str(out / entity_dir.name))
+    return _timed(copy)
+
+
+def pipeline_seconds(spark: SparkSession, data: DataRoot, profile: str | None = "small") -> float:
+    """Landing -> bronze -> silver -> gold, `--once`, in this session."""
+    from spark_jobs.pipeline import run
+
+    cfg = PipelineConfig(scenario=load_scenario("driving", profile=profile), data=data)
+    return _timed(lambda: run(spark, cfg, GracefulStop()))
+
+
+def _lines(data: DataRoot) -> int:
+    return sum(1 for path in data.landing.rglob("*.jsonl") for _ in path.open("rb"))
+
+
+def throughput(spark: SparkSession, workdir: Path, batches: int) -> list[Result]:
+    """Throughput ratio, and how time grows from 1x to 10x the data."""
+    results: list[Result] = []
+    one = DataRoot(workdir / "x1")
+    generate(one.root, batches)
+    # Warm the JVM and Delta code paths on a throwaway copy so neither side pays start-up.
+    warm = DataRoot(workdir / "warm")
+    shutil.copytree(one.landing, warm.landing)
+    shutil.copytree(one.manifests, warm.manifests)
+    pipeline_seconds(spark, warm)
+    bare_copy_seconds(spark, warm, workdir / "warm-parquet")
+
+    base = bare_copy_seconds(spark, one, workdir / "x1-parquet")
+    ours = pipeline_seconds(spark, one)
+    lines = _lines(one)
+    results.append({
+        "name": "pipeline throughput (landing -> gold, all layers)", "value": round(lines / ours),
+        "unit": "lines/s", "baseline": f"bare JSON -> Parquet copy ({round(lines / base)} lines/s)",
+        "ratio": round(base / ours, 3), "goal": ">= 0.5", "ok": base / ours >= 0.5,
+        "notes": f"{lines} lines in {batches} batches; {ours:.1f}s vs {base:.1f}s",
+    })
+    ten = DataRoot(workdir / "x10")
+    generate(ten.root, batches * 10)
+    ours_ten = pipeline_seconds(spark, ten)
+    results.append({
+        "name": "pipeline scaling 1x -> 10x data", "value": round(ours_ten, 1), "unit": "s",
+        "baseline": f"1x: {ours:.1f}s", "ratio": round(ours_ten / ours, 2), "goal": "<= 10 (sub-linear)",
+        "ok": ours_ten / ours <= 10, "notes": f"{_lines(ten)} vs {lines} lines",
+    })
+    return results
+
+
+def latency(spark: SparkSession, workdir: Path, batches: int, cadence: float) -> list[Result]:
+    """Continuous mode: land one batch every `cadence` seconds; time until gold has it."""
+    staged = DataRoot(workdir / "staged")
+    generate(staged.root, batches)
+    live = DataRoot(workdir / "live")
+    shutil.copytree(staged.manifests, live.manifests)
+    scenario = load_scenario("driving", profile="small")
+    scenario = scenario.model_copy(update={"pipeline": replace_trigger(scenario.pipeline, 0.5)})
+    cfg = PipelineConfig(scenario=scenario, data=live, once=False)
+
+    landed: dict[int, float] = {}
+    in_gold: dict[int, float] = {}
+
+    def observe(table: str, max_batch: int) -> None:
+        now = time.perf_counter()
+        for batch in landed:
+            if batch <= max_batch and batch not in in_gold:
+                in_gold[batch] = now
+
+    gold.COMMIT_OBSERVERS.append(observe)
+    stop = GracefulStop()
+    from spark_jobs.pipeline import run
+
+    runner = threading.Thread(target=lambda: run(spark, cfg, stop), daemon=True)
+    try:
+        runner.start()
+        time.sleep(15)  # let every query start and idle
+        for batch in range(batches):
+            for entity_dir in sorted(staged.landing.iterdir()):
+                target = live.landing / entity_dir.name
+                target.mkdir(parents=True, exist_ok=True)
+                for path in sorted(entity_dir.glob(f"*-b{batch:06d}-p*.jsonl")):
+                    tmp = target / f".{path.name}"
+                    shutil.copyfile(path, tmp)
+                    tmp.rename(target / path.name)
+            landed[batch] = time.perf_counter()
+            time.sleep(cadence)
+        deadline = time.monotonic() + 120
+        while len(in_gold) < batches and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop.requested.set()
+        stop_after_current_batch(list(spark.streams.active))
+        runner.join(timeout=120)
+        gold.COMMIT_OBSERVERS.remove(observe)
+    delays = sorted(in_gold[b] - landed[b] for b in in_gold)
+    if not delays:
+        return [{"name": "latency landing -> gold", "value": None, "unit": "s", "ok": False,
+                 "notes": "no batch reached gold within 120 s"}]
+    p50 = statistics.median(delays)
+    p95 = delays[min(len(delays) - 1, round(0.95 * (len(delays) - 1)))]
+    return [
+        {"name": "latency landing -> gold p50 (continuous)", "value": round(p50, 2), "unit": "s",
+         "baseline": f"trigger interval {cfg.scenario.pipeline.trigger_interval.total_seconds():g}s",
+         "ratio": None, "goal": "reported", "ok": True, "notes": f"{len(delays)}/{batches} batches, cadence {cadence}s"},
+        {"name": "latency landing -> gold p95 (continuous)", "value": round(p95, 2), "unit": "s",
+         "baseline": "", "ratio": None, "goal": "reported", "ok": True, "notes": ""},
+    ]
+
+
+def replace_trigger(pipeline: Any, seconds: float) -> Any:
+    from datetime import timedelta
+
+    return pipeline.model_copy(update={"trigger_interval": timedelta(seconds=seconds)})
+
+
+def run_benchmarks(quick: bool) -> list[Result]:
+    """Every pipeline benchmark, in one Spark session."""
+    from spark_jobs.session import SessionOptions, build_session
+
+    spark = build_session(SessionOptions(app_name="medallion-bench", shuffle_partitions=2))
+    workdir = Path(tempfile.mkdtemp(prefix="medallion-bench-"))
+    try:
+        results = throughput(spark, workdir, batches=2 if quick else 4)
+        results += latency(spark, workdir, batches=4 if quick else 10, cadence=5.0)
+        return results
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+

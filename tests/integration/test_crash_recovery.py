@@ -1,0 +1,120 @@
+"""Exactly once through crashes: SIGKILL the pipeline at random moments, restart, compare.
+
+The interrupted copy must end with the same tables as an uninterrupted run on the same landing
+data (timestamps and absolute paths aside), and `verify` must hold on it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from generators.scenario import load_scenario
+from medallion.layout import DataRoot
+from medallion.verify import verify
+from spark_jobs.io import read_delta
+from spark_jobs.lifecycle import CheckpointLock
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.spark]
+
+KILLS = 10
+VOLATILE = {"_ingested_at", "recorded_at", "micro_batch_id"}
+SCENARIO_PATH = Path(__file__).resolve().parents[2] / "configs" / "scenarios" / "driving.yaml"
+
+
+def crash_scenario(tmp: Path) -> Path:
+    """driving, small preset, with one file per micro-batch so a kill lands mid-stream."""
+    text = SCENARIO_PATH.read_text()
+    text = text.replace("pipeline:\n  trigger_interval: 10s", "pipeline:\n  max_files_per_trigger: 1\n  trigger_interval: 10s")
+    path = tmp / "driving_crash.yaml"
+    path.write_text(text)
+    return path
+
+
+def pipeline_command(scenario: Path, data: Path) -> list[str]:
+    return [sys.executable, "-m", "medallion.cli", "pipeline", "--scenario", str(scenario), "--profile", "small",
+            "--data", str(data), "--once", "--master", "local[2]"]
+
+
+def normalised(df: DataFrame) -> DataFrame:
+    """Drop run-dependent columns; keep only the file name of lineage paths."""
+    for column in df.columns:
+        if column in VOLATILE:
+            df = df.drop(column)
+        elif column == "_source_file":
+            df = df.withColumn(column, F.element_at(F.split(column, "/"), -1))
+    return df
+
+
+def quality_totals(df: DataFrame) -> DataFrame:
+    """Quality rows summed per (entity, landing batch, rule): micro-batch boundaries differ."""
+    numbers = [c for c in df.columns if c in ("checked", "passed", "failed", "bronze_rows", "silver_rows",
+                                               "quarantine_rows", "duplicate_rows", "dropped_rows")]
+    return df.groupBy("entity", "batch_id", "rule", "kind", "action").agg(*[F.sum(c).alias(c) for c in numbers])
+
+
+def tables(data: DataRoot) -> list[str]:
+    names = []
+    for layer in ("bronze", "silver", "quarantine", "gold"):
+        for table in sorted((data.lake / layer).iterdir()):
+            names.append(f"{layer}/{table.name}")
+    return names
+
+
+def test_sigkill_at_random_moments_then_restart_matches_a_clean_run(spark: SparkSession, tmp_path: Path) -> None:
+    scenario_path = crash_scenario(tmp_path)
+    clean, crashed = DataRoot(tmp_path / "clean"), DataRoot(tmp_path / "crashed")
+    subprocess.run([sys.executable, "-m", "medallion.cli", "generate", "--scenario", str(scenario_path), "--profile",
+                    "small", "--seed", "5", "--data", str(clean.root), "--batches", "6", "--quiet"], check=True)
+    shutil.copytree(clean.landing, crashed.landing)
+    shutil.copytree(clean.manifests, crashed.manifests)
+
+    started = time.monotonic()
+    subprocess.run(pipeline_command(scenario_path, clean.root), check=True, capture_output=True)
+    clean_seconds = time.monotonic() - started
+
+    rng = random.Random(2026)
+    kills_mid_run = 0
+    for _ in range(KILLS):
+        process = subprocess.Popen(pipeline_command(scenario_path, crashed.root), start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.0) * clean_seconds)
+        if process.poll() is None:
+            kills_mid_run += 1
+        os.killpg(process.pid, signal.SIGKILL)  # the Python driver and its JVM, no clean-up at all
+        process.wait()
+    finished = subprocess.run(pipeline_command(scenario_path, crashed.root), capture_output=True, text=True)
+    assert finished.returncode in (0, 6), finished.stderr[-2000:]  # 6 = quality alert, same as clean
+    assert kills_mid_run >= KILLS // 2, "most kills must interrupt a running pipeline"
+
+    assert tables(crashed) == tables(clean)
+    for name in tables(clean):
+        layer, table = name.split("/")
+        expected = normalised(read_delta(spark, str(clean.table(layer, table))))
+        actual = normalised(read_delta(spark, str(crashed.table(layer, table))))
+        assert expected.exceptAll(actual).count() == 0, f"{name}: rows missing after crashes"
+        assert actual.exceptAll(expected).count() == 0, f"{name}: extra rows after crashes"
+    expected_q = quality_totals(read_delta(spark, str(clean.quality)))
+    actual_q = quality_totals(read_delta(spark, str(crashed.quality)))
+    assert expected_q.exceptAll(actual_q).count() == 0 and actual_q.exceptAll(expected_q).count() == 0
+
+    scenario = load_scenario(scenario_path, profile="small")
+    assert [c for c in verify(spark, scenario, crashed) if not c.ok] == []
+
+
+def test_second_copy_on_the_same_checkpoints_fails_clearly(tmp_path: Path) -> None:
+    data = DataRoot(tmp_path)
+    with CheckpointLock(data):  # what a running pipeline holds
+        result = subprocess.run(pipeline_command(SCENARIO_PATH, tmp_path), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 5
+    assert "another medallion pipeline" in result.stderr and str(os.getpid()) in result.stderr
