@@ -36,6 +36,19 @@ class DatabaseError(MedallionError):
     exit_code = 4
 
 
+class ExportError(DatabaseError):
+    """An export could not complete (target schema differs, NULL keys, a concurrent export).
+
+    The target is left as it was before the failed run; the message says how to proceed.
+    """
+
+
+class IdentifierError(MedallionError):
+    """A table or column name would reach SQL but is outside the identifier allowlist."""
+
+    exit_code = 2
+
+
 class PipelineError(MedallionError):
     """A streaming job failed or refused to start (e.g. a second copy on one checkpoint)."""
 

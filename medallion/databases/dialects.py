@@ -1,0 +1,338 @@
+"""SQL text for the two target kinds: quoting, column types, DDL, upsert and the export ledger.
+
+Pure string building (no driver, no Spark), so every statement the export runs is visible in
+one place. Every identifier that reaches SQL from configuration goes through `quote`, which
+checks it against `generators.scenario.IDENTIFIER` first; medallion's own tables start with an
+underscore, which that allowlist never admits, so they cannot collide with a gold table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from generators.scenario import IDENTIFIER
+from medallion.errors import DatabaseError, IdentifierError
+
+# The ledger of exported batches (DESIGN 3.4), one row per committed export of one table:
+#   export_id      increasing id (the latest row per table is the current state)
+#   table_name     gold table name
+#   delta_table_id Delta table id (a recreated gold table gets a new id -> full re-export)
+#   delta_version  gold version the target now reflects
+#   from_version   first version of the change feed read, NULL for a full snapshot
+#   mode           'snapshot' (full sync) or 'changes' (Delta change data feed)
+#   rows_upserted, rows_deleted   distinct keys written / removed in that batch
+#   exported_at    commit time, UTC
+# `rows` is a reserved word in MySQL 8, hence the rows_* names.
+LEDGER_TABLE = "_medallion_exports"
+STAGING_PREFIX = "_medallion_stage_"
+OP_COLUMN = "_op"  # 'U' upsert / 'D' delete, only in staging tables
+_INTERNAL = re.compile(r"^_medallion_[a-z0-9_]{1,50}$|^_op$")
+_MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently; MySQL allows 64
+_DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
+
+LOGICAL_TYPES = (
+    "string", "bigint", "int", "smallint", "double", "float", "boolean",
+    "timestamp", "timestamp_ntz", "date",
+)
+
+
+def check_identifier(name: str, what: str = "identifier") -> str:
+    """Return `name` if it matches the allowlist, else raise IdentifierError naming the fix."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise IdentifierError(
+            f"{what} {name!r} cannot be used in SQL: identifiers must match "
+            f"{IDENTIFIER.pattern} (lower-case letters, digits and underscores, starting with a "
+            "letter, at most 63 characters). Rename it in the scenario."
+        )
+    return name
+
+
+def staging_table(table: str) -> str:
+    """The staging table of a gold table, at most 63 characters and unique per name."""
+    check_identifier(table, "table name")
+    name = STAGING_PREFIX + table
+    if len(name) <= _MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha1(table.encode()).hexdigest()[:8]
+    return f"{STAGING_PREFIX}{table[: _MAX_IDENTIFIER - len(STAGING_PREFIX) - 9]}_{digest}"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """SQL differences between PostgreSQL and MySQL/MariaDB."""
+
+    kind: str
+    quote_char: str
+
+    def quote(self, name: str, what: str = "identifier") -> str:
+        """Validate against the allowlist (or medallion's own `_medallion_*` names) and quote."""
+        if not (isinstance(name, str) and _INTERNAL.match(name)):
+            check_identifier(name, what)
+        return f"{self.quote_char}{name}{self.quote_char}"
+
+    def column_type(self, logical: str, key: bool = False) -> str:
+        raise NotImplementedError
+
+    def table_options(self) -> str:
+        return ""
+
+    def create_table(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        primary_key: Sequence[str] | None,
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> str:
+        """`CREATE TABLE IF NOT EXISTS`; key columns NOT NULL when there is a primary key.
+
+        Args:
+            table: table name.
+            columns: (name, logical type) pairs, see LOGICAL_TYPES and `decimal(p,s)`.
+            primary_key: key columns, or None for a keyless (staging) table.
+            extra: additional (name, SQL type) columns, e.g. the staging `_op` column.
+        """
+        keys = set(primary_key or ())
+        missing = keys - {name for name, _ in columns}
+        if missing:
+            raise IdentifierError(f"primary key columns {sorted(missing)} are not columns of {table!r}")
+        lines = []
+        for name, logical in columns:
+            not_null = " NOT NULL" if name in keys else ""
+            lines.append(f"{self.quote(name, 'column name')} {self.column_type(logical, key=name in keys)}{not_null}")
+        lines += [f"{self.quote(name)} {sql_type}" for name, sql_type in extra]
+        if primary_key:
+            lines.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in primary_key)})")
+        body = ",\n  ".join(lines)
+        return f"CREATE TABLE IF NOT EXISTS {self.quote(table, 'table name')} (\n  {body}\n){self.table_options()}"
+
+    def op_column_type(self) -> str:
+        return "CHAR(1) NOT NULL"
+
+    def drop_table(self, table: str) -> str:
+        return f"DROP TABLE IF EXISTS {self.quote(table, 'table name')}"
+
+    def columns_of(self) -> str:
+        """Query for a table's column names in the connected database (param: table name)."""
+        raise NotImplementedError
+
+    def null_keys(self, staging: str, keys: Sequence[str]) -> str:
+        """Count of staged rows with a NULL in any key column (they cannot be exported)."""
+        condition = " OR ".join(f"{self.quote(k)} IS NULL" for k in keys)
+        return f"SELECT COUNT(*) FROM {self.quote(staging)} WHERE {condition}"
+
+    def staged_counts(self, staging: str, keys: Sequence[str]) -> str:
+        """Distinct keys staged per operation; duplicates from retried Spark tasks count once."""
+        cols = ", ".join(self.quote(k) for k in keys)
+        op = self.quote(OP_COLUMN)
+        return (
+            f"SELECT {op}, COUNT(*) FROM (SELECT DISTINCT {cols}, {op} FROM {self.quote(staging)}) d "
+            f"GROUP BY {op}"
+        )
+
+    def _key_match(self, left: str, right: str, keys: Sequence[str]) -> str:
+        return " AND ".join(f"{left}.{self.quote(k)} = {right}.{self.quote(k)}" for k in keys)
+
+    def delete_staged(self, table: str, staging: str, keys: Sequence[str]) -> str:
+        """Delete target rows whose key is staged with op 'D'."""
+        raise NotImplementedError
+
+    def delete_missing(self, table: str, staging: str, keys: Sequence[str]) -> str:
+        """Delete target rows whose key is not staged at all (full-snapshot sync)."""
+        raise NotImplementedError
+
+    def upsert(self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str]) -> str:
+        """Insert-or-update every staged 'U' row into the target by key, tolerating duplicates."""
+        raise NotImplementedError
+
+    def ledger_ddl(self) -> str:
+        raise NotImplementedError
+
+    def insert_ledger(self) -> str:
+        """Insert one ledger row (params: table_name, delta_table_id, delta_version,
+        from_version, mode, rows_upserted, rows_deleted, exported_at)."""
+        return (
+            f"INSERT INTO {self.quote(LEDGER_TABLE)} (table_name, delta_table_id, delta_version, "
+            "from_version, mode, rows_upserted, rows_deleted, exported_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+
+    def last_export(self) -> str:
+        """The latest ledger row of a table (param: table_name): table id and version."""
+        return (
+            f"SELECT delta_table_id, delta_version FROM {self.quote(LEDGER_TABLE)} "
+            "WHERE table_name = %s ORDER BY export_id DESC LIMIT 1"
+        )
+
+    def try_lock(self) -> str:
+        """Take the per-database export lock without waiting (param: lock name); true if taken."""
+        raise NotImplementedError
+
+    def unlock(self) -> str:
+        raise NotImplementedError
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL: double-quoted names, timestamptz, ON CONFLICT upserts, transactional DDL."""
+
+    _TYPES: ClassVar[dict[str, str]] = {
+        "string": "text", "bigint": "bigint", "int": "integer", "smallint": "smallint",
+        "double": "double precision", "float": "real", "boolean": "boolean",
+        "timestamp": "timestamptz", "timestamp_ntz": "timestamp", "date": "date",
+    }
+
+    def column_type(self, logical: str, key: bool = False) -> str:
+        match = _DECIMAL.match(logical)
+        if match:
+            return f"numeric({match[1]},{match[2]})"
+        return self._TYPES[logical]
+
+    def op_column_type(self) -> str:
+        return "char(1) NOT NULL"
+
+    def columns_of(self) -> str:
+        return (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position"
+        )
+
+    def delete_staged(self, table: str, staging: str, keys: Sequence[str]) -> str:
+        return (
+            f"DELETE FROM {self.quote(table)} t USING {self.quote(staging)} s "
+            f"WHERE s.{self.quote(OP_COLUMN)} = 'D' AND {self._key_match('t', 's', keys)}"
+        )
+
+    def delete_missing(self, table: str, staging: str, keys: Sequence[str]) -> str:
+        return (
+            f"DELETE FROM {self.quote(table)} t WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {self.quote(staging)} s WHERE {self._key_match('s', 't', keys)})"
+        )
+
+    def upsert(self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str]) -> str:
+        cols = ", ".join(self.quote(c) for c in columns)
+        key_cols = ", ".join(self.quote(k) for k in keys)
+        updates = ", ".join(f"{self.quote(c)} = EXCLUDED.{self.quote(c)}" for c in columns if c not in keys)
+        # DISTINCT ON: ON CONFLICT DO UPDATE may not touch one row twice, and a retried Spark
+        # task can stage the same row again.
+        action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        return (
+            f"INSERT INTO {self.quote(table)} ({cols}) "
+            f"SELECT DISTINCT ON ({key_cols}) {cols} FROM {self.quote(staging)} "
+            f"WHERE {self.quote(OP_COLUMN)} = 'U' ORDER BY {key_cols} "
+            f"ON CONFLICT ({key_cols}) {action}"
+        )
+
+    def ledger_ddl(self) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.quote(LEDGER_TABLE)} (\n"
+            "  export_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+            "  table_name text NOT NULL,\n"
+            "  delta_table_id text NOT NULL,\n"
+            "  delta_version bigint NOT NULL,\n"
+            "  from_version bigint,\n"
+            "  mode text NOT NULL,\n"
+            "  rows_upserted bigint NOT NULL,\n"
+            "  rows_deleted bigint NOT NULL,\n"
+            "  exported_at timestamptz NOT NULL\n)"
+        )
+
+    def try_lock(self) -> str:
+        # Session-level advisory lock keyed by a hash of the name; released on disconnect too.
+        return "SELECT pg_try_advisory_lock(hashtext(%s))"
+
+    def unlock(self) -> str:
+        return "SELECT pg_advisory_unlock(hashtext(%s))"
+
+
+class MySQLDialect(Dialect):
+    """MySQL and MariaDB: backticks, DATETIME(6) in UTC, ON DUPLICATE KEY UPDATE, binary collation."""
+
+    _TYPES: ClassVar[dict[str, str]] = {
+        "string": "TEXT", "bigint": "BIGINT", "int": "INT", "smallint": "SMALLINT",
+        "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN",
+        "timestamp": "DATETIME(6)", "timestamp_ntz": "DATETIME(6)", "date": "DATE",
+    }
+
+    def column_type(self, logical: str, key: bool = False) -> str:
+        match = _DECIMAL.match(logical)
+        if match:
+            return f"DECIMAL({match[1]},{match[2]})"
+        if logical == "string" and key:
+            return "VARCHAR(255)"  # TEXT cannot be a primary key without a prefix length
+        return self._TYPES[logical]
+
+    def table_options(self) -> str:
+        # Binary collation: the default case-insensitive one would merge keys 'A' and 'a'.
+        return " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+    def columns_of(self) -> str:
+        return (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position"
+        )
+
+    def delete_staged(self, table: str, staging: str, keys: Sequence[str]) -> str:
+        return (
+            f"DELETE t FROM {self.quote(table)} t JOIN {self.quote(staging)} s "
+            f"ON {self._key_match('t', 's', keys)} WHERE s.{self.quote(OP_COLUMN)} = 'D'"
+        )
+
+    def delete_missing(self, table: str, staging: str, keys: Sequence[str]) -> str:
+        first = self.quote(keys[0])
+        return (
+            f"DELETE t FROM {self.quote(table)} t LEFT JOIN {self.quote(staging)} s "
+            f"ON {self._key_match('t', 's', keys)} WHERE s.{first} IS NULL"
+        )
+
+    def upsert(self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str]) -> str:
+        cols = ", ".join(self.quote(c) for c in columns)
+        selected = ", ".join(f"s.{self.quote(c)}" for c in columns)
+        non_keys = [c for c in columns if c not in keys] or list(keys)
+        # Referencing the SELECT's columns works on MySQL 8 and MariaDB alike (VALUES() is
+        # deprecated on MySQL, the `AS new` alias is unknown to MariaDB). Duplicate staged rows
+        # are identical, so the second simply rewrites the same values.
+        updates = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in non_keys)
+        return (
+            f"INSERT INTO {self.quote(table)} ({cols}) "
+            f"SELECT {selected} FROM {self.quote(staging)} s WHERE s.{self.quote(OP_COLUMN)} = 'U' "
+            f"ON DUPLICATE KEY UPDATE {updates}"
+        )
+
+    def ledger_ddl(self) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.quote(LEDGER_TABLE)} (\n"
+            "  export_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,\n"
+            "  table_name VARCHAR(64) NOT NULL,\n"
+            "  delta_table_id VARCHAR(64) NOT NULL,\n"
+            "  delta_version BIGINT NOT NULL,\n"
+            "  from_version BIGINT NULL,\n"
+            "  mode VARCHAR(16) NOT NULL,\n"
+            "  rows_upserted BIGINT NOT NULL,\n"
+            "  rows_deleted BIGINT NOT NULL,\n"
+            "  exported_at DATETIME(6) NOT NULL,\n"
+            "  KEY by_table (table_name, export_id)\n)"
+            + self.table_options()
+        )
+
+    def try_lock(self) -> str:
+        return "SELECT GET_LOCK(%s, 0) = 1"
+
+    def unlock(self) -> str:
+        return "SELECT RELEASE_LOCK(%s)"
+
+
+_DIALECTS: dict[str, Dialect] = {
+    "postgres": PostgresDialect("postgres", '"'),
+    "mysql": MySQLDialect("mysql", "`"),
+}
+
+
+def dialect_for(kind: str) -> Dialect:
+    """The dialect of `postgres` or `mysql` (MariaDB included)."""
+    try:
+        return _DIALECTS[kind]
+    except KeyError:
+        raise DatabaseError(f"unknown database kind {kind!r}; expected postgres or mysql") from None

@@ -1,0 +1,95 @@
+"""Which server each export target uses: a configured external one, or a throwaway one.
+
+`resolve_connections` is for `medallion export` (the target must outlive the command, so it
+must be configured); `open_connections` is for `medallion demo` and tests (it starts a
+throwaway server for every target without a configured URL, stopped when the stack closes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
+
+from generators.scenario import DatabaseTarget, Export
+from medallion.databases.connection import KINDS, Connection, Kind, env_prefix, external_connection
+from medallion.databases.servers import SERVERS
+from medallion.errors import ConfigError
+
+
+def target_of(export: Export, kind: str) -> DatabaseTarget:
+    """The scenario's `export.postgres` or `export.mysql` section."""
+    if kind not in KINDS:
+        raise ConfigError("--target", [f"unknown target {kind!r}; use postgres, mysql or all"])
+    target: DatabaseTarget = getattr(export, kind)
+    return target
+
+
+def resolve_connections(
+    export: Export,
+    kinds: Iterable[str],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Connection]:
+    """External connections for the given target kinds; every one must be configured.
+
+    Args:
+        export: the scenario's export section.
+        kinds: target kinds, e.g. `("postgres", "mysql")`.
+        environ: environment to read (default `os.environ`).
+
+    Raises:
+        ConfigError: a target has no URL, or its password variable is unset.
+    """
+    env = os.environ if environ is None else environ
+    connections: dict[str, Connection] = {}
+    for kind in kinds:
+        target = target_of(export, kind)
+        connection = external_connection(_kind(kind), target, env)
+        if connection is None:
+            prefix = env_prefix(kind)
+            raise ConfigError(
+                f"export.{kind}",
+                [f"no {kind} server to export to: set {prefix}_URL (e.g. "
+                 f"{'postgresql' if kind == 'postgres' else 'mysql'}://127.0.0.1:PORT/DB), "
+                 f"optionally {prefix}_USER, and the password in ${target.password_env}; or set "
+                 f"export.{kind}.url in the scenario. `medallion demo` starts throwaway servers itself."],
+            )
+        connections[kind] = connection
+    return connections
+
+
+def open_connections(
+    export: Export,
+    kinds: Iterable[str],
+    stack: ExitStack,
+    *,
+    verbose: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Connection]:
+    """Connections for the given kinds, starting a throwaway server where none is configured.
+
+    Each throwaway server gets the target's database and user names and is stopped when
+    `stack` closes (also on an exception inside the `with ExitStack()` block).
+
+    Args:
+        export: the scenario's export section.
+        kinds: target kinds, e.g. `("postgres", "mysql")`.
+        stack: owns the servers' lifetime.
+        verbose: let the servers print one line on start and stop.
+        environ: environment to read (default `os.environ`).
+    """
+    env = os.environ if environ is None else environ
+    connections: dict[str, Connection] = {}
+    for kind in kinds:
+        target = target_of(export, kind)
+        connection = external_connection(_kind(kind), target, env)
+        if connection is None:
+            server = SERVERS[kind](database=target.database, user=target.user, verbose=verbose)
+            stack.enter_context(server)
+            connection = server.connection
+        connections[kind] = connection
+    return connections
+
+
+def _kind(kind: str) -> Kind:
+    return "postgres" if kind == "postgres" else "mysql"
