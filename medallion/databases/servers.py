@@ -124,6 +124,41 @@ def _reachable_by(path: Path, uid: int, gid: int) -> bool:
     return True
 
 
+_OWNER_FILE = "medallion-owner"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    # A zombie (orphaned where PID 1 does not reap, as in many containers) is dead too.
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def reap_stale_directories(parent: Path) -> list[Path]:
+    """Remove directories of servers whose Python process and server both died (kill -9).
+
+    Each directory records `<python pid> <server pid>` in a `medallion-owner` file; a directory
+    without it is still being created and is left alone.
+    """
+    removed = []
+    for folder in [*parent.glob("medallion-postgresql-*"), *parent.glob("medallion-mariadb-*")]:
+        try:
+            pids = [int(p) for p in (folder / _OWNER_FILE).read_text().split()]
+        except (OSError, ValueError):
+            continue
+        if pids and not any(_alive(pid) for pid in pids):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 class DatabaseServer:
     """Common life cycle of a throwaway server; see PostgresServer and MariaDBServer.
 
@@ -275,27 +310,36 @@ class DatabaseServer:
 
     def _prepare_directory(self) -> None:
         self._run_as = self._os_user()
+        if self.base_dir is not None:
+            self.base_dir.mkdir(parents=True, exist_ok=True)
         candidates = [self.base_dir or Path(tempfile.gettempdir()), Path("/tmp")]
-        parent = candidates[0]
+        parent = candidates[0].resolve()
         if self._run_as is not None:
             # The server account must be able to reach its directory (TMPDIR may be under /root).
-            reachable = [c for c in candidates if _reachable_by(c.resolve(), self._run_as.pw_uid, self._run_as.pw_gid)]
+            uid, gid = self._run_as.pw_uid, self._run_as.pw_gid
+            reachable = [c.resolve() for c in candidates if _reachable_by(c.resolve(), uid, gid)]
             if not reachable:
                 raise DatabaseError(
                     f"no temporary directory the {self._run_as.pw_name!r} account can reach; "
                     "set TMPDIR (or base_dir) to a world-traversable folder such as /tmp"
                 )
             parent = reachable[0]
-        parent.mkdir(parents=True, exist_ok=True)
-        self.directory = Path(tempfile.mkdtemp(prefix=f"medallion-{self.label.lower()}-", dir=parent)).resolve()
-        if len(str(self.directory)) + 24 > _SOCKET_PATH_MAX:
+        if len(str(parent)) + 40 > _SOCKET_PATH_MAX:
             raise DatabaseError(
-                f"temporary directory path {self.directory} is too long for a Unix socket; "
+                f"temporary directory path {parent} is too long for a Unix socket; "
                 "set TMPDIR (or base_dir) to a short path such as /tmp"
             )
+        reap_stale_directories(parent)
+        self.directory = Path(tempfile.mkdtemp(prefix=f"medallion-{self.label.lower()}-", dir=parent))
+        self._record_owner()
         if self._run_as is not None:
             os.chown(self.directory, self._run_as.pw_uid, self._run_as.pw_gid)
         os.chmod(self.directory, 0o700)
+
+    def _record_owner(self) -> None:
+        assert self.directory is not None
+        pids = [os.getpid()] + ([self._process.pid] if self._process is not None else [])
+        (self.directory / _OWNER_FILE).write_text(" ".join(map(str, pids)))
 
     def _wrap(self, command: Sequence[str], *, death_signal: str | None = None) -> list[str]:
         """Prefix `command` with setpriv: drop to the server account and die with the parent."""
@@ -347,6 +391,7 @@ class DatabaseServer:
                     start_new_session=True,  # Ctrl-C in a terminal reaches Python, not the server
                     **self._popen_user_kwargs(),
                 )
+            self._record_owner()
             if self._wait_ready(log):
                 return
             # Another process took the port between probing and binding: try a fresh one.
