@@ -1,0 +1,488 @@
+"""Export: gold Delta tables -> PostgreSQL and MySQL/MariaDB, exactly once.
+
+    spark-submit spark_jobs/export.py --scenario driving --data DIR --target all
+    medallion export --scenario driving --data DIR --target postgres|mysql|all
+
+Spark's JDBC writer commits per partition and a retried task re-inserts its rows, so it never
+writes a target table directly. For every gold table in `scenario.export_tables` and every
+target, under a per-database lock (one export at a time):
+
+1. The ledger table `_medallion_exports` says which Delta version of the gold table the target
+   already reflects. If that is the current version, nothing happens.
+2. Rows to send: the changes since that version from Delta's change data feed, reduced to the
+   latest change per gold key (deletes included); or the whole snapshot at the current version
+   the first time, when the gold table was recreated (new Delta table id), or when the change
+   feed no longer covers the range (vacuumed, or enabled later).
+3. Spark appends them over JDBC to a keyless staging table `_medallion_stage_<table>` (dropped
+   and recreated every run, so a crashed run's leftovers never leak in; duplicates from
+   retried tasks are harmless). User and password travel as JDBC properties, never in the URL.
+4. One database transaction: delete staged 'D' keys (for a snapshot: every key absent from
+   it), upsert staged 'U' rows by the gold key (`INSERT ... ON CONFLICT DO UPDATE` /
+   `INSERT ... ON DUPLICATE KEY UPDATE`), insert the ledger row, clear the staging table,
+   COMMIT. A crash anywhere before COMMIT leaves target and ledger unchanged, and the next run
+   redoes the same version range; running export twice leaves the same rows.
+
+Target tables are created if missing with SQL types mapped from the gold schema and a PRIMARY
+KEY on the gold key (group-by columns + `window_start`). The ledger has one row per committed
+export batch: export_id, table_name, delta_table_id, delta_version, from_version (NULL for a
+snapshot), mode ('snapshot' | 'changes'), rows_upserted, rows_deleted, exported_at (UTC).
+
+Where the data goes: `run(spark, cfg, connections=...)` takes resolved connections (the demo
+starts throwaway servers with `medallion.databases.open_connections` and passes them in).
+Without them, and always from the command line, the servers must be configured because they
+must outlive the command: `$MEDALLION_POSTGRES_URL` / `$MEDALLION_MYSQL_URL` (override) or
+`export.<kind>.url` in the scenario; user from `$MEDALLION_<KIND>_USER` or `export.<kind>.user`;
+password from the environment variable named by `export.<kind>.password_env`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from generators.scenario import GoldTable
+from medallion.databases.connection import Connection
+from medallion.databases.dialects import (
+    LEDGER_TABLE,
+    OP_COLUMN,
+    Dialect,
+    check_identifier,
+    dialect_for,
+    staging_table,
+)
+from medallion.databases.sql import SqlSession, connect
+from medallion.databases.targets import resolve_connections
+from medallion.errors import ConfigError, ExportError, MedallionError
+from spark_jobs.config import PipelineConfig, add_job_arguments, config_from_args
+from spark_jobs.session import SessionOptions, build_session
+
+Mode = Literal["snapshot", "changes", "skipped"]
+CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
+# Error classes meaning "the change feed cannot serve this version range": export falls back
+# to a full snapshot, which is always correct (just larger).
+_CDF_GONE_MARKERS = (
+    "DELTA_MISSING_CHANGE_DATA",
+    "DELTA_CHANGE_DATA_FILE_NOT_FOUND",
+    "DELTA_VERSION_NOT_CONTIGUOUS",
+    "VERSION_NOT_FOUND",
+    "DELTA_CDC_NOT_ALLOWED_IN_THIS_VERSION",
+    "FileNotFoundException",
+)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What one export of one gold table into one target did."""
+
+    table: str
+    target: str
+    mode: Mode
+    delta_version: int
+    from_version: int | None
+    rows_upserted: int
+    rows_deleted: int
+    seconds: float
+
+    def describe(self) -> str:
+        """One line for the console."""
+        if self.mode == "skipped":
+            return f"{self.table} -> {self.target}: up to date at Delta version {self.delta_version}"
+        source = "full snapshot" if self.mode == "snapshot" else f"changes since v{self.from_version}"
+        return (
+            f"{self.table} -> {self.target}: {self.rows_upserted} upserted, {self.rows_deleted} deleted "
+            f"(Delta v{self.delta_version}, {source}) in {self.seconds:.1f}s"
+        )
+
+
+@dataclass(frozen=True)
+class ExportStep:
+    """Where an export stands when a hook runs: the table, the target and its open session."""
+
+    table: str
+    target: str
+    delta_version: int
+    session: SqlSession
+
+
+@dataclass(frozen=True)
+class ExportHooks:
+    """Callbacks at fixed points of the real export path (tests use them to crash it there).
+
+    Attributes:
+        after_staging: after Spark wrote the staging table, before the transaction begins.
+        before_commit: inside the transaction, after every statement, right before COMMIT.
+    """
+
+    after_staging: Callable[[ExportStep], None] | None = None
+    before_commit: Callable[[ExportStep], None] | None = None
+
+
+# --- pure transforms and schema mapping ----------------------------------------------------
+
+
+def latest_changes(keys: list[str]) -> Callable[[DataFrame], DataFrame]:
+    """Change-feed rows -> one row per key: its last change, with `_op` 'U' (upsert) or 'D'.
+
+    Pre-images are dropped; within one commit a delete loses to an insert of the same key
+    (an overwrite deletes and re-inserts in the same version).
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        data_columns = [c for c in df.columns if c not in CDF_COLUMNS]
+        is_delete = F.col("_change_type") == "delete"
+        order = Window.partitionBy(*keys).orderBy(F.col("_commit_version").desc(), is_delete.asc())
+        return (
+            df.where(F.col("_change_type") != "update_preimage")
+            .withColumn("_rank", F.row_number().over(order))
+            .where(F.col("_rank") == 1)
+            .select(*data_columns, F.when(is_delete, F.lit("D")).otherwise(F.lit("U")).alias(OP_COLUMN))
+        )
+
+    return transform
+
+
+def with_upsert_op(df: DataFrame) -> DataFrame:
+    """Snapshot rows -> rows to upsert (`_op` = 'U')."""
+    return df.withColumn(OP_COLUMN, F.lit("U"))
+
+
+def logical_type(name: str, data_type: T.DataType) -> str:
+    """The dialect-neutral SQL type of a gold column (see medallion.databases.dialects)."""
+    simple: dict[type[T.DataType], str] = {
+        T.StringType: "string", T.LongType: "bigint", T.IntegerType: "int",
+        T.ShortType: "smallint", T.ByteType: "smallint", T.DoubleType: "double",
+        T.FloatType: "float", T.BooleanType: "boolean", T.TimestampType: "timestamp",
+        T.TimestampNTZType: "timestamp_ntz", T.DateType: "date",
+    }
+    if isinstance(data_type, T.DecimalType):
+        return f"decimal({data_type.precision},{data_type.scale})"
+    for spark_type, logical in simple.items():
+        if type(data_type) is spark_type:
+            return logical
+    raise ExportError(
+        f"gold column {name!r} has type {data_type.simpleString()}, which export cannot map to "
+        "SQL; give the metric a numeric, string, boolean or timestamp result"
+    )
+
+
+def sql_columns(schema: T.StructType, gold: GoldTable) -> list[tuple[str, str]]:
+    """(name, logical type) of every gold column, each name checked against the allowlist."""
+    columns = [
+        (check_identifier(f.name, f"column name of gold table {gold.name!r}"), logical_type(f.name, f.dataType))
+        for f in schema.fields
+        if f.name not in CDF_COLUMNS
+    ]
+    missing = [k for k in gold.key_columns if k not in {name for name, _ in columns}]
+    if missing:
+        raise ExportError(
+            f"gold table {gold.name!r} has no key column(s) {missing} (its key is {gold.key_columns}); "
+            "rebuild it with `medallion pipeline` for the current scenario"
+        )
+    return columns
+
+
+# --- reading gold ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GoldVersion:
+    """Identity and current version of a gold Delta table."""
+
+    path: str
+    table_id: str
+    version: int
+
+
+def gold_version(spark: SparkSession, path: str, name: str) -> GoldVersion:
+    """The Delta table id and latest version of a gold table."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise ExportError(
+            f"gold table {name!r} does not exist at {path}: run `medallion pipeline` for this "
+            "scenario and data root first"
+        )
+    table = DeltaTable.forPath(spark, path)
+    version = int(table.history(1).select("version").first()[0])  # type: ignore[index]
+    table_id = str(table.detail().select("id").first()[0])  # type: ignore[index]
+    return GoldVersion(path=path, table_id=table_id, version=version)
+
+
+def read_snapshot(spark: SparkSession, gold: GoldVersion) -> DataFrame:
+    """The gold table exactly as of the version being exported, as rows to upsert."""
+    return spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path).transform(with_upsert_op)
+
+
+def read_changes(spark: SparkSession, gold: GoldVersion, start: int, keys: list[str]) -> DataFrame:
+    """The latest change per key between `start` and the exported version (inclusive)."""
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", start)
+        .option("endingVersion", gold.version)
+        .load(gold.path)
+        .transform(latest_changes(keys))
+    )
+
+
+def _change_feed_gone(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker in text for marker in _CDF_GONE_MARKERS)
+
+
+# --- writing a target -----------------------------------------------------------------------
+
+
+def write_staging(rows: DataFrame, connection: Connection, staging: str) -> None:
+    """Append rows to the (existing) staging table over JDBC; credentials as properties."""
+    (
+        rows.write.format("jdbc")
+        .options(**connection.jdbc_properties())
+        .option("dbtable", dialect_for(connection.kind).quote(staging))
+        .option("batchsize", "5000")
+        .option("numPartitions", "2")  # a handful of connections is plenty for aggregates
+        .mode("append")
+        .save()
+    )
+
+
+@contextmanager
+def export_lock(session: SqlSession) -> Iterator[None]:
+    """Hold the per-database export lock for the block; ExportError when another export has it."""
+    dialect = dialect_for(session.kind)
+    name = f"medallion_export.{session.connection.database}"[:64]
+    if not session.scalar(dialect.try_lock(), [name]):
+        raise ExportError(
+            f"another medallion export is writing to {session.connection} right now; wait for it "
+            "to finish and run export again (one export per database at a time)"
+        )
+    try:
+        yield
+    finally:
+        with suppress(MedallionError):  # the lock dies with the session anyway
+            session.scalar(dialect.unlock(), [name])
+
+
+def prepare_target(session: SqlSession, gold: GoldTable, columns: list[tuple[str, str]]) -> None:
+    """Create the ledger and the target table if missing; refuse a target with other columns."""
+    dialect = dialect_for(session.kind)
+    session.execute(dialect.ledger_ddl())
+    existing = [row[0] for row in session.query(dialect.columns_of(), [gold.name])]
+    wanted = [name for name, _ in columns]
+    if existing and set(existing) != set(wanted):
+        raise ExportError(
+            f"{session.connection} already has a table {gold.name!r} with columns {existing}, but the "
+            f"gold table has {wanted}. Drop the database table (and its rows in {LEDGER_TABLE}) "
+            "to re-export it, or export into another database"
+        )
+    if not existing:
+        session.execute(dialect.create_table(gold.name, columns, gold.key_columns))
+
+
+def last_export(session: SqlSession, table: str) -> tuple[str, int] | None:
+    """(Delta table id, version) the target last committed for a table, or None."""
+    rows = session.query(dialect_for(session.kind).last_export(), [table])
+    return (str(rows[0][0]), int(rows[0][1])) if rows else None
+
+
+def commit_staged(
+    session: SqlSession,
+    gold: GoldTable,
+    columns: list[str],
+    staging: str,
+    version: GoldVersion,
+    mode: Mode,
+    from_version: int | None,
+    hooks: ExportHooks,
+    target: str,
+) -> tuple[int, int]:
+    """The one transaction: delete, upsert, ledger row, clear staging. Returns (upserted, deleted)."""
+    dialect: Dialect = dialect_for(session.kind)
+    keys = gold.key_columns
+    with session.transaction():
+        nulls = int(session.scalar(dialect.null_keys(staging, keys)))
+        if nulls:
+            raise ExportError(
+                f"gold table {gold.name!r} at Delta version {version.version} has {nulls} row(s) with "
+                f"NULL in its key {keys}; a database primary key cannot hold NULL. Fix the gold rows "
+                "(usually a lookup that found no dimension row) and export again"
+            )
+        staged = dict(session.query(dialect.staged_counts(staging, keys)))
+        delete_sql = (
+            dialect.delete_missing(gold.name, staging, keys)
+            if mode == "snapshot"
+            else dialect.delete_staged(gold.name, staging, keys)
+        )
+        deleted = max(session.execute(delete_sql), 0)
+        session.execute(dialect.upsert(gold.name, staging, columns, keys))
+        upserted = int(staged.get("U", 0))
+        exported_at = datetime.now(timezone.utc)
+        if session.kind == "mysql":
+            exported_at = exported_at.replace(tzinfo=None)  # DATETIME: UTC wall clock
+        session.execute(
+            dialect.insert_ledger(),
+            [gold.name, version.table_id, version.version, from_version, mode, upserted, deleted, exported_at],
+        )
+        if session.kind == "postgres":
+            session.execute(dialect.drop_table(staging))  # DDL is transactional here
+        else:
+            session.execute(f"DELETE FROM {dialect.quote(staging)}")  # DDL would commit implicitly
+        if hooks.before_commit:
+            hooks.before_commit(ExportStep(gold.name, target, version.version, session))
+    if session.kind != "postgres":
+        session.execute(dialect.drop_table(staging))
+    return upserted, deleted
+
+
+def export_table(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    gold: GoldTable,
+    session: SqlSession,
+    target: str,
+    hooks: ExportHooks | None = None,
+) -> ExportResult:
+    """Bring one target table up to the current gold version (see the module docstring).
+
+    Args:
+        spark: the session.
+        cfg: pipeline configuration (data root).
+        gold: the gold table to export.
+        session: an open session on the target, holding the export lock.
+        target: the target's name (`postgres` or `mysql`), for results and hooks.
+        hooks: optional callbacks at fixed points (tests).
+    """
+    hooks = hooks or ExportHooks()
+    began = time.monotonic()
+    check_identifier(gold.name, "gold table name")
+    for key in gold.key_columns:
+        check_identifier(key, f"key column of gold table {gold.name!r}")
+    connection = session.connection
+    dialect = dialect_for(connection.kind)
+    version = gold_version(spark, cfg.table("gold", gold.name), gold.name)
+    schema = spark.read.format("delta").option("versionAsOf", version.version).load(version.path).schema
+    columns = sql_columns(schema, gold)
+    prepare_target(session, gold, columns)
+
+    previous = last_export(session, gold.name)
+    if previous is not None and previous == (version.table_id, version.version):
+        return ExportResult(gold.name, target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
+
+    staging = staging_table(gold.name)
+    session.execute(dialect.drop_table(staging))
+    session.execute(
+        dialect.create_table(staging, columns, primary_key=None, extra=[(OP_COLUMN, dialect.op_column_type())])
+    )
+    mode: Mode = "snapshot"
+    from_version: int | None = None
+    if previous is not None and previous[0] == version.table_id and previous[1] < version.version:
+        try:
+            write_staging(read_changes(spark, version, previous[1] + 1, gold.key_columns), connection, staging)
+            mode, from_version = "changes", previous[1] + 1
+        except Exception as exc:
+            if not _change_feed_gone(exc):
+                raise
+            # Rows a failed attempt staged would be resent by the snapshot anyway; start clean.
+            session.execute(f"DELETE FROM {dialect.quote(staging)}")
+    if mode == "snapshot":
+        write_staging(read_snapshot(spark, version), connection, staging)
+    if hooks.after_staging:
+        hooks.after_staging(ExportStep(gold.name, target, version.version, session))
+    upserted, deleted = commit_staged(
+        session, gold, [name for name, _ in columns], staging, version, mode, from_version, hooks, target
+    )
+    return ExportResult(gold.name, target, mode, version.version, from_version, upserted, deleted, time.monotonic() - began)
+
+
+def export_gold(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    connections: Mapping[str, Connection] | None = None,
+    hooks: ExportHooks | None = None,
+) -> list[ExportResult]:
+    """Export every table of `scenario.export_tables` into every target of `cfg.targets`.
+
+    Args:
+        spark: the session.
+        cfg: pipeline configuration; `cfg.targets` names the targets (`postgres`, `mysql`).
+        connections: resolved connections per target; None resolves configured servers
+            (environment or scenario, see the module docstring).
+        hooks: optional callbacks at fixed points of the export (tests).
+
+    Returns:
+        One result per (target, table), in that order.
+
+    Raises:
+        ConfigError: a target has no connection.
+        IdentifierError: a table or column name is outside the allowlist.
+        ExportError / DatabaseError: the export could not complete (target left unchanged).
+    """
+    targets = list(dict.fromkeys(cfg.targets))
+    if connections is None:
+        connections = resolve_connections(cfg.scenario.export, targets)
+    missing = [t for t in targets if t not in connections]
+    if missing:
+        raise ConfigError("export", [f"no connection for target(s) {missing}; pass them in `connections`"])
+    tables = [cfg.scenario.gold_table(name) for name in cfg.scenario.export_tables]
+    results: list[ExportResult] = []
+    for target in targets:
+        with connect(connections[target]) as session, export_lock(session):
+            for gold in tables:
+                results.append(export_table(spark, cfg, gold, session, target, hooks))
+    return results
+
+
+def run(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    connections: Mapping[str, Connection] | None = None,
+    hooks: ExportHooks | None = None,
+) -> None:
+    """Job entry point (house style): export gold into the configured or given targets."""
+    export_gold(spark, cfg, connections, hooks)
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def parse_targets(value: str) -> tuple[str, ...]:
+    """`all` -> both kinds; otherwise the one named."""
+    return ("postgres", "mysql") if value == "all" else (value,)
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    """`medallion export --scenario ... --data DIR --target postgres|mysql|all [--master URL]`."""
+    cfg = config_from_args(args, targets=parse_targets(getattr(args, "target", "all")))
+    # Resolve before Spark starts: a missing URL or password fails in a blink.
+    connections = resolve_connections(cfg.scenario.export, cfg.targets)
+    for target, connection in connections.items():
+        print(f"[export] {target}: {connection}", flush=True)
+    spark = build_session(SessionOptions(app_name="medallion-export", master=cfg.master))
+    for result in export_gold(spark, cfg, connections):
+        print(f"[export] {result.describe()}", flush=True)
+    return 0
+
+
+def main() -> None:
+    """spark-submit entry point."""
+    parser = argparse.ArgumentParser(prog="spark_jobs/export.py", description="medallion export job")
+    add_job_arguments(parser)
+    parser.add_argument("--target", choices=("postgres", "mysql", "all"), default="all")
+    args = parser.parse_args()
+    try:
+        raise SystemExit(run_from_cli(args))
+    except MedallionError as exc:
+        print(f"medallion export: error: {exc}", flush=True)
+        raise SystemExit(exc.exit_code) from None
+
+
+if __name__ == "__main__":
+    main()
