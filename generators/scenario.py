@@ -219,10 +219,13 @@ class BooleanSample(Model):
 
 
 class VocabularySample(Model):
-    """A word from a vocabulary shipped with the project (generators/vocabularies/NAME.txt)."""
+    """A word from a vocabulary shipped with the project (generators/vocabularies/NAME.txt),
+    uniform or zipf-skewed (the first words of the file are the most frequent)."""
 
     kind: Literal["vocabulary"]
     vocabulary: str
+    skew: Literal["uniform", "zipf"] = "uniform"
+    zipf_a: float = Field(default=1.2, gt=1.0)
 
 
 class IntervalTimeSample(Model):
@@ -240,15 +243,19 @@ class ReferenceSample(Model):
 
 
 class ParentSample(Model):
-    """The key of the parent row this row was spawned with (see `Entity.spawn`)."""
+    """The key of the parent row this row was spawned with (see `Entity.spawn`), or with
+    `field` that field of the parent row (e.g. the user of a transaction's line item)."""
 
     kind: Literal["parent"]
+    field: Identifier | None = None
 
 
 class UnitSample(Model):
-    """The key of the arrival unit this row was generated for (see `Arrival.per`)."""
+    """The key of the arrival unit this row was generated for (see `Arrival.per`), or with
+    `field` that field of the unit row (e.g. the road segment of a sensor)."""
 
     kind: Literal["unit"]
+    field: Identifier | None = None
 
 
 class ConstantSample(Model):
@@ -256,6 +263,89 @@ class ConstantSample(Model):
 
     kind: Literal["constant"]
     value: str | int | float | bool
+
+
+class DerivedSample(Model):
+    """A number driven by another numeric field of the same row (e.g. latency by CPU):
+    (intercept + slope * source**power) * exp(Normal(0, noise_sigma)) + Normal(0, noise_std),
+    clipped to `clip` and the field's range."""
+
+    kind: Literal["derived"]
+    source: Identifier
+    intercept: float = 0.0
+    slope: float = 1.0
+    power: float = 1.0
+    noise_std: float = Field(default=0.0, ge=0)
+    noise_sigma: float = Field(default=0.0, ge=0)
+    clip: tuple[float, float] | None = None
+    decimals: int | None = Field(default=None, ge=0, le=9)
+
+
+class LoadShape(Model):
+    """Multipliers by UTC hour of day (24) and day of week (7, Monday first); 1.0 when absent."""
+
+    hour_of_day: list[float] | None = None
+    day_of_week: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _lengths(self) -> LoadShape:
+        if self.hour_of_day is not None and len(self.hour_of_day) != 24:
+            raise ValueError("hour_of_day needs 24 multipliers (hour 0 to 23)")
+        if self.day_of_week is not None and len(self.day_of_week) != 7:
+            raise ValueError("day_of_week needs 7 multipliers (Monday to Sunday)")
+        return self
+
+
+class ShapedSample(Model):
+    """A number that follows a daily and weekly load shape at the row's event time:
+    base + scale * hour_of_day[h] * day_of_week[d] + Normal(0, noise_std). With `by`, the
+    shape is chosen per row by the value of that string field (e.g. a workload class)."""
+
+    kind: Literal["shaped"]
+    shapes: dict[str, LoadShape]
+    by: Identifier | None = None
+    base: float = 0.0
+    scale: float = 1.0
+    noise_std: float = Field(default=0.0, ge=0)
+    clip: tuple[float, float] | None = None
+    decimals: int | None = Field(default=None, ge=0, le=9)
+
+    @model_validator(mode="after")
+    def _default_shape(self) -> ShapedSample:
+        if not self.shapes:
+            raise ValueError("shapes needs at least one named shape")
+        if self.by is None and len(self.shapes) != 1:
+            raise ValueError("several shapes need `by`: the field whose value picks the shape")
+        return self
+
+
+class DegradationSample(Model):
+    """A sensor that drifts as its unit wears toward failure (see `Arrival.lifetime`):
+    base + amplitude * wear**exponent + Normal(0, noise_std), wear going from the unit's
+    initial wear to 1 at failure. Sensor faults on top, all kept inside the field's range:
+    `spike_share` of readings jump by +-`spike_size`; in `stuck_share` of unit-days the
+    sensor repeats its noiseless value from the start of the day; `drift_share` of units
+    read `drift_per_day` more for every day in service (calibration drift)."""
+
+    kind: Literal["degradation"]
+    base: float
+    amplitude: float
+    exponent: float = Field(default=2.0, gt=0)
+    noise_std: float = Field(default=0.0, ge=0)
+    spike_share: float = Field(default=0.0, ge=0, le=1)
+    spike_size: float = 0.0
+    stuck_share: float = Field(default=0.0, ge=0, le=1)
+    drift_share: float = Field(default=0.0, ge=0, le=1)
+    drift_per_day: float = 0.0
+    clip: tuple[float, float] | None = None
+    decimals: int | None = Field(default=None, ge=0, le=9)
+
+
+class RemainingLifeSample(Model):
+    """Hours until the row's unit fails (its remaining useful life; see `Arrival.lifetime`)."""
+
+    kind: Literal["remaining_life"]
+    decimals: int | None = Field(default=1, ge=0, le=9)
 
 
 Sample = Annotated[
@@ -272,7 +362,11 @@ Sample = Annotated[
     | ReferenceSample
     | ParentSample
     | UnitSample
-    | ConstantSample,
+    | ConstantSample
+    | DerivedSample
+    | ShapedSample
+    | DegradationSample
+    | RemainingLifeSample,
     Field(discriminator="kind"),
 ]
 
@@ -289,6 +383,7 @@ class FieldSpec(Model):
     enum: list[str] | None = None
     references: Identifier | None = None
     sample: Sample | None = None
+    null_share: float = Field(default=0.0, ge=0, lt=1)
     description: str = ""
 
     @model_validator(mode="before")
@@ -312,7 +407,19 @@ class FieldSpec(Model):
                 raise ValueError(f"range {list(self.range)} must be [min, max] with min <= max")
         if self.enum is not None and self.type != "string":
             raise ValueError(f"enum applies to string fields, not to type {self.type!r}")
+        if self.required and self.null_share > 0:
+            raise ValueError("a required field cannot have a null_share; set it to 0 or drop required")
         return self
+
+
+class Lifetime(Model):
+    """Units that wear out: a unit emits from its `start` (a timestamp field of the unit) while
+    its wear, `wear` (initial share, a field of the unit) + hours in service / `life_hours`
+    (a numeric field of the unit), is below 1; then it has failed and stays silent."""
+
+    start: Identifier
+    life_hours: Identifier
+    wear: Identifier | None = None
 
 
 class Arrival(Model):
@@ -327,6 +434,22 @@ class Arrival(Model):
     every: Duration = timedelta(minutes=15)
     hour_of_day: list[float] | None = None
     day_of_week: list[float] | None = None
+    # poisson: count ~ Poisson(lambda(t)); fixed: exactly round(lambda(t)) rows per unit per
+    # `every`, evenly spaced (a set frequency); uniform: an integer count in `count_range`.
+    distribution: Literal["poisson", "fixed", "uniform"] = "poisson"
+    count_range: tuple[int, int] | None = None
+    lifetime: Lifetime | None = None
+
+    @model_validator(mode="after")
+    def _counts(self) -> Arrival:
+        if self.distribution == "uniform":
+            if self.count_range is None or not 0 <= self.count_range[0] <= self.count_range[1]:
+                raise ValueError("distribution 'uniform' needs count_range: [min, max] with 0 <= min <= max")
+        elif self.count_range is not None:
+            raise ValueError("count_range applies to distribution 'uniform' only")
+        if self.lifetime is not None and self.per is None:
+            raise ValueError("lifetime needs `per`: the entity whose rows wear out")
+        return self
 
     @field_validator("hour_of_day")
     @classmethod
@@ -355,6 +478,7 @@ class Spawn(Model):
 
     parent: Identifier
     count: int = Field(ge=1)
+    extra_lam: float = Field(default=0.0, ge=0)  # count + Poisson(extra_lam) children per parent
 
 
 class DriftSpec(Model):
@@ -548,6 +672,9 @@ class Clock(Model):
     start: Instant
     interval: Duration = timedelta(minutes=15)
     speed: float = Field(default=0.0, ge=0)
+    # Simulated time written as fast as possible before pacing at `speed` starts (e.g. 90d of
+    # history, then live). Content never depends on it, only the pace of writing.
+    backfill: Duration = timedelta(0)
 
 
 class Scenario(Model):
@@ -635,6 +762,8 @@ class Scenario(Model):
                     visit(spec.references)
             if entity.spawn:
                 visit(entity.spawn.parent)
+            if entity.arrival and entity.arrival.per:
+                visit(entity.arrival.per)
             order.append(name)
 
         for name in sorted(self.entities, key=lambda n: (self.entities[n].role != "dimension", n)):

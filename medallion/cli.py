@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--speed", type=float, default=None, help="simulated seconds per real second; 0 = as fast as possible")
     gen.add_argument("--serve", default=None, metavar="HOST:PORT", help="serve the HTTP control API while generating")
     gen.add_argument("--quiet", action="store_true", help="no progress display")
+    gen.add_argument("--no-fsync", action="store_true", help="skip fsync of files (faster; a power cut may lose the last batches)")
     gen.set_defaults(handler=_generate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of scenario files (for editors)")

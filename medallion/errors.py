@@ -65,3 +65,10 @@ class VerificationFailed(MedallionError):
     """`medallion verify` found at least one invariant that does not hold."""
 
     exit_code = 7
+
+
+class GeneratorError(MedallionError):
+    """The generator cannot write here (another generator holds the data root, or the data
+    root holds a different run)."""
+
+    exit_code = 8

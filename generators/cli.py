@@ -1,0 +1,107 @@
+"""`medallion generate` and `medallion schema` (dispatched from medallion/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from generators.checks import check_scenario
+from generators.scenario import Scenario, load_scenario, scenario_json_schema
+from medallion.errors import ConfigError
+from medallion.layout import DataRoot
+
+
+def load_for_generate(args: argparse.Namespace) -> Scenario:
+    """The scenario with its profile and `--start` applied, checked for the generator."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "start", None):
+        overrides["clock"] = {"start": args.start}
+    scenario = load_scenario(args.scenario, profile=args.profile, overrides=overrides or None)
+    check_scenario(scenario)
+    return scenario
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    """Write batches as the flags say; print a summary. Exit 0 also after SIGTERM/SIGINT."""
+    from generators.runner import Runner, RunOptions
+
+    if args.batches is not None and args.batches < 0:
+        raise ConfigError("--batches", [f"{args.batches} is negative; give a number of batches >= 0"])
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError("--duration", [f"{args.duration} is not positive; give seconds > 0"])
+    if args.speed is not None and args.speed < 0:
+        raise ConfigError("--speed", [f"{args.speed} is negative; 0 means as fast as possible"])
+    scenario = load_for_generate(args)
+    options = RunOptions(
+        batches=args.batches,
+        duration=args.duration,
+        speed=args.speed,
+        durable=not getattr(args, "no_fsync", False),
+    )
+    runner = Runner(scenario, args.seed, DataRoot(args.data), options)
+    quiet = bool(args.quiet)
+    if not quiet:
+        runner.log.listeners.append(_print_notable)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        runner.stop(by_signal=True)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = None
+    try:
+        if args.serve:
+            from generators.control import ControlServer
+
+            server = ControlServer(runner, args.serve)
+            server.start()
+            if not quiet:
+                print(f"control API on http://{server.host}:{server.port} (OpenAPI at /docs)", file=sys.stderr)
+        if quiet:
+            report = runner.run()
+        else:
+            from generators.progress import Progress
+
+            label = f"{scenario.name}" + (f" ({scenario.profile})" if scenario.profile else "")
+            with Progress(args.batches, 0, label) as progress:
+                runner.on_batch.append(progress.update)
+                report = runner.run()
+    finally:
+        if server is not None:
+            server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    summary = report.as_dict()
+    if args.duration is not None or not quiet:
+        print(
+            f"{report.batches} batches ({report.first_batch}..{report.next_batch - 1}), "
+            f"{report.records:,} records, {report.bytes / 1e6:,.1f} MB in {report.runtime_seconds:.2f} s; "
+            f"mean write time {report.mean_write_us_per_record:.3f} us/record, "
+            f"{report.records_per_second:,.0f} records/s"
+            + (" (stopped by signal after the batch in hand)" if report.stopped_by_signal else ""),
+            file=sys.stderr,
+        )
+    if args.duration is not None:
+        print(json.dumps(summary))
+    return 0
+
+
+def _print_notable(entry: dict[str, Any]) -> None:
+    if entry["level"] in ("warning", "error") or entry["event"] in ("start", "cleaned", "baseline"):
+        print(f"[{entry['level']}] {entry['message']}", file=sys.stderr)
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of scenario files; with --scenario, validate that file too."""
+    if args.scenario:
+        scenario = load_scenario(args.scenario)
+        check_scenario(scenario)
+        for profile in scenario.profiles:
+            check_scenario(load_scenario(args.scenario, profile=profile))
+        profiles = f" (profiles {', '.join(scenario.profiles)} too)" if scenario.profiles else ""
+        print(f"{args.scenario}: valid{profiles}", file=sys.stderr)
+    print(json.dumps(scenario_json_schema(), indent=2))
+    return 0

@@ -1,0 +1,449 @@
+"""The generator engine: every entity of a scenario, one batch at a time, as bytes + ledger.
+
+Pure computation, no I/O (the writer puts the result on disk). For batch b the engine:
+
+1. plans each entity's rows (baseline, spawn, arrivals), in processing order so dimensions
+   come before the rows that point at them;
+2. samples every field for *all* planned rows, with one stream per field;
+3. drops rows whose unit, parent or referenced row is not clean (never written: their keys
+   leave gaps), so clean data has no orphans and no cascade of quarantined parents;
+4. picks defects per row (one stream per kind), writes lines as padded byte matrices, adds
+   duplicate lines (exact re-emits of clean lines of this or the previous batch) and splits
+   the lines into the entity's files, recording every defective line in the ledger.
+
+The state carried from batch to batch is small and derivable: the number of rows each entity
+has generated (sequence keys continue from it), the rows of each dimension (with a clean
+flag), and a few clean lines of the previous batch to duplicate. `skip_to` rebuilds it for any
+batch by replaying counts, which is how a restart resumes without repeating or skipping.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from generators import encode
+from generators.arrival import ArrivalPlanner, Rows
+from generators.checks import check_scenario, field_order
+from generators.defects import DefectInjector, Injected
+from generators.samplers import Column, Frame, SampleContext, added_field_column, sample_field
+from generators.scenario import DEFECT_KINDS, Scenario, defect_fate
+from generators.streams import Streams
+from medallion.layout import landing_file_name
+
+BLOCK_ROWS = 8192  # rows laid out at once: ~2 MB, within the CPU's L2 cache
+DUPLICATE_POOL = 64  # clean lines of a batch kept as duplicate sources for the next one
+CROSS_BATCH_SHARE = 0.3  # share of duplicates that repeat a line of the previous batch
+
+
+@dataclass
+class Part:
+    """One landing file's content: buffers to write in order (numpy arrays or bytes)."""
+
+    path: str  # relative to the data root
+    chunks: list[np.ndarray | bytes]
+    lines: int
+
+
+@dataclass
+class EntityBatch:
+    """One entity's share of a batch: its files and its ledger."""
+
+    entity: str
+    generated: int
+    skipped: int
+    lines: int
+    clean_records: int
+    parts: list[Part]
+    defects: list[dict[str, object]]
+    defect_counts: dict[str, int]
+    sequence_end: int
+
+
+@dataclass
+class Batch:
+    """Everything one batch writes."""
+
+    batch_id: int
+    interval: tuple[int, int]
+    entities: dict[str, EntityBatch] = field(default_factory=dict)
+
+    @property
+    def lines(self) -> int:
+        return sum(e.lines for e in self.entities.values())
+
+
+@dataclass
+class _Candidate:
+    text: bytes
+    key: str
+    file: str
+    line: int
+
+
+@dataclass
+class _BatchFrame:
+    frame: Frame
+    times: np.ndarray
+
+
+def _concat(a: Column, b: Column) -> Column:
+    width = max(a.enc.shape[1], b.enc.shape[1])
+
+    def widen(m: np.ndarray) -> np.ndarray:
+        if m.shape[1] == width:
+            return m
+        return np.hstack([m, np.zeros((m.shape[0], width - m.shape[1]), dtype=np.uint8)])
+
+    raw = None if a.raw is None or b.raw is None else np.concatenate([a.raw, b.raw])
+    nulls = None
+    if a.nulls is not None or b.nulls is not None:
+        na = a.nulls if a.nulls is not None else np.zeros(a.enc.shape[0], dtype=bool)
+        nb = b.nulls if b.nulls is not None else np.zeros(b.enc.shape[0], dtype=bool)
+        nulls = np.concatenate([na, nb])
+    return Column(enc=np.vstack([widen(a.enc), widen(b.enc)]), raw=raw, labels=a.labels or b.labels, nulls=nulls)
+
+
+def key_strings(keys: Column, rows: np.ndarray) -> list[str]:
+    """The ledger's `key` of each row: the key value as text (strings without their quotes)."""
+    if rows.size == 0:
+        return []
+    texts = np.take(keys.enc, rows, axis=0)
+    flat = texts.view(f"S{texts.shape[1]}").ravel().tolist()  # trailing padding dropped
+    result = []
+    for text in flat:
+        if text[:1] == b'"' and text[-1:] == b'"' and b"\\" not in text and b"\x00" not in text:
+            result.append(text[1:-1].decode("utf-8"))
+        else:
+            value = json.loads(text.replace(b"\x00", b""))
+            result.append(value if isinstance(value, str) else json.dumps(value))
+    return result
+
+
+class Engine:
+    """Generates a scenario's batches deterministically from (scenario, seed)."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        check_scenario(scenario)
+        self.scenario = scenario
+        self.seed = seed
+        self.streams = Streams(seed)
+        self.clock_start = int(scenario.clock.start.timestamp() * 1000)
+        self.interval_ms = int(scenario.clock.interval.total_seconds() * 1000)
+        self.planner = ArrivalPlanner(self.streams, self.clock_start)
+        self.order = scenario.processing_order
+        self.injectors = {name: DefectInjector(scenario, name, self.streams) for name in self.order}
+        self.field_orders = {name: field_order(scenario.entities[name]) for name in self.order}
+        self.key_of = {name: e.key for name, e in scenario.entities.items()}
+        self.next_batch = 0
+        self.generated = dict.fromkeys(self.order, 0)
+        self.universes: dict[str, Frame] = {
+            name: Frame() for name in self.order if scenario.entities[name].role == "dimension"
+        }
+        self.candidates: dict[str, list[_Candidate]] = {name: [] for name in self.order}
+
+    def interval(self, batch: int) -> tuple[int, int]:
+        """[start, end) of a batch in epoch milliseconds."""
+        start = self.clock_start + batch * self.interval_ms
+        return start, start + self.interval_ms
+
+    # --- driving ----------------------------------------------------------------------------
+
+    def generate(self) -> Batch:
+        """Generate the next batch and advance."""
+        batch = self._run(self.next_batch, light=False)
+        self.next_batch += 1
+        assert batch is not None
+        return batch
+
+    def skip_to(self, batch_id: int) -> None:
+        """Advance the state to just before `batch_id` without producing its predecessors' lines
+        (counts are replayed; the last one is regenerated in memory for its duplicate sources)."""
+        if batch_id < self.next_batch:
+            raise ValueError(f"cannot go back from batch {self.next_batch} to {batch_id}")
+        while self.next_batch < batch_id - 1:
+            self._run(self.next_batch, light=True)
+            self.next_batch += 1
+        if self.next_batch < batch_id:
+            self.generate()
+
+    # --- one batch --------------------------------------------------------------------------
+
+    def _run(self, batch_id: int, light: bool) -> Batch | None:
+        interval = self.interval(batch_id)
+        result = Batch(batch_id=batch_id, interval=interval)
+        frames: dict[str, _BatchFrame] = {}
+        counts: dict[str, int] = {}
+        for name in self.order:
+            entity = self.scenario.entities[name]
+            if light and entity.role == "fact":
+                units = self._units(name)
+                parents = counts.get(entity.spawn.parent, 0) if entity.spawn else 0
+                if entity.spawn and entity.spawn.parent in frames:
+                    parents = frames[entity.spawn.parent].frame.size
+                n = self.planner.count(name, entity, batch_id, interval, units, parents)
+                counts[name] = n
+                self.generated[name] += n
+                continue
+            out = self._entity(name, batch_id, interval, frames)
+            counts[name] = out.generated
+            result.entities[name] = out
+        return None if light else result
+
+    def _units(self, name: str) -> Frame | None:
+        arrival = self.scenario.entities[name].arrival
+        if arrival is None or arrival.per is None:
+            return None
+        return self.universes[arrival.per]
+
+    def _entity(self, name: str, batch_id: int, interval: tuple[int, int], frames: dict[str, _BatchFrame]) -> EntityBatch:
+        entity = self.scenario.entities[name]
+        units = self._units(name)
+        parent = frames.get(entity.spawn.parent) if entity.spawn else None
+        rows: Rows = self.planner.rows(
+            name, entity, batch_id, interval, units, parent.times if parent is not None else None
+        )
+        n = rows.n
+        ctx = SampleContext(
+            entity_name=name,
+            entity=entity,
+            n=n,
+            batch=batch_id,
+            interval=interval,
+            streams=self.streams,
+            times=rows.times,
+            sequence_offset=self.generated[name],
+            universes=self.universes,
+            unit_entity=entity.arrival.per if entity.arrival else None,
+            unit=rows.unit,
+            parent_frame=parent.frame if parent is not None else None,
+            parent=rows.parent,
+            key_of=self.key_of,
+        )
+        for field_name in self.field_orders[name]:
+            ctx.columns[field_name] = sample_field(field_name, entity.fields[field_name], ctx)
+        columns = {f: ctx.columns[f] for f in entity.fields}
+        injector = self.injectors[name]
+        added = {
+            d.field: added_field_column(d.type or "string", ctx, d.field)
+            for _, d in injector.active_drift(batch_id)
+            if d.change == "add" and d.field not in entity.fields
+        }
+
+        keep = np.ones(n, dtype=bool)
+        if rows.unit is not None and units is not None:
+            keep &= units.clean[rows.unit]
+        if parent is not None and rows.parent is not None:
+            keep &= parent.frame.clean[rows.parent]
+        for field_name, spec in entity.fields.items():
+            target_rows = columns[field_name].rows
+            if spec.references is not None and target_rows is not None:
+                target = self.universes[spec.references]
+                valid = target_rows >= 0
+                keep &= valid & target.clean[np.where(valid, target_rows, 0)]
+        kept = np.flatnonzero(keep)
+        plan = injector.plan(batch_id, n)
+
+        if kept.size == n:
+            line_columns, line_added = columns, added
+        else:
+            line_columns = {f: c.take(kept) for f, c in columns.items()}
+            line_added = {f: c.take(kept) for f, c in added.items()}
+        layout = encode.LineLayout(kept.size)
+        for field_name in entity.fields:
+            layout.add_field(field_name, line_columns[field_name].enc)
+        injected, added_rows = injector.apply(plan, kept, line_columns, layout, interval, line_added)
+
+        clean = keep.copy()
+        for item in injected:
+            if defect_fate(item.kind, item.change) != "keep":
+                clean[kept[item.row]] = False
+        frame = Frame(columns=columns, clean=clean)
+        frames[name] = _BatchFrame(frame=frame, times=rows.times)
+        if name in self.universes:
+            self._grow(name, frame)
+        self.generated[name] += n
+        return self._render(name, batch_id, layout, line_columns[entity.key], injected, added_rows, n)
+
+    def _grow(self, name: str, frame: Frame) -> None:
+        universe = self.universes[name]
+        if universe.size == 0:
+            self.universes[name] = Frame(columns=dict(frame.columns), clean=frame.clean.copy())
+            return
+        universe.columns = {f: _concat(universe.columns[f], frame.columns[f]) for f in universe.columns}
+        universe.clean = np.concatenate([universe.clean, frame.clean])
+
+    # --- lines, files and ledger ------------------------------------------------------------
+
+    def _render(
+        self,
+        name: str,
+        batch_id: int,
+        layout: encode.LineLayout,
+        keys: Column,
+        injected: list[Injected],
+        added_rows: list[tuple[np.ndarray, str]],
+        generated: int,
+    ) -> EntityBatch:
+        entity = self.scenario.entities[name]
+        n_rows = layout.n
+        defective = np.zeros(n_rows, dtype=bool)
+        for item in injected:
+            defective[item.row] = True
+        for rows, _ in added_rows:
+            defective[rows] = True
+        no_defect_rows = np.flatnonzero(~defective)
+
+        # Duplicates: extra lines repeating clean lines of this batch (earlier ones) or the last.
+        rate = entity.defects.duplicate
+        previous = self.candidates[name]
+        dup_positions = np.zeros(0, dtype=np.int64)
+        dup_sources: list[int | _Candidate] = []
+        if rate > 0 and n_rows > 0:
+            rng = self.streams.rng(name, "defect:duplicate", batch_id)
+            count = int(rng.binomial(n_rows, rate))
+            positions = np.sort(rng.integers(0, n_rows, count))
+            pick_previous = rng.random(count) < CROSS_BATCH_SHARE
+            which = rng.random(count)
+            eligible_upto = np.cumsum(~defective)
+            kept_positions = []
+            for i, position in enumerate(positions.tolist()):
+                available = int(eligible_upto[position])
+                if previous and (pick_previous[i] or available == 0):
+                    dup_sources.append(previous[int(which[i] * len(previous))])
+                elif available:
+                    dup_sources.append(int(no_defect_rows[int(which[i] * available)]))
+                else:
+                    continue
+                kept_positions.append(position)
+            dup_positions = np.asarray(kept_positions, dtype=np.int64)
+        pool_rows = np.zeros(0, dtype=np.int64)
+        if rate > 0 and no_defect_rows.size:
+            rng = self.streams.rng(name, "duplicate-pool", batch_id)
+            pool_rows = np.sort(rng.choice(no_defect_rows, size=min(DUPLICATE_POOL, no_defect_rows.size), replace=False))
+
+        n_dups = dup_positions.size
+        total_lines = n_rows + n_dups
+        parts_count = min(entity.files_per_batch, total_lines)
+        bounds = np.asarray([total_lines * i // parts_count for i in range(parts_count + 1)] if parts_count else [0])
+        file_names = [f"landing/{name}/{landing_file_name(name, batch_id, p)}" for p in range(parts_count)]
+
+        def locate(line_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            part = np.searchsorted(bounds, line_index, side="right") - 1
+            return part, line_index - bounds[part] + 1
+
+        def row_lines(rows: np.ndarray) -> np.ndarray:
+            return rows + np.searchsorted(dup_positions, rows, side="left")
+
+        # The ledger, by index arithmetic only.
+        ledger: list[tuple[int, int, dict[str, object]]] = []
+        if injected:
+            rows = np.asarray([item.row for item in injected], dtype=np.int64)
+            part, line = locate(row_lines(rows))
+            row_keys = key_strings(keys, rows)
+            for i, item in enumerate(injected):
+                entry: dict[str, object] = {
+                    "file": file_names[part[i]], "line": int(line[i]), "kind": item.kind, "key": row_keys[i]
+                }
+                if item.field is not None:
+                    entry["field"] = item.field
+                if item.change is not None:
+                    entry["change"] = item.change
+                ledger.append((int(part[i]), int(line[i]), entry))
+        for rows, field_name in added_rows:
+            part, line = locate(row_lines(rows))
+            row_keys = key_strings(keys, rows)
+            for i in range(rows.size):
+                p_i, l_i = int(part[i]), int(line[i])
+                ledger.append((p_i, l_i, {
+                    "file": file_names[p_i], "line": l_i, "kind": "schema_drift", "key": row_keys[i],
+                    "field": field_name, "change": "add",
+                }))
+        if n_dups:
+            dup_part, dup_line = locate(dup_positions + 1 + np.arange(n_dups))
+            current = np.asarray([s for s in dup_sources if isinstance(s, int)], dtype=np.int64)
+            current_part, current_line = locate(row_lines(current))
+            current_keys = key_strings(keys, current)
+            j = 0
+            for i, source in enumerate(dup_sources):
+                if isinstance(source, _Candidate):
+                    key, repeats = source.key, f"{source.file}:{source.line}"
+                else:
+                    key, repeats = current_keys[j], f"{file_names[current_part[j]]}:{int(current_line[j])}"
+                    j += 1
+                p_i, l_i = int(dup_part[i]), int(dup_line[i])
+                ledger.append((p_i, l_i, {
+                    "file": file_names[p_i], "line": l_i, "kind": "duplicate", "key": key, "repeats": repeats,
+                }))
+        ledger.sort(key=lambda item: (item[0], item[1]))
+
+        # The bytes, built block by block so each block stays in the CPU cache.
+        needed = {int(r) for r in pool_rows.tolist()} | {s for s in dup_sources if isinstance(s, int)}
+        texts: dict[int, bytes] = {}
+        cache: dict[str, object] = {"block": -1, "matrix": None}
+
+        def rows_text(first: int, stop: int) -> np.ndarray:
+            block = first // BLOCK_ROWS
+            if cache["block"] != block:
+                base = block * BLOCK_ROWS
+                matrix = layout.build(base, min(n_rows, base + BLOCK_ROWS))
+                for row in needed:
+                    if base <= row < base + matrix.shape[0]:
+                        texts[row] = encode.row_bytes(matrix, row - base)
+                cache["block"], cache["matrix"] = block, matrix
+            base = block * BLOCK_ROWS
+            return encode.compress(cache["matrix"][first - base : stop - base])  # type: ignore[index]
+
+        sequence = np.insert(np.arange(n_rows, dtype=np.int64), dup_positions + 1, -(np.arange(n_dups) + 1))
+        parts: list[Part] = []
+        for p in range(parts_count):
+            chunk = sequence[bounds[p] : bounds[p + 1]]
+            buffers: list[np.ndarray | bytes] = []
+            dup_at = np.flatnonzero(chunk < 0).tolist()
+            start = 0
+            for stop in [*dup_at, chunk.size]:
+                if stop > start:
+                    first, last = int(chunk[start]), int(chunk[stop - 1]) + 1
+                    while first < last:
+                        edge = min(last, (first // BLOCK_ROWS + 1) * BLOCK_ROWS)
+                        buffers.append(rows_text(first, edge))
+                        first = edge
+                if stop < chunk.size:
+                    source = dup_sources[-int(chunk[stop]) - 1]
+                    buffers.append(source.text if isinstance(source, _Candidate) else texts[source])
+                start = stop + 1
+            parts.append(Part(path=file_names[p], chunks=buffers, lines=int(chunk.size)))
+
+        # Clean lines of this batch that the next batch may repeat. Only the immediately
+        # previous batch is a source, so a resumed run (which rebuilds just that batch)
+        # repeats exactly what an uninterrupted run would.
+        if pool_rows.size:
+            pool_part, pool_line = locate(row_lines(pool_rows))
+            pool_keys = key_strings(keys, pool_rows)
+            self.candidates[name] = [
+                _Candidate(texts[int(row)], pool_keys[i], file_names[pool_part[i]], int(pool_line[i]))
+                for i, row in enumerate(pool_rows.tolist())
+            ]
+        else:
+            self.candidates[name] = []
+
+        counts = dict.fromkeys(DEFECT_KINDS, 0)
+        quarantined = 0
+        for _, _, entry in ledger:
+            kind = str(entry["kind"])
+            counts[kind] += 1
+            if kind != "duplicate" and defect_fate(kind, entry.get("change")) != "keep":  # type: ignore[arg-type]
+                quarantined += 1
+        return EntityBatch(
+            entity=name,
+            generated=generated,
+            skipped=generated - n_rows,
+            lines=total_lines,
+            clean_records=n_rows - quarantined,
+            parts=parts,
+            defects=[entry for _, _, entry in ledger],
+            defect_counts=counts,
+            sequence_end=self.generated[name],
+        )

@@ -1,0 +1,366 @@
+"""The run loop: which batch to write when, pause / resume / clean, stop on a signal.
+
+Modes: a number of batches (`--batches N` makes sure batches 0..N-1 exist), a real-time
+duration (`--duration SEC`), or continuous. Pacing maps the simulated clock to real time at
+`speed` simulated seconds per real second (0 = as fast as possible): batches inside the
+scenario's backfill, and any batch already due, are written at once; later ones when the
+simulated clock reaches their end. A restart resumes at the first batch that is not complete on
+disk. `stop()` (SIGTERM) lets the batch in hand finish; the loop then exits cleanly.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from generators.engine import Engine
+from generators.scenario import Scenario
+from generators.writer import LandingWriter, WriteStats, iso_instant
+from medallion.layout import DataRoot
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+@dataclass
+class RunOptions:
+    """How long and how fast to run."""
+
+    batches: int | None = None
+    duration: float | None = None
+    speed: float | None = None  # None: the scenario's clock.speed
+    durable: bool = True
+
+
+@dataclass
+class RunReport:
+    """What a run did (printed at the end, and by `--duration`)."""
+
+    first_batch: int
+    next_batch: int
+    batches: int
+    records: int
+    bytes: int
+    runtime_seconds: float
+    busy_seconds: float  # generating and writing, without pacing waits
+    stopped_by_signal: bool = False
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.busy_seconds if self.busy_seconds > 0 else 0.0
+
+    @property
+    def mean_write_us_per_record(self) -> float:
+        return self.busy_seconds / self.records * 1e6 if self.records else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, for JSON."""
+        return {
+            "first_batch": self.first_batch,
+            "next_batch": self.next_batch,
+            "batches": self.batches,
+            "records": self.records,
+            "bytes": self.bytes,
+            "runtime_seconds": round(self.runtime_seconds, 3),
+            "busy_seconds": round(self.busy_seconds, 3),
+            "mean_write_us_per_record": round(self.mean_write_us_per_record, 3),
+            "records_per_second": round(self.records_per_second, 1),
+            "stopped_by_signal": self.stopped_by_signal,
+        }
+
+
+class LogBuffer:
+    """Structured log entries in memory (the control API serves them), bounded in size."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=capacity)
+        self._seq = 0
+        self._lock = threading.Lock()
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    def log(self, level: str, event: str, message: str, **fields: Any) -> None:
+        """Record one entry."""
+        with self._lock:
+            self._seq += 1
+            entry = {
+                "seq": self._seq,
+                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "level": level,
+                "event": event,
+                "message": message,
+                **fields,
+            }
+            self._entries.append(entry)
+        for listener in self.listeners:
+            listener(entry)
+
+    def query(self, since: int = 0, limit: int = 100, level: str = "debug") -> tuple[list[dict[str, Any]], int]:
+        """Entries after `since` at `level` or above, oldest first, and the next `since`."""
+        floor = LEVELS.get(level, 10)
+        with self._lock:
+            found = [e for e in self._entries if e["seq"] > since and LEVELS[e["level"]] >= floor][:limit]
+            last = found[-1]["seq"] if found else max(since, 0)
+        return found, last
+
+
+@dataclass
+class _EntityStatus:
+    batches: int = 0
+    last_batch: int | None = None
+    last_interval_end: str | None = None
+    last_write_monotonic: float | None = None
+    lines: int = 0
+
+
+@dataclass
+class _State:
+    status: str = "starting"  # starting, running, paused, stopped
+    paused: bool = False
+    idle: bool = True
+    cleaned: bool = False
+    baseline_request: bool = False
+    entity: dict[str, _EntityStatus] = field(default_factory=dict)
+
+
+class Runner:
+    """Drives an engine and a writer over a data root; thread-safe control methods."""
+
+    def __init__(self, scenario: Scenario, seed: int, data: DataRoot, options: RunOptions, log: LogBuffer | None = None) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.data = data
+        self.options = options
+        self.log = log or LogBuffer()
+        self.engine = Engine(scenario, seed)
+        self.writer = LandingWriter(data, scenario, seed, durable=options.durable)
+        self.speed = scenario.clock.speed if options.speed is None else options.speed
+        self.interval_seconds = scenario.clock.interval.total_seconds()
+        backfill = scenario.clock.backfill.total_seconds()
+        self.backfill_batches = int(-(-backfill // self.interval_seconds)) if backfill > 0 else 0
+        self.started_monotonic = time.monotonic()
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._state = _State(entity={name: _EntityStatus() for name in scenario.processing_order})
+        self._next_batch = 0
+        self._anchor: tuple[float, float] | None = None  # (wall monotonic, simulated epoch seconds)
+        self.on_batch: list[Callable[[WriteStats, RunReport], None]] = []
+        self.report = RunReport(0, 0, 0, 0, 0, 0.0, 0.0)
+        self.stopped_by_signal = False
+
+    @property
+    def mode(self) -> str:
+        if self.options.batches is not None:
+            return "batches"
+        if self.options.duration is not None:
+            return "duration"
+        return "continuous"
+
+    # --- control (any thread) -------------------------------------------------------------------
+
+    def stop(self, by_signal: bool = False) -> None:
+        """Finish the batch in hand, then leave the loop."""
+        self.stopped_by_signal = self.stopped_by_signal or by_signal
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+
+    def pause(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Stop after the batch in hand; returns once the runner is idle (or on timeout)."""
+        with self._wake:
+            self._state.paused = True
+            self._wake.notify_all()
+            self._wake.wait_for(lambda: self._state.idle or self._stop.is_set(), timeout=timeout)
+            if self._state.status == "running":
+                self._state.status = "paused"
+        self.log.log("info", "paused", f"paused before batch {self._next_batch}", next_batch=self._next_batch)
+        return {"status": self._state.status, "next_batch": self._next_batch}
+
+    def resume(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Continue; after a clean, write the baseline (batch 0) at once and say so."""
+        with self._wake:
+            was_cleaned = self._state.cleaned
+            self._state.paused = False
+            self._state.baseline_request = was_cleaned
+            if self._state.status == "paused":
+                self._state.status = "running"
+            self._anchor = None  # re-anchor pacing: no burst of "overdue" batches after a pause
+            self._wake.notify_all()
+            if was_cleaned:
+                self._wake.wait_for(lambda: not self._state.cleaned or self._stop.is_set(), timeout=timeout)
+        result: dict[str, Any] = {"status": self._state.status, "baseline_regenerated": was_cleaned}
+        if was_cleaned:
+            written = {n: s.lines for n, s in self._state.entity.items() if s.last_batch == 0}
+            result["batch"] = 0
+            result["lines"] = written
+            self.log.log("info", "baseline", "baseline regenerated after clean (batch 0)", lines=written)
+        self.log.log("info", "resumed", f"resumed at batch {self._next_batch}", next_batch=self._next_batch)
+        return result
+
+    def clean(self) -> dict[str, Any]:
+        """Delete every landing file and manifest (only while paused); the next batch is 0."""
+        with self._wake:
+            if not (self._state.paused and self._state.idle):
+                raise RuntimeError("clean needs the generator paused: POST /api/pause first")
+            removed_files = 0
+            removed_bytes = 0
+            for name in self.scenario.processing_order:
+                for folder in (self.data.landing_dir(name), self.data.manifest_dir(name)):
+                    if folder.is_dir():
+                        for path in folder.iterdir():
+                            removed_files += 1
+                            removed_bytes += path.stat().st_size
+                        shutil.rmtree(folder)
+            self.engine = Engine(self.scenario, self.seed)
+            self._next_batch = 0
+            self._state.cleaned = True
+            self._state.entity = {name: _EntityStatus() for name in self.scenario.processing_order}
+        self.log.log("warning", "cleaned", f"removed {removed_files} files", files=removed_files, bytes=removed_bytes)
+        return {"status": "paused", "removed_files": removed_files, "removed_bytes": removed_bytes, "next_batch": 0}
+
+    def health(self) -> dict[str, Any]:
+        """Status, uptime, cadence and per-entity progress."""
+        now = time.monotonic()
+        entities = {}
+        for name, status in self._state.entity.items():
+            idle = None if status.last_write_monotonic is None else round(now - status.last_write_monotonic, 3)
+            entities[name] = {
+                "batches": status.batches,
+                "last_batch": status.last_batch,
+                "last_batch_time": status.last_interval_end,
+                "idle_seconds": idle,
+                "lines": status.lines,
+            }
+        seconds_per_batch = self.interval_seconds / self.speed if self.speed > 0 else 0.0
+        return {
+            "status": self._state.status,
+            "uptime_seconds": round(now - self.started_monotonic, 3),
+            "mode": self.mode,
+            "scenario": self.scenario.name,
+            "profile": self.scenario.profile,
+            "seed": self.seed,
+            "next_batch": self._next_batch,
+            "cadence": {
+                "interval_seconds": self.interval_seconds,
+                "speed": self.speed,
+                "real_seconds_per_batch": seconds_per_batch,
+                "backfill_batches": self.backfill_batches,
+                "live": self._next_batch >= self.backfill_batches,
+            },
+            "records": self.report.records,
+            "records_per_second": round(self.report.records_per_second, 1),
+            "entities": entities,
+        }
+
+    # --- the loop (one thread) ------------------------------------------------------------------
+
+    def run(self) -> RunReport:
+        """Write batches until the mode's end, a stop, or forever (continuous)."""
+        try:
+            return self._run()
+        finally:
+            self.writer.close()
+            with self._wake:
+                self._state.status = "stopped"
+                self._state.idle = True
+                self._wake.notify_all()
+
+    def _run(self) -> RunReport:
+        first = self.writer.open()
+        self.log.log("info", "start", f"{self.scenario.name}: resuming at batch {first}" if first else f"{self.scenario.name}: starting at batch 0", next_batch=first, mode=self.mode)
+        started = time.monotonic()
+        self.engine.skip_to(first)
+        self._next_batch = first
+        self.report = RunReport(first, first, 0, 0, 0, 0.0, 0.0)
+        with self._wake:
+            self._state.status = "paused" if self._state.paused else "running"
+        deadline = None if self.options.duration is None else started + self.options.duration
+        while True:
+            with self._wake:
+                if self._stop.is_set():
+                    break
+                if self._state.paused:
+                    self._state.status = "paused"
+                    self._state.idle = True
+                    self._wake.notify_all()
+                    self._wake.wait(timeout=0.5)
+                    continue
+                self._state.status = "running"
+                if self.options.batches is not None and self._next_batch >= self.options.batches:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                due = self._due(self._next_batch)
+                wait = due - time.monotonic()
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                if wait > 0:
+                    self._wake.wait(timeout=wait)
+                    continue  # re-check stop, pause and deadline
+                self._state.idle = False
+            self._write_next()
+        self.report.runtime_seconds = time.monotonic() - started
+        self.report.stopped_by_signal = self.stopped_by_signal
+        self.report.next_batch = self._next_batch
+        self.log.log("info", "stop", f"stopped before batch {self._next_batch}", **self.report.as_dict())
+        return self.report
+
+    def _due(self, batch_id: int) -> float:
+        """The monotonic time at which a batch may be written."""
+        if self._state.baseline_request:
+            return 0.0
+        if self.speed <= 0:
+            return 0.0
+        start, end = self.engine.interval(batch_id)
+        if self._anchor is None:
+            backfill_end = self.engine.interval(self.backfill_batches)[0] / 1000 if self.backfill_batches else 0.0
+            self._anchor = (time.monotonic(), max(start / 1000, backfill_end))
+        wall, simulated = self._anchor
+        return wall + (end / 1000 - simulated) / self.speed
+
+    def _write_next(self) -> None:
+        try:
+            began = time.perf_counter()
+            batch = self.engine.generate()
+            stats = self.writer.write(batch)
+            busy = time.perf_counter() - began
+        except BaseException as exc:
+            self.log.log("error", "failed", f"batch {self._next_batch} failed: {exc}")
+            raise
+        now = time.monotonic()
+        with self._wake:
+            self._next_batch = batch.batch_id + 1
+            report = self.report
+            report.batches += 1
+            report.records += stats.lines
+            report.bytes += stats.bytes
+            report.busy_seconds += busy
+            report.next_batch = self._next_batch
+            for name, lines in stats.lines_by_entity.items():
+                status = self._state.entity[name]
+                status.batches += 1
+                status.last_batch = batch.batch_id
+                status.last_interval_end = iso_instant(batch.interval[1])
+                status.last_write_monotonic = now
+                status.lines = lines
+            if self._state.cleaned:
+                self._state.cleaned = False
+                self._state.baseline_request = False
+                self._anchor = None
+            self._state.idle = True
+            self._wake.notify_all()
+        self.log.log(
+            "info",
+            "batch",
+            f"batch {batch.batch_id}: {stats.lines} lines in {busy * 1000:.1f} ms",
+            batch=batch.batch_id,
+            lines=stats.lines,
+            lines_by_entity=stats.lines_by_entity,
+            milliseconds=round(busy * 1000, 2),
+        )
+        for callback in self.on_batch:
+            callback(stats, report)
