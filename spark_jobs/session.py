@@ -7,6 +7,7 @@ session at import time.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
@@ -14,6 +15,7 @@ from pyspark.sql import SparkSession
 from medallion.jars import jar_paths
 
 DEFAULT_MASTER = "local[*]"
+LOG_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def session_config(options: SessionOptions) -> dict[str, str]:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.driver.extraJavaOptions": f"-Duser.timezone=UTC -Dlog4j2.configurationFile=file:{LOG_CONFIG}",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": str(options.shuffle_partitions),
         "spark.default.parallelism": str(max(2, options.shuffle_partitions)),

@@ -213,9 +213,6 @@ def promote(
     entity = cfg.scenario.entities[entity_name]
     rules = rules_for(entity)
     silver_path = cfg.table("silver", entity_name)
-    io.ensure_table(spark, silver_path, silver_schema(entity))
-    io.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA)
-    io.ensure_table(spark, cfg.quality_table, QUALITY_SCHEMA)
 
     refs = {spec.references for spec in entity.fields.values() if spec.references}
     # A self-reference also accepts this batch's valid keys: classify once without them first.
@@ -255,6 +252,9 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: Qu
     entity = cfg.scenario.entities[entity_name]
     bronze_path = cfg.table("bronze", entity_name)
     io.ensure_table(spark, bronze_path, bronze_schema(entity))
+    io.ensure_table(spark, cfg.table("silver", entity_name), silver_schema(entity))
+    io.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA)
+    io.ensure_table(spark, cfg.quality_table, QUALITY_SCHEMA)
     checkpoint = cfg.checkpoint("silver", entity_name)
     txn_app_id = io.app_id(checkpoint)
 

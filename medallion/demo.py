@@ -1,0 +1,197 @@
+"""`medallion demo`: the whole path with embedded defaults, in one command.
+
+generate -> bronze -> silver -> gold (Delta) -> PostgreSQL + MariaDB/MySQL (throwaway servers
+unless configured) -> verify against the ledger -> compare gold across Delta and both databases.
+Prints what it did, where the data is and what to try next; exits non-zero if anything disagrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import time
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from generators.manifest import read_manifests
+from generators.scenario import Scenario, load_scenario
+from medallion.errors import MedallionError, VerificationFailed
+from medallion.layout import DataRoot
+
+console = Console(highlight=False)
+
+
+def _step(number: int, total: int, title: str) -> float:
+    console.print(f"[bold cyan][{number}/{total}][/bold cyan] {title}")
+    return time.perf_counter()
+
+
+def _done(started: float, message: str) -> None:
+    console.print(f"      {message} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
+
+
+def fresh_data_root(path: Path) -> DataRoot:
+    """Recreate the demo's data root, refusing to delete a folder that isn't one."""
+    if path.exists() and any(path.iterdir()):
+        known = {"landing", "manifests", "lake", "report.html"}
+        unknown = [p.name for p in path.iterdir() if p.name not in known]
+        if unknown:
+            raise MedallionError(
+                f"{path} exists and holds {unknown[:3]}, which the demo did not write; "
+                "pass another --data folder or remove it yourself"
+            )
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return DataRoot(path)
+
+
+def _normalise(value: Any) -> Any:
+    """One comparable form for a value read from Spark, psycopg or PyMySQL."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
+    if isinstance(value, (float, Decimal)):
+        number = float(value)
+        return None if math.isnan(number) else round(number, 6)
+    return value
+
+
+def gold_rows_in_databases(spark: Any, scenario: Scenario, data: DataRoot, connections: dict[str, Any]) -> list[tuple[str, str, int, bool]]:
+    """Per exported table and target: (table, target, rows, identical to the Delta table)."""
+    from medallion.databases import dialect_for, run_sql
+
+    rows: list[tuple[str, str, int, bool]] = []
+    for table in scenario.export_tables:
+        delta = spark.read.format("delta").load(str(data.table("gold", table)))
+        columns = delta.columns
+        expected = sorted(tuple(_normalise(v) for v in r) for r in delta.collect())
+        rows.append((table, "delta", len(expected), True))
+        for target, connection in connections.items():
+            quote = dialect_for(connection.kind).quote
+            fetched = run_sql(connection, f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(table)}")
+            actual = sorted(tuple(_normalise(v) for v in r) for r in fetched)
+            rows.append((table, target, len(actual), actual == expected))
+    return rows
+
+
+def layer_counts(spark: Any, scenario: Scenario, data: DataRoot) -> Table:
+    """Rows per entity and layer, as a table."""
+    table = Table(title="rows per layer")
+    for column in ("table", "bronze", "silver", "quarantine"):
+        table.add_column(column, justify="right" if column != "table" else "left")
+
+    def count(layer: str, name: str) -> str:
+        path = data.table(layer, name)
+        return f"{spark.read.format('delta').load(str(path)).count():,}" if (path / "_delta_log").is_dir() else "-"
+
+    for name in scenario.processing_order:
+        table.add_row(name, count("bronze", name), count("silver", name), count("quarantine", name))
+    for gold in scenario.gold:
+        table.add_row(f"gold.{gold.name}", "", count("gold", gold.name), "")
+    return table
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """The demo itself; returns the exit code."""
+    from medallion import cli
+    from medallion.bootstrap import check_tools
+    from medallion.databases import open_connections
+    from medallion.jars import resolve_jars
+    from medallion.verify import render, verify
+    from spark_jobs import export, pipeline
+    from spark_jobs.config import PipelineConfig
+    from spark_jobs.lifecycle import STOP, CheckpointLock
+    from spark_jobs.session import SessionOptions, build_session
+
+    total = 6
+    begun = time.perf_counter()
+    scenario = load_scenario(args.scenario, profile=args.profile)
+    console.print(
+        f"[bold]medallion demo[/bold]: scenario [bold]{scenario.name}[/bold]"
+        f"{f' (profile {args.profile})' if args.profile else ''}, seed {args.seed}, {args.batches} batches -> {args.data}/"
+    )
+
+    started = _step(1, total, "set-up check")
+    resolve_jars(log=True)
+    problems = check_tools()
+    if problems:
+        raise MedallionError("set-up incomplete:\n  " + "\n  ".join(problems) + "\nRun `make setup` (scripts/setup.sh).")
+    _done(started, "jars, Java, PostgreSQL and MariaDB binaries present")
+
+    started = _step(2, total, "generate landing files and the defect ledger")
+    data = fresh_data_root(args.data)
+    generate_args = ["generate", "--scenario", args.scenario, "--seed", str(args.seed), "--data", str(data.root),
+                     "--batches", str(args.batches), "--quiet"]
+    if args.profile:
+        generate_args += ["--profile", args.profile]
+    code = cli.main(generate_args)
+    if code != 0:
+        return code
+    manifests = [m for name in scenario.processing_order for m in read_manifests(data, name)]
+    lines = sum(m.lines for m in manifests)
+    defects = sum(len(m.defects) for m in manifests)
+    _done(started, f"{lines:,} lines in {len(manifests)} manifests, {defects:,} defects ledgered")
+
+    started = _step(3, total, "pipeline bronze -> silver -> gold (Spark, --once)")
+    spark = build_session(SessionOptions(app_name="medallion-demo", master=args.master))
+    cfg = PipelineConfig(scenario=scenario, data=data, master=args.master)
+    STOP.install()
+    with CheckpointLock(data):
+        result = pipeline.run(spark, cfg)
+    timings = ", ".join(f"{layer} {seconds:.0f}s" for layer, seconds in result.seconds.items())
+    alerts = f"; {len(result.alerts)} batch(es) below the quality threshold" if result.alerts else ""
+    _done(started, f"{timings}{alerts}")
+
+    with ExitStack() as stack:
+        started = _step(4, total, "export gold to PostgreSQL and MariaDB/MySQL (exactly once)")
+        connections = open_connections(scenario.export, ("postgres", "mysql"), stack)
+        for result_line in export.export_gold(spark, cfg, connections):
+            console.print(f"      {result_line.describe()}")
+        _done(started, "exported")
+
+        started = _step(5, total, "verify every table against the ledger")
+        checks = verify(spark, scenario, data)
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            render(checks)
+        _done(started, f"{len(checks) - len(failed)}/{len(checks)} checks hold")
+
+        started = _step(6, total, "compare gold in Delta, PostgreSQL and MariaDB")
+        compared = gold_rows_in_databases(spark, scenario, data, connections)
+        agree = all(same for *_, same in compared)
+        for table in scenario.export_tables:
+            parts = [f"{target} {rows:,}{'' if same else ' (DIFFERENT)'}" for t, target, rows, same in compared if t == table]
+            console.print(f"      {table}: " + " = ".join(parts))
+        _done(started, "identical content" if agree else "[red]they disagree[/red]")
+        servers = ", ".join(f"{k}: {c}" for k, c in connections.items())
+
+    console.print(layer_counts(spark, scenario, data))
+    console.print(f"[bold]Where the data is[/bold] ({time.perf_counter() - begun:.0f}s in all)")
+    console.print(f"  landing files   {data.landing}/<entity>/")
+    console.print(f"  ledger          {data.manifests}/<entity>/b<batch>.json")
+    console.print(f"  Delta tables    {data.lake}/{{bronze,silver,quarantine,gold}}/<table>, quality in {data.quality}")
+    console.print(f"  databases       {servers} (throwaway servers are stopped now)")
+    console.print("[bold]Try next[/bold]")
+    console.print(f"  medallion verify --scenario {args.scenario} --data {args.data}")
+    console.print(f"  medallion report --data {args.data}          # throughput and quality plots")
+    console.print(f"  medallion generate --scenario retail --seed 1 --data /tmp/retail --batches 4")
+    console.print("  medallion pipeline --scenario driving --data DIR --continuous   # and generate with --speed 90")
+    console.print("  medallion bench --quick")
+    if failed:
+        raise VerificationFailed(f"{len(failed)} of {len(checks)} verification checks failed (table above)")
+    if not agree:
+        raise VerificationFailed("gold differs between Delta and the databases")
+    return 0
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    """`medallion demo`"""
+    return run_demo(args)
