@@ -182,7 +182,7 @@ def run_demo(args: argparse.Namespace) -> int:
     console.print("[bold]Try next[/bold]")
     console.print(f"  medallion verify --scenario {args.scenario} --data {args.data}")
     console.print(f"  medallion report --data {args.data}          # throughput and quality plots")
-    console.print(f"  medallion generate --scenario retail --seed 1 --data /tmp/retail --batches 4")
+    console.print("  medallion generate --scenario retail --seed 1 --data /tmp/retail --batches 4")
     console.print("  medallion pipeline --scenario driving --data DIR --continuous   # and generate with --speed 90")
     console.print("  medallion bench --quick")
     if failed:
