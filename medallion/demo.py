@@ -25,7 +25,7 @@ from generators.scenario import Scenario, load_scenario
 from medallion.errors import MedallionError, VerificationFailed
 from medallion.layout import DataRoot
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 def _step(number: int, total: int, title: str) -> float:
