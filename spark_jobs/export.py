@@ -271,8 +271,12 @@ def export_lock(session: SqlSession) -> Iterator[None]:
             session.scalar(dialect.unlock(), [name])
 
 
-def prepare_target(session: SqlSession, gold: GoldTable, columns: list[tuple[str, str]]) -> None:
-    """Create the ledger and the target table if missing; refuse a target with other columns."""
+def prepare_target(session: SqlSession, gold: GoldTable, columns: list[tuple[str, str]]) -> bool:
+    """Create the ledger and the target table if missing; refuse a target with other columns.
+
+    Returns:
+        True when the target table was just created (so the ledger cannot be trusted for it).
+    """
     dialect = dialect_for(session.kind)
     session.execute(dialect.ledger_ddl())
     existing = [row[0] for row in session.query(dialect.columns_of(), [gold.name])]
@@ -283,8 +287,10 @@ def prepare_target(session: SqlSession, gold: GoldTable, columns: list[tuple[str
             f"gold table has {wanted}. Drop the database table (and its rows in {LEDGER_TABLE}) "
             "to re-export it, or export into another database"
         )
-    if not existing:
-        session.execute(dialect.create_table(gold.name, columns, gold.key_columns))
+    if existing:
+        return False
+    session.execute(dialect.create_table(gold.name, columns, gold.key_columns))
+    return True
 
 
 def last_export(session: SqlSession, table: str) -> tuple[str, int] | None:
@@ -370,9 +376,9 @@ def export_table(
     version = gold_version(spark, cfg.table("gold", gold.name), gold.name)
     schema = spark.read.format("delta").option("versionAsOf", version.version).load(version.path).schema
     columns = sql_columns(schema, gold)
-    prepare_target(session, gold, columns)
-
-    previous = last_export(session, gold.name)
+    created = prepare_target(session, gold, columns)
+    # A target table dropped by hand is recreated empty: its ledger rows no longer hold.
+    previous = None if created else last_export(session, gold.name)
     if previous is not None and previous == (version.table_id, version.version):
         return ExportResult(gold.name, target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
 

@@ -120,9 +120,12 @@ class Dialect:
         raise NotImplementedError
 
     def null_keys(self, staging: str, keys: Sequence[str]) -> str:
-        """Count of staged rows with a NULL in any key column (they cannot be exported)."""
+        """Count of staged upserts with a NULL in any key column (they cannot be exported).
+
+        A staged delete with a NULL key is fine: no such row can exist in the target.
+        """
         condition = " OR ".join(f"{self.quote(k)} IS NULL" for k in keys)
-        return f"SELECT COUNT(*) FROM {self.quote(staging)} WHERE {condition}"
+        return f"SELECT COUNT(*) FROM {self.quote(staging)} WHERE {self.quote(OP_COLUMN)} = 'U' AND ({condition})"
 
     def staged_counts(self, staging: str, keys: Sequence[str]) -> str:
         """Distinct keys staged per operation; duplicates from retried Spark tasks count once."""

@@ -29,7 +29,7 @@ from medallion.databases import (
     run_sql,
 )
 from medallion.databases.dialects import dialect_for, staging_table
-from medallion.errors import ConfigError, DatabaseError, IdentifierError
+from medallion.errors import ConfigError, DatabaseError, ExportError, IdentifierError
 from medallion.layout import DataRoot
 from spark_jobs import export
 from spark_jobs.config import PipelineConfig
@@ -257,6 +257,39 @@ def test_missing_change_feed_or_recreated_gold_falls_back_to_a_full_sync(
     assert {(r.mode, r.delta_version, r.rows_upserted, r.rows_deleted) for r in results.values()} == {("snapshot", 1, 1, 3)}
     for connection in export_connections.values():
         assert db_rows(connection) == gold_rows(spark, cfg) == [row("c-00001", 8, 0, 5, 50.5)]
+
+
+def test_null_keys_concurrent_exports_and_dropped_targets_are_handled(
+    spark: SparkSession, cfg: PipelineConfig, export_connections: dict[str, Connection]
+) -> None:
+    merge_gold(spark, cfg, FIRST)
+    export.run(spark, cfg, connections=export_connections)
+    before = {kind: db_rows(c) for kind, c in export_connections.items()}
+
+    # A second export on the same database waits for nobody: it refuses at once.
+    with (
+        connect(export_connections["mysql"]) as other,
+        export.export_lock(other),
+        pytest.raises(ExportError, match="another medallion export"),
+    ):
+        export.run(spark, cfg, connections=export_connections)
+
+    # A NULL in the key cannot become a primary key: refused, target untouched.
+    merge_gold(spark, cfg, [(None, *row("x", 9, 0, 1, 1.0)[1:]), row("c-00001", 8, 0, 2, 2.0)])
+    for target in ("postgres", "mysql"):
+        single = PipelineConfig(scenario=cfg.scenario, data=cfg.data, targets=(target,))
+        with pytest.raises(ExportError, match=r"1 row\(s\) with NULL in its key"):
+            export.run(spark, single, connections=export_connections)
+        assert db_rows(export_connections[target]) == before[target]
+    DeltaTable.forPath(spark, cfg.table("gold", TABLE)).delete("company_id IS NULL")
+
+    # A target table dropped by hand is rebuilt in full, whatever the ledger says.
+    run_sql(export_connections["postgres"], f'DROP TABLE "{TABLE}"')
+    results = by_target(export.export_gold(spark, cfg, export_connections))
+    assert (results["postgres"].mode, results["postgres"].rows_upserted) == ("snapshot", 3)
+    assert results["mysql"].mode == "changes"
+    for connection in export_connections.values():
+        assert db_rows(connection) == gold_rows(spark, cfg)
 
 
 def test_identifiers_outside_the_allowlist_never_reach_sql(
