@@ -233,7 +233,7 @@ class Runner:
                 "last_batch": status.last_batch,
                 "last_batch_time": status.last_interval_end,
                 "idle_seconds": idle,
-                "lines": status.lines,
+                "last_batch_lines": status.lines,
             }
         seconds_per_batch = self.interval_seconds / self.speed if self.speed > 0 else 0.0
         return {
