@@ -61,7 +61,14 @@ def find_postgres() -> PostgresBinaries:
     candidates: list[Path] = []
     configured = os.environ.get("MEDALLION_PG_BIN")
     if configured:
-        candidates.append(Path(configured).expanduser())
+        # An explicit choice is never silently replaced by another installation.
+        folder = Path(configured).expanduser()
+        if _executable(folder / "initdb") and _executable(folder / "postgres"):
+            return PostgresBinaries(initdb=folder / "initdb", postgres=folder / "postgres")
+        raise SetupError(
+            f"$MEDALLION_PG_BIN={configured} has no executable initdb and postgres: point it at "
+            "the bin folder of a PostgreSQL installation (e.g. /usr/lib/postgresql/15/bin) or unset it"
+        )
     for pattern in _PG_GLOBS:
         root = Path("/")
         candidates += sorted(root.glob(pattern.lstrip("/")), key=_version_key, reverse=True)
@@ -72,10 +79,8 @@ def find_postgres() -> PostgresBinaries:
         initdb, postgres = folder / "initdb", folder / "postgres"
         if _executable(initdb) and _executable(postgres):
             return PostgresBinaries(initdb=initdb, postgres=postgres)
-    hint = f" ($MEDALLION_PG_BIN={configured} has no initdb/postgres)" if configured else ""
     raise SetupError(
-        "PostgreSQL server binaries (initdb, postgres) not found"
-        f"{hint}: install the OS package `postgresql` (Debian/Ubuntu: apt-get install postgresql; "
+        "PostgreSQL server binaries (initdb, postgres) not found: install the OS package `postgresql` (Debian/Ubuntu: apt-get install postgresql; "
         "scripts/setup.sh does it), or set MEDALLION_PG_BIN to the folder holding them"
     )
 

@@ -88,7 +88,7 @@ class Connection:
     database: str
     user: str
     password: Secret | None = field(default=None, repr=False, compare=False)
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict, hash=False)
     unix_socket: str | None = None
 
     def __post_init__(self) -> None:
