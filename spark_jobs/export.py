@@ -1,6 +1,6 @@
 """Export: gold Delta tables -> PostgreSQL and MySQL/MariaDB, exactly once.
 
-    spark-submit spark_jobs/export.py --scenario driving --data DIR --target all
+    spark-submit --jars "$(medallion jars --csv)" spark_jobs/export.py --scenario driving --data DIR --target all
     medallion export --scenario driving --data DIR --target postgres|mysql|all
 
 Spark's JDBC writer commits per partition and a retried task re-inserts its rows, so it never
