@@ -31,10 +31,13 @@ from generators.scenario import Entity, FieldSpec
 QUARANTINE, DROP, WARN, FAIL = "quarantine", "drop", "warn", "fail"
 INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 # Strings, escapes included, then innermost {...} / [...] groups, reduce to "X"; a line that is
-# exactly one JSON object reduces to a single "X". Deeper nesting than this counts as malformed.
-_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
-_INNERMOST_GROUP = r"\{[^{}\[\]]*\}|\[[^{}\[\]]*\]"
-MAX_NESTING = 6
+# exactly one JSON object reduces to a single "X". Deeper nesting than MAX_NESTING counts as
+# malformed. (try_parse_json alone accepts `{...} junk`: it stops after the first value.)
+# Possessive quantifiers: no backtracking, about twice as fast on long lines.
+_JSON_STRING = r'"(?:[^"\\]++|\\.)*+"'
+_INNERMOST_GROUP = r"\{[^{}\[\]]*+\}|\[[^{}\[\]]*+\]"
+# Records are flat (scalar fields); 3 levels leave room for a wrong-typed object or array value.
+MAX_NESTING = 3
 
 
 @dataclass(frozen=True)
@@ -91,18 +94,12 @@ def _single_object(raw: Column) -> Column:
 
 
 def with_parsed_json(df: DataFrame) -> DataFrame:
-    """Adds `_v` (VARIANT of the raw line, null when malformed), `_malformed`, `_keys`."""
+    """Adds `_v` (VARIANT of the raw line, null when malformed) and `_malformed`."""
     raw = F.col("_raw")
-    well_formed = (
-        raw.isNotNull()
-        & F.is_valid_utf8(raw)
-        & F.expr("try_parse_json(_raw)").isNotNull()
-        & _single_object(raw)
-    )
-    return (
-        df.withColumn("_malformed", ~F.coalesce(well_formed, F.lit(False)))
-        .withColumn("_v", F.when(~F.col("_malformed"), F.expr("try_parse_json(_raw)")))
-        .withColumn("_keys", F.when(~F.col("_malformed"), F.json_object_keys(raw)))
+    parsed = df.withColumn("_v", F.expr("try_parse_json(_raw)"))
+    well_formed = raw.isNotNull() & F.is_valid_utf8(raw) & F.col("_v").isNotNull() & _single_object(raw)
+    return parsed.withColumn("_malformed", ~F.coalesce(well_formed, F.lit(False))).withColumn(
+        "_v", F.when(~F.col("_malformed"), F.col("_v"))
     )
 
 
@@ -225,8 +222,10 @@ def rule_condition(rule: Rule, entity: Entity) -> Column:
     if rule.kind == "schema_drift":
         retyped = [F.col(f"_drift_{name}") for name in entity.fields]
         absent = [~F.col(f"_present_{name}") for name in entity.fields]
-        unknown = F.size(F.array_except(F.col("_keys"), F.array(*[F.lit(n) for n in entity.fields]))) > 0
-        renamed = unknown & _any(absent)
+        declared = F.array(*[F.lit(n) for n in entity.fields])
+        unknown = F.size(F.array_except(F.json_object_keys(F.col("_raw")), declared)) > 0
+        # `And` short-circuits: the object's keys are only listed when a declared field is absent.
+        renamed = _any(absent) & unknown
         return not_malformed & (_any(retyped) | renamed)
     if rule.kind == "out_of_range" and rule.name.endswith("_range"):
         low, high = entity.fields[field].range  # type: ignore[index, misc]

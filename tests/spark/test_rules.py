@@ -41,7 +41,7 @@ def classify_lines(spark: SparkSession, lines: list[str | bytes]):
 
 CASES = [
     (event(), []),
-    (event(app_version="2.1.0"), []),
+    (event(app_version="4.3.0"), []),
     (event(speed_kmh=None), []),
     (event(event_type=None), ["event_type_required"]),
     (event(event_type="<absent>"), ["event_type_required"]),
