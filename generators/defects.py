@@ -57,24 +57,46 @@ class Pick:
 
 @dataclass
 class Injected:
-    """A defect written on a kept row (row = position in the batch's lines before duplicates)."""
+    """Defects written on kept rows (row = position among the batch's lines before duplicates),
+    as parallel lists: one entry per defective line."""
 
-    row: int
-    kind: str
-    field: str | None = None
-    change: str | None = None
+    rows: list[np.ndarray] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    fields: list[str | None] = field(default_factory=list)
+    changes: list[str | None] = field(default_factory=list)
+
+    def add(self, rows: np.ndarray | list[int], kind: str, field_name: str | None = None, change: str | None = None) -> None:
+        """Record `kind` on these rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size:
+            self.rows.append(rows)
+            self.kinds.append(kind)
+            self.fields.append(field_name)
+            self.changes.append(change)
+
+    def flat(self) -> tuple[np.ndarray, list[int]]:
+        """All rows, and for each row the index of its group (kind, field, change)."""
+        if not self.rows:
+            return np.zeros(0, dtype=np.int64), []
+        groups = np.repeat(np.arange(len(self.rows)), [r.size for r in self.rows])
+        return np.concatenate(self.rows), groups.tolist()
+
+    @property
+    def count(self) -> int:
+        return int(sum(r.size for r in self.rows))
 
 
 @dataclass
 class DefectPlan:
-    """The defect picked for each generated row of one entity in one batch.
+    """The defect picked for each generated row of one entity in one batch, as arrays: the
+    rows, which entry of `order` won each, and that entry's detail draws."""
 
-    `picks` holds the rows whose text must be rewritten one by one; rows that only gain a
-    declared field (drift `add`) are kept as arrays in `present_adds`, since at high rates
-    they can be most of the batch.
-    """
-
-    picks: dict[int, Pick] = field(default_factory=dict)
+    order: list[tuple[str, int | None]] = field(default_factory=list)
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    entry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    variant: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    u1: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    u2: np.ndarray = field(default_factory=lambda: np.zeros(0))
     present_adds: dict[int, np.ndarray] = field(default_factory=dict)  # drift index -> rows
 
 
@@ -97,6 +119,7 @@ class DefectInjector:
         self.strings = [f for f in usable if entity.fields[f].type == "string"]
         self.delay_ms = int(scenario.watermark_delay.total_seconds() * 1000)
         self.interval_ms = int(scenario.clock.interval.total_seconds() * 1000)
+        self._wrong_tables = {f: encode.bytes_table(wrong_values(entity.fields[f])) for f in usable}
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -124,8 +147,10 @@ class DefectInjector:
             order.append((kind, None, defects.rate(kind), False))
         order += [("schema_drift", i, d.rate, False) for i, d in undeclared]
         order += [("schema_drift", i, d.rate, True) for i, d in additive]
+        plan.order = [(kind, index) for kind, index, _, _ in order]
         taken = np.zeros(n, dtype=bool)
-        for kind, drift_index, rate, bulk in order:
+        parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]] = []
+        for position, (kind, drift_index, rate, bulk) in enumerate(order):
             if rate <= 0 or n == 0:
                 continue
             purpose = f"defect:{kind}" if drift_index is None else f"drift:{drift_index}"
@@ -141,8 +166,13 @@ class DefectInjector:
                 assert drift_index is not None
                 plan.present_adds[drift_index] = chosen[free]
                 continue
-            for j in np.flatnonzero(free).tolist():
-                plan.picks[int(chosen[j])] = Pick(kind, drift_index, int(variants[j]), float(u1[j]), float(u2[j]))
+            parts.append((chosen[free], position, variants[free], u1[free], u2[free]))
+        if parts:
+            plan.rows = np.concatenate([p[0] for p in parts])
+            plan.entry = np.concatenate([np.full(p[0].size, p[1]) for p in parts])
+            plan.variant = np.concatenate([p[2] for p in parts])
+            plan.u1 = np.concatenate([p[3] for p in parts])
+            plan.u2 = np.concatenate([p[4] for p in parts])
         return plan
 
     # --- writing ----------------------------------------------------------------------------
@@ -155,13 +185,14 @@ class DefectInjector:
         layout: encode.LineLayout,
         interval: tuple[int, int],
         added_columns: dict[str, Column],
-    ) -> tuple[list[Injected], list[tuple[np.ndarray, str]]]:
+    ) -> tuple[Injected, list[tuple[np.ndarray, str]]]:
         """Write the planned defects of the kept rows into the layout.
 
-        `kept` maps line rows to generated rows. Returns the rewritten rows (one `Injected`
-        each) and the rows that gained a declared field as (line rows, field) arrays.
+        `kept` maps line rows to generated rows. Returns the rewritten rows and the rows that
+        gained a declared field as (line rows, field) arrays. Common kinds are written for all
+        their rows at once; rare, irregular ones (malformed lines, orphans, drift) row by row.
         """
-        injected: list[Injected] = []
+        injected = Injected()
         drift_specs = self.entity.defects.drift
         added_rows: list[tuple[np.ndarray, str]] = []
         present = {name: np.zeros(kept.size, dtype=bool) for name in self.added}
@@ -172,43 +203,133 @@ class DefectInjector:
             added_rows.append((line_rows, name))
         for name, mask in present.items():
             layout.omit_mask(name, ~mask)
-        if plan.picks:
-            position = np.full(int(kept.max()) + 1 if kept.size else 0, -1, dtype=np.int64)
-            position[kept] = np.arange(kept.size)
-            shifted: list[tuple[int, int]] = []
-            for generated, pick in sorted(plan.picks.items()):
-                row = int(position[generated]) if generated < position.size else -1
-                if row < 0:
-                    continue  # the row was dropped with its unit or parent
-                if pick.kind in ("late", "out_of_order"):
-                    instant = self._shifted_time(pick, interval)
-                    if instant is None or self.entity.event_time is None:
-                        continue
-                    shifted.append((row, instant))
-                    injected.append(Injected(row, pick.kind, field=self.entity.event_time))
-                    continue
-                result = self._write(pick, row, columns, layout, added_columns, drift_specs)
-                if result is not None:
-                    injected.append(result)
-            event_time = self.entity.event_time
-            if shifted and event_time is not None:
-                # Encoded together: formatting thousands of instants one by one is slow.
-                spec = self.entity.fields[event_time]
-                instants = np.asarray([t for _, t in shifted], dtype=np.int64)
-                texts = encode.encode_date(instants // 86_400_000) if spec.type == "date" else encode.encode_timestamp(instants)
-                for i, (row, _) in enumerate(shifted):
-                    layout.override_value(event_time, row, texts[i].tobytes())
+        if plan.rows.size == 0 or kept.size == 0:
+            return injected, added_rows
+        position = np.full(max(int(kept.max()), int(plan.rows.max())) + 1, -1, dtype=np.int64)
+        position[kept] = np.arange(kept.size)
+        lines = position[plan.rows]
+        alive = lines >= 0  # rows dropped with their unit or parent carry nothing
+        for entry_index, (kind, drift_index) in enumerate(plan.order):
+            chosen = alive & (plan.entry == entry_index)
+            if not chosen.any():
+                continue
+            rows = lines[chosen]
+            variant, u1, u2 = plan.variant[chosen], plan.u1[chosen], plan.u2[chosen]
+            if kind in ("late", "out_of_order"):
+                self._shift_times(kind, rows, u1, interval, layout, injected)
+            elif kind == "null_required":
+                self._nulls(rows, variant, u1, layout, injected)
+            elif kind == "wrong_type":
+                self._wrong_types(rows, variant, layout, injected)
+            elif kind == "out_of_range":
+                self._out_of_range(rows, variant, u1, u2, columns, layout, injected)
+            elif kind == "schema_drift" and drift_index is not None and drift_specs[drift_index].change == "rename":
+                spec = drift_specs[drift_index]
+                layout.override_keys(spec.field, rows, spec.to or spec.field)
+                injected.add(rows, "schema_drift", spec.field, "rename")
+            elif kind == "orphan_fk" and self._orphans(rows, variant, columns, layout, injected):
+                pass
+            else:
+                # Rare and irregular: row by row, recorded per (kind, field, change) group.
+                marks: dict[tuple[str, str | None, str | None], list[int]] = {}
+                for i, row in enumerate(rows.tolist()):
+                    pick = Pick(kind, drift_index, int(variant[i]), float(u1[i]), float(u2[i]))
+                    mark = self._write(pick, row, columns, layout, added_columns, drift_specs)
+                    if mark is not None:
+                        marks.setdefault(mark, []).append(row)
+                for (mark_kind, mark_field, change), marked in marks.items():
+                    injected.add(marked, mark_kind, mark_field, change)
         return injected, added_rows
 
-    def _shifted_time(self, pick: Pick, interval: tuple[int, int]) -> int | None:
-        """The event time of a late (behind the watermark delay) or out-of-order (within it) row."""
+    def _orphans(self, rows: np.ndarray, variant: np.ndarray, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected) -> bool:
+        """Orphan keys for sequence-keyed targets, all at once: an 'x' after the prefix (a form the
+        sequence never writes). False when a target needs the row-by-row path."""
+        if not self.references:
+            return True
+        which = variant % len(self.references)
+        plans = []
+        for index, name in enumerate(self.references):
+            mine = which == index
+            if not mine.any():
+                continue
+            target = self.scenario.entities[self.entity.fields[name].references or ""]
+            sample = target.fields[target.key].sample
+            column = columns[name]
+            if not isinstance(sample, SequenceSample) or column.nulls is not None or target.fields[target.key].type != "string":
+                return False
+            plans.append((name, mine, len(encode.json_scalar(sample.prefix)) - 1))
+        for name, mine, head in plans:
+            texts = np.take(columns[name].enc, rows[mine], axis=0)
+            marker = np.full((texts.shape[0], 1), ord("x"), dtype=np.uint8)
+            layout.override_values(name, rows[mine], np.hstack([texts[:, :head], marker, texts[:, head:]]))
+            injected.add(rows[mine], "orphan_fk", name)
+        return True
+
+    def _shift_times(self, kind: str, rows: np.ndarray, u1: np.ndarray, interval: tuple[int, int], layout: encode.LineLayout, injected: Injected) -> None:
+        """Late rows fall behind the watermark delay; out-of-order ones within it."""
+        name = self.entity.event_time
+        if name is None:
+            return
         start = interval[0]
-        if pick.kind == "late":
+        if kind == "late":
             span = 2 * max(self.delay_ms, self.interval_ms)
-            return start - self.delay_ms - 1 - int(pick.u1 * span)
-        if self.delay_ms <= 0:
-            return None
-        return start - self.delay_ms + int(pick.u1 * self.delay_ms)
+            instants = start - self.delay_ms - 1 - (u1 * span).astype(np.int64)
+        else:
+            if self.delay_ms <= 0:
+                return
+            instants = start - self.delay_ms + (u1 * self.delay_ms).astype(np.int64)
+        if self.entity.fields[name].type == "date":
+            texts = encode.encode_date(instants // 86_400_000)
+        else:
+            texts = encode.encode_timestamp(instants)
+        layout.override_values(name, rows, texts)
+        injected.add(rows, kind, name)
+
+    def _nulls(self, rows: np.ndarray, variant: np.ndarray, u1: np.ndarray, layout: encode.LineLayout, injected: Injected) -> None:
+        """A required field written as null, or (half the time) left out."""
+        if not self.required:
+            return
+        which = variant % len(self.required)
+        for index, name in enumerate(self.required):
+            mine = which == index
+            if not mine.any():
+                continue
+            remove = mine & (u1 >= 0.5) if layout.can_omit(name) else np.zeros_like(mine)
+            as_null = mine & ~remove
+            layout.override_values(name, rows[as_null], np.tile(np.frombuffer(b"null", dtype=np.uint8), (int(as_null.sum()), 1)))
+            layout.omit_rows(name, rows[remove])
+            injected.add(rows[mine], "null_required", name)
+
+    def _wrong_types(self, rows: np.ndarray, variant: np.ndarray, layout: encode.LineLayout, injected: Injected) -> None:
+        """A value of a JSON type no cast can turn into the field's type."""
+        if not self.any_field:
+            return
+        which = variant % len(self.any_field)
+        for index, name in enumerate(self.any_field):
+            mine = which == index
+            if not mine.any():
+                continue
+            table = self._wrong_tables[name]
+            layout.override_values(name, rows[mine], np.take(table, (variant[mine] // 7) % table.shape[0], axis=0))
+            injected.add(rows[mine], "wrong_type", name)
+
+    def _out_of_range(self, rows: np.ndarray, variant: np.ndarray, u1: np.ndarray, u2: np.ndarray, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected) -> None:
+        """Numbers beyond the range (vectorised); strings outside the enum (row by row)."""
+        if not self.ranged:
+            return
+        which = variant % len(self.ranged)
+        for index, name in enumerate(self.ranged):
+            mine = which == index
+            if not mine.any():
+                continue
+            spec = self.entity.fields[name]
+            if spec.range is None:
+                for i in np.flatnonzero(mine).tolist():
+                    pick = Pick("out_of_range", None, int(variant[i]), float(u1[i]), float(u2[i]))
+                    layout.override_value(name, int(rows[i]), out_of_range_value(spec, columns[name], int(rows[i]), pick))
+            else:
+                layout.override_values(name, rows[mine], out_of_range_numbers(spec, u1[mine], u2[mine]))
+            injected.add(rows[mine], "out_of_range", name)
 
     def _write(
         self,
@@ -218,17 +339,18 @@ class DefectInjector:
         layout: encode.LineLayout,
         added_columns: dict[str, Column],
         drift_specs: list[DriftSpec],
-    ) -> Injected | None:
+    ) -> tuple[str, str | None, str | None] | None:
+        """Write one row's defect; returns what to record (kind, field, change)."""
         entity = self.entity
         kind = pick.kind
         if kind == "malformed_json":
             style = pick.variant % 3
             if style == 0:
                 layout.truncate(row, pick.u1, after_field=entity.key)
-                return Injected(row, kind)
+                return kind, None, None
             if style == 1:
                 layout.add_garbage(row, GARBAGE[pick.variant // 3 % len(GARBAGE)])
-                return Injected(row, kind)
+                return kind, None, None
             bad = INVALID_UTF8[pick.variant // 3 % len(INVALID_UTF8)]
             candidates = [f for f in self.strings if not _is_null(columns[f], row)]
             if candidates:
@@ -236,31 +358,10 @@ class DefectInjector:
                 text = columns[name].text(row)
                 cut = 1 + int(pick.u1 * (len(text) - 1))
                 layout.override_value(name, row, text[:cut] + bad + text[cut:])
-                return Injected(row, kind, field=name)
+                return kind, name, None
             name = self.any_field[pick.variant // 15 % len(self.any_field)] if self.any_field else entity.key
             layout.override_key_bytes(name, row, bad)
-            return Injected(row, kind, field=name)
-        if kind == "null_required":
-            if not self.required:
-                return None
-            name = self.required[pick.variant % len(self.required)]
-            if pick.u1 < 0.5 or not layout.can_omit(name):
-                layout.override_value(name, row, b"null")
-            else:
-                layout.omit(name, [row])
-            return Injected(row, kind, field=name)
-        if kind == "wrong_type":
-            if not self.any_field:
-                return None
-            name = self.any_field[pick.variant % len(self.any_field)]
-            layout.override_value(name, row, wrong_value(entity.fields[name], pick))
-            return Injected(row, kind, field=name)
-        if kind == "out_of_range":
-            if not self.ranged:
-                return None
-            name = self.ranged[pick.variant % len(self.ranged)]
-            layout.override_value(name, row, out_of_range_value(entity.fields[name], columns[name], row, pick))
-            return Injected(row, kind, field=name)
+            return kind, name, None
         if kind == "orphan_fk":
             if not self.references:
                 return None
@@ -268,25 +369,22 @@ class DefectInjector:
             target = entity.fields[name].references or ""
             value = json.loads(columns[name].text(row)) if not _is_null(columns[name], row) else None
             layout.override_value(name, row, encode.json_scalar(orphan_key(self.scenario, target, value, pick)))
-            return Injected(row, kind, field=name)
+            return kind, name, None
         assert pick.drift is not None
         spec = drift_specs[pick.drift]
-        if spec.change == "rename":
-            layout.override_key(spec.field, row, spec.to or spec.field)
-            return Injected(row, "schema_drift", field=spec.field, change="rename")
         if spec.change == "retype":
             column = columns[spec.field]
             if _is_null(column, row):
                 return None  # a null has no other JSON type
             text = retyped_value(entity.fields[spec.field], column, row, spec.to or "string")
             layout.override_value(spec.field, row, text)
-            return Injected(row, "schema_drift", field=spec.field, change="retype")
-        # add: a declared field is present on this row (omitted elsewhere); an undeclared one
-        # is appended after the last field.
-        if spec.field not in entity.fields:
+            return "schema_drift", spec.field, "retype"
+        # An undeclared added field goes after the last declared one.
+        if spec.change == "add" and spec.field not in entity.fields:
             value = added_columns[spec.field].text(row)
             layout.add_tail(row, encode.key_literal(spec.field, first=False) + value)
-        return Injected(row, "schema_drift", field=spec.field, change="add")
+            return "schema_drift", spec.field, "add"
+        return None
 
 
 def _is_null(column: Column, row: int) -> bool:
@@ -301,12 +399,12 @@ def _family(spec: FieldSpec) -> str:
     return spec.type
 
 
-def wrong_value(spec: FieldSpec, pick: Pick) -> bytes:
-    """JSON text no cast turns into the field's type."""
+def wrong_values(spec: FieldSpec) -> list[bytes]:
+    """JSON texts no cast turns into the field's type."""
     choices = list(_WRONG[_family(spec)])
     if spec.type in ("int", "long"):
         choices.append(b"12.5")  # a fraction is not an integer
-    return choices[pick.variant // 7 % len(choices)]
+    return choices
 
 
 def _decimals_of(spec: FieldSpec) -> int:
@@ -315,22 +413,27 @@ def _decimals_of(spec: FieldSpec) -> int:
     return 6 if decimals is None else int(decimals)
 
 
+def out_of_range_numbers(spec: FieldSpec, side: np.ndarray, distance_draw: np.ndarray) -> np.ndarray:
+    """JSON numbers of the field's type beyond its range (below or above, by 5-100% of it)."""
+    assert spec.range is not None
+    low, high = spec.range
+    span = max(high - low, 1.0)
+    distance: np.ndarray = span * (0.05 + 0.95 * distance_draw)
+    below = side < 0.5
+    if spec.type in ("int", "long"):
+        step = np.maximum(1, distance.astype(np.int64))
+        values = np.where(below, math.floor(low) - step, math.ceil(high) + step)
+        return encode.encode_int(values)
+    places = _decimals_of(spec)
+    step_size = 10.0**-places
+    # Snap outward at the written precision, so rounding cannot bring a value back in range.
+    lower = np.floor((low - np.maximum(distance, step_size)) * 10**places) / 10**places
+    upper = np.ceil((high + np.maximum(distance, step_size)) * 10**places) / 10**places
+    return encode.encode_fixed(np.where(below, np.minimum(lower, low - step_size), np.maximum(upper, high + step_size)), places)
+
+
 def out_of_range_value(spec: FieldSpec, column: Column, row: int, pick: Pick) -> bytes:
-    """The right JSON type, outside the range or the enum."""
-    if spec.range is not None:
-        low, high = spec.range
-        span = max(high - low, 1.0)
-        distance = span * (0.05 + 0.95 * pick.u2)
-        if spec.type in ("int", "long"):
-            value: float = math.floor(low) - max(1, int(distance)) if pick.u1 < 0.5 else math.ceil(high) + max(1, int(distance))
-            return str(int(value)).encode()
-        places = _decimals_of(spec)
-        step = 10.0**-places
-        value = low - max(distance, step) if pick.u1 < 0.5 else high + max(distance, step)
-        value = round(value, places)
-        if low <= value <= high:  # rounding can only move it by half a step; push it out
-            value = round(low - step if pick.u1 < 0.5 else high + step, places)
-        return encode.json_scalar(float(value))
+    """A string outside the enum (numbers: see `out_of_range_numbers`)."""
     allowed = set(spec.enum or [])
     current = json.loads(column.text(row)) if not _is_null(column, row) else "x"
     candidates = [str(current).upper(), f"{current}_v2", "unknown", "", "N/A", f"{current} "]

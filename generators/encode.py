@@ -65,6 +65,35 @@ def _trim_leading_zeros(digit_matrix: np.ndarray, keep: int = 1) -> np.ndarray:
     return digit_matrix
 
 
+# Four-digit chunks as padding (above the number), trimmed (its leading chunk) or in full.
+_D4_TRIMMED = _trim_leading_zeros(_D4.copy())
+_D4_BY_ROLE = np.vstack([np.zeros_like(_D4), _D4_TRIMMED, _D4])
+_CHUNK_LIMITS = np.array([10**4, 10**8, 10**12, 10**16], dtype=np.int64)
+
+
+def plain_digits(values: np.ndarray) -> np.ndarray:
+    """Decimal digits of non-negative ints without leading zeros, right-aligned and padded."""
+    values = np.asarray(values, dtype=np.int64)
+    if values.size == 0:
+        return np.zeros((0, 1), dtype=np.uint8)
+    largest = int(values.max())
+    if largest < 10**4:
+        # One gather from a table that already holds the trimmed text: no per-digit work.
+        return np.take(_D4_TRIMMED[:, 4 - width_of(largest) :], values, axis=0)
+    chunks = -(-width_of(largest) // 4)
+    top = np.zeros(values.size, dtype=np.int64)
+    for limit in _CHUNK_LIMITS[: chunks - 1]:
+        top += values >= limit
+    out = np.empty((values.size, chunks * 4), dtype=np.uint8)
+    rest = values
+    for j in range(chunks):  # from the least significant chunk
+        rest, chunk = np.divmod(rest, 10_000)
+        role = np.where(top > j, 2, np.where(top == j, 1, 0))
+        column = (chunks - 1 - j) * 4
+        out[:, column : column + 4] = np.take(_D4_BY_ROLE, role * 10_000 + chunk, axis=0)
+    return out
+
+
 def width_of(max_value: int) -> int:
     """Number of decimal digits of a non-negative int."""
     return max(1, len(str(int(max_value))))
@@ -76,12 +105,28 @@ def encode_int(values: np.ndarray) -> np.ndarray:
     if values.size == 0:
         return np.zeros((0, 1), dtype=np.uint8)
     negative = values < 0
-    magnitude = np.abs(values)
-    body = _trim_leading_zeros(digits(magnitude, width_of(int(magnitude.max()))))
+    body = plain_digits(np.abs(values))
     if not negative.any():
         return body
     sign = np.where(negative, np.uint8(45), np.uint8(PAD)).astype(np.uint8)[:, None]
     return np.hstack([sign, body])
+
+
+_FRACTIONS: dict[int, np.ndarray] = {}
+
+
+def _fraction_table(places: int) -> np.ndarray | None:
+    """All `places`-digit fractions with trailing zeros (after the first) as padding."""
+    if places > 5:
+        return None  # 10**6 rows and more: trim per batch instead
+    table = _FRACTIONS.get(places)
+    if table is None:
+        table = digits(np.arange(10**places), places)
+        if places > 1:
+            reversed_tail = table[:, :0:-1]
+            reversed_tail[np.logical_and.accumulate(reversed_tail == 48, axis=1)] = PAD
+        _FRACTIONS[places] = table
+    return table
 
 
 def encode_fixed(values: np.ndarray, decimals: int) -> np.ndarray:
@@ -95,15 +140,15 @@ def encode_fixed(values: np.ndarray, decimals: int) -> np.ndarray:
     negative = scaled < 0
     magnitude = np.abs(scaled)
     whole, fraction = np.divmod(magnitude, 10**places)
-    head = _trim_leading_zeros(digits(whole, width_of(int(whole.max()))))
-    tail = digits(fraction, places)
-    if places > 1:
-        # Trailing zeros after the first decimal become padding ("12.50" -> "12.5").
+    head = plain_digits(whole)
+    table = _fraction_table(places)
+    if table is not None:
+        tail = np.take(table, fraction, axis=0)
+    else:
+        tail = digits(fraction, places)
         reversed_tail = tail[:, :0:-1]
-        trailing = np.logical_and.accumulate(reversed_tail == 48, axis=1)
-        reversed_tail[trailing] = PAD
-    point = np.full((values.size, 1), 46, dtype=np.uint8)
-    parts = [head, point, tail]
+        reversed_tail[np.logical_and.accumulate(reversed_tail == 48, axis=1)] = PAD
+    parts = [head, np.full((values.size, 1), 46, dtype=np.uint8), tail]
     if negative.any():
         parts.insert(0, np.where(negative, np.uint8(45), np.uint8(PAD)).astype(np.uint8)[:, None])
     return np.hstack(parts)
@@ -113,6 +158,24 @@ def _date_table(first_day: int, last_day: int) -> np.ndarray:
     days = np.arange(first_day, last_day + 1).astype("datetime64[D]")
     text = np.datetime_as_string(days, unit="D").astype("S10")
     return np.frombuffer(text.tobytes(), dtype=np.uint8).reshape(-1, 10)
+
+
+_CLOCK: np.ndarray | None = None
+
+
+def _clock_table() -> np.ndarray:
+    """"HH:MM:SS" for every second of a day (86,400 x 8 bytes), built once."""
+    global _CLOCK
+    if _CLOCK is None:
+        seconds = np.arange(86_400)
+        table = np.empty((86_400, 8), dtype=np.uint8)
+        table[:, 0:2] = np.take(_D2, seconds // 3600, axis=0)
+        table[:, 2] = ord(":")
+        table[:, 3:5] = np.take(_D2, seconds // 60 % 60, axis=0)
+        table[:, 5] = ord(":")
+        table[:, 6:8] = np.take(_D2, seconds % 60, axis=0)
+        _CLOCK = table
+    return _CLOCK
 
 
 def encode_timestamp(epoch_ms: np.ndarray) -> np.ndarray:
@@ -125,18 +188,12 @@ def encode_timestamp(epoch_ms: np.ndarray) -> np.ndarray:
     days, in_day = np.divmod(epoch_ms, _MS_PER_DAY)
     first = int(days.min())
     # A batch spans minutes to days, so formatting each distinct date once and gathering is
-    # far cheaper than civil-date arithmetic per row.
+    # far cheaper than civil-date arithmetic per row; likewise each second of the day.
     out[:, 1:11] = np.take(_date_table(first, int(days.max())), days - first, axis=0)
     seconds, millis = np.divmod(in_day, 1000)
-    minutes, second = np.divmod(seconds, 60)
-    hour, minute = np.divmod(minutes, 60)
     out[:, 0] = _QUOTE
     out[:, 11] = ord("T")
-    out[:, 12:14] = np.take(_D2, hour, axis=0)
-    out[:, 14] = ord(":")
-    out[:, 15:17] = np.take(_D2, minute, axis=0)
-    out[:, 17] = ord(":")
-    out[:, 18:20] = np.take(_D2, second, axis=0)
+    out[:, 12:20] = np.take(_clock_table(), seconds, axis=0)
     out[:, 20] = ord(".")
     out[:, 21:24] = np.take(_D3, millis, axis=0)
     out[:, 24] = ord("Z")
@@ -271,6 +328,7 @@ class LineLayout:
         self._garbage: dict[int, bytes] = {}
         self._cuts: dict[int, tuple[float, int]] = {}
         self._omitted: list[tuple[int, np.ndarray]] = []
+        self._bulk: list[tuple[int, np.ndarray, np.ndarray]] = []  # (slot, rows, padded texts)
         self._prepared: _Prepared | None = None
 
     def add_field(self, name: str, values: np.ndarray) -> None:
@@ -285,6 +343,28 @@ class LineLayout:
     def override_value(self, name: str, row: int, text: bytes) -> None:
         """Write `text` as this row's value of `name` (e.g. null, a wrong type)."""
         self._overrides[self._field_slots[name][1]][row] = text
+
+    def override_values(self, name: str, rows: np.ndarray, texts: np.ndarray) -> None:
+        """Write many rows' value text at once (`texts`: a padded (len(rows), width) matrix)."""
+        if rows.size:
+            self._bulk.append((self._field_slots[name][1], np.asarray(rows, dtype=np.int64), texts))
+
+    def override_keys(self, name: str, rows: np.ndarray, new_name: str) -> None:
+        """Rename the field in many rows at once."""
+        if rows.size:
+            key_slot = self._field_slots[name][0]
+            literal = _literal(key_literal(new_name, first=key_slot == 1))
+            self._bulk.append((key_slot, np.asarray(rows, dtype=np.int64), np.tile(literal, (rows.size, 1))))
+
+    def omit_rows(self, name: str, rows: np.ndarray) -> None:
+        """Remove the field, key and value, from many rows at once."""
+        if rows.size:
+            if not self.can_omit(name):
+                raise ValueError(f"the first field ({name}) cannot be omitted")
+            rows = np.asarray(rows, dtype=np.int64)
+            empty = np.zeros((rows.size, 1), dtype=np.uint8)
+            for slot in self._field_slots[name]:
+                self._bulk.append((slot, rows, empty))
 
     def value_text(self, name: str, row: int) -> bytes:
         """The current value text of one row (an override if there is one)."""
@@ -346,66 +426,107 @@ class LineLayout:
         overrides = list(self._overrides)
         slots += [(kind, _literal(text)) for kind, text in (("literal", b""), ("literal", b"}"), ("literal", b""), ("literal", b"\n"))]
         overrides += [self._tail, {}, self._garbage, {}]
-        widths = []
-        for (kind, payload), texts in zip(slots, overrides, strict=True):
-            base = payload.size if kind == "literal" else payload.shape[1]
-            widths.append(max([base, *map(len, texts.values())]))
-        starts = np.concatenate([[0], np.cumsum(widths)]).astype(int).tolist()
+        bulk: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for slot, bulk_rows, bulk_texts in self._bulk:
+            bulk.setdefault(slot, []).append((bulk_rows, bulk_texts))
+        base_widths = [payload.size if kind == "literal" else payload.shape[1] for kind, payload in slots]
+        full_widths = []
+        grouped = []
+        special: list[np.ndarray] = []
+        for index, texts in enumerate(overrides):
+            pieces = list(bulk.get(index, []))
+            if texts:
+                keys = np.fromiter(texts.keys(), dtype=np.int64, count=len(texts))
+                pieces.append((keys, bytes_table(list(texts.values()))))
+            if not pieces:
+                full_widths.append(base_widths[index])
+                continue
+            width = max(base_widths[index], *(m.shape[1] for _, m in pieces))
+            full_widths.append(width)
+            all_rows = np.concatenate([r for r, _ in pieces])
+            block = np.zeros((all_rows.size, width), dtype=np.uint8)
+            offset = 0
+            for rows, matrix in pieces:
+                block[offset : offset + rows.size, : matrix.shape[1]] = matrix
+                offset += rows.size
+            order = np.argsort(all_rows, kind="stable")
+            all_rows, block = all_rows[order], block[order]
+            # A row whose text does not fit the column is rendered apart ("special"), so a
+            # handful of defects does not widen every line the bulk pass has to compress.
+            too_wide = (block[:, base_widths[index] :] != PAD).any(axis=1)
+            special.append(all_rows[too_wide])
+            grouped.append((index, all_rows, block))
+        special_rows = np.unique(np.concatenate(special)) if special else np.zeros(0, dtype=np.int64)
         # Fields absent from most rows (a drift only starting to add them) are left out of the
         # template and written on the few rows that carry them.
         sparse = {slot: mask for slot, mask in self._omitted if mask.mean() > 0.5}
-        template = np.zeros(starts[-1], dtype=np.uint8)
-        for index, ((kind, payload), start) in enumerate(zip(slots, starts[:-1], strict=True)):
-            if kind == "literal" and payload.size and index not in sparse:
-                template[start : start + payload.size] = payload
-        grouped = []
-        for index, texts in enumerate(overrides):
-            if texts:
-                rows = np.fromiter(texts.keys(), dtype=np.int64, count=len(texts))
-                order = np.argsort(rows)
-                block = bytes_table(list(texts.values()))
-                if block.shape[1] < widths[index]:
-                    block = np.hstack([block, np.zeros((block.shape[0], widths[index] - block.shape[1]), dtype=np.uint8)])
-                grouped.append((index, rows[order], block[order]))
-        self._prepared = _Prepared(slots, widths, starts, template, grouped, sparse)
+        self._prepared = _Prepared(
+            slots, grouped, sparse, special_rows, _Geometry.of(slots, base_widths, sparse), _Geometry.of(slots, full_widths, sparse)
+        )
         return self._prepared
 
-    @property
-    def width(self) -> int:
-        """Bytes per padded row."""
-        return self._prepare().starts[-1]
-
     def build(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """The padded matrix of rows [start, stop), each line ending in a newline."""
+        """The padded matrix of rows [start, stop), each line ending in a newline.
+
+        Special rows (see `special_lines`) come out wrong here; callers replace them.
+        """
         prepared = self._prepare()
         stop = self.n if stop is None else stop
-        starts, widths = prepared.starts, prepared.widths
-        out = np.empty((stop - start, starts[-1]), dtype=np.uint8)
+        return self._fill(prepared.base, slice(start, stop), stop - start, start, narrow=True)
+
+    def special_lines(self) -> dict[int, bytes]:
+        """The finished text of each special row: rows with text wider than their columns."""
+        prepared = self._prepare()
+        rows = prepared.special
+        if rows.size == 0:
+            return {}
+        text = compress(self._fill(prepared.full, rows, rows.size, 0, narrow=False))
+        ends = np.flatnonzero(text == 10) + 1
+        begins = np.concatenate([[0], ends[:-1]])
+        return {int(r): text[b:e].tobytes() for r, b, e in zip(rows.tolist(), begins.tolist(), ends.tolist(), strict=True)}
+
+    def _fill(self, geometry: _Geometry, rows: slice | np.ndarray, count: int, offset: int, narrow: bool) -> np.ndarray:
+        prepared = self._prepare()
+        starts, widths = geometry.starts, geometry.widths
+        out = np.empty((count, starts[-1]), dtype=np.uint8)
         # Literals and padding in one broadcast copy, then one strided copy per value column.
-        out[:] = prepared.template
+        out[:] = geometry.template
         sparse = prepared.sparse
         for index, (kind, payload) in enumerate(prepared.slots):
             if kind == "values" and index - 1 not in sparse:
-                matrix = payload[start:stop]
+                matrix = payload[rows]
                 out[:, starts[index] : starts[index] + matrix.shape[1]] = matrix
+        positions = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
         for key_slot, mask in self._omitted:
             if key_slot in sparse:
-                shown = np.flatnonzero(~mask[start:stop])
+                shown = np.flatnonzero(~mask[rows])
                 literal = prepared.slots[key_slot][1]
                 values = prepared.slots[key_slot + 1][1]
                 out[shown, starts[key_slot] : starts[key_slot] + literal.size] = literal
                 column = starts[key_slot + 1]
-                out[shown, column : column + values.shape[1]] = values[start + shown]
+                out[shown, column : column + values.shape[1]] = values[positions[shown]]
             else:
-                out[mask[start:stop], starts[key_slot] : starts[key_slot + 2]] = PAD
-        for index, rows, block in prepared.grouped:
-            low, high = np.searchsorted(rows, [start, stop])
-            if high > low:
-                out[rows[low:high] - start, starts[index] : starts[index] + widths[index]] = block[low:high]
+                out[mask[rows], starts[key_slot] : starts[key_slot + 2]] = PAD
+        for index, override_rows, block in prepared.grouped:
+            if isinstance(rows, slice):
+                low, high = np.searchsorted(override_rows, [rows.start, rows.stop])
+                picked, where = np.arange(low, high), override_rows[low:high] - offset
+            else:
+                where_all = np.searchsorted(rows, override_rows)
+                hit = (where_all < rows.size) & (rows[np.minimum(where_all, rows.size - 1)] == override_rows)
+                picked, where = np.flatnonzero(hit), where_all[hit]
+            if picked.size:
+                out[where, starts[index] : starts[index] + widths[index]] = block[picked, : widths[index]]
         for row, (fraction, slot) in self._cuts.items():
-            if not start <= row < stop:
-                continue
-            line = out[row - start]
+            if isinstance(rows, slice):
+                if not rows.start <= row < rows.stop:
+                    continue
+                line = out[row - offset]
+            else:
+                at = int(np.searchsorted(rows, row))
+                if at >= rows.size or rows[at] != row:
+                    continue
+                line = out[at]
             nonzero = np.flatnonzero(line[:-1])
             floor = int(np.count_nonzero(line[: starts[slot + 1]]))
             keep = floor + int(fraction * max(nonzero.size - 1 - floor, 0))
@@ -414,14 +535,35 @@ class LineLayout:
 
     def line(self, row: int) -> bytes:
         """The finished text of one row, newline included."""
+        special = self.special_lines()
+        if row in special:
+            return special[row]
         return compress(self.build(row, row + 1)).tobytes()
+
+
+@dataclass
+class _Geometry:
+    """Column widths and positions of one rendering, and its row of literals."""
+
+    widths: list[int]
+    starts: list[int]
+    template: np.ndarray
+
+    @classmethod
+    def of(cls, slots: list[tuple[str, np.ndarray]], widths: list[int], sparse: dict[int, np.ndarray]) -> _Geometry:
+        starts = np.concatenate([[0], np.cumsum(widths)]).astype(int).tolist()
+        template = np.zeros(starts[-1], dtype=np.uint8)
+        for index, ((kind, payload), start) in enumerate(zip(slots, starts[:-1], strict=True)):
+            if kind == "literal" and payload.size and index not in sparse:
+                template[start : start + payload.size] = payload
+        return cls(widths, starts, template)
 
 
 @dataclass
 class _Prepared:
     slots: list[tuple[str, np.ndarray]]
-    widths: list[int]
-    starts: list[int]
-    template: np.ndarray
     grouped: list[tuple[int, np.ndarray, np.ndarray]]
     sparse: dict[int, np.ndarray]
+    special: np.ndarray
+    base: _Geometry
+    full: _Geometry

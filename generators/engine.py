@@ -19,7 +19,6 @@ batch by replaying counts, which is how a restart resumes without repeating or s
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +56,7 @@ class EntityBatch:
     lines: int
     clean_records: int
     parts: list[Part]
-    defects: list[dict[str, object]]
+    defects: RawJsonList  # one compact JSON object per defective line, in file and line order
     defect_counts: dict[str, int]
     sequence_end: int
 
@@ -78,7 +77,7 @@ class Batch:
 @dataclass
 class _Candidate:
     text: bytes
-    key: str
+    key: str  # JSON text
     file: str
     line: int
 
@@ -106,20 +105,27 @@ def _concat(a: Column, b: Column) -> Column:
     return Column(enc=np.vstack([widen(a.enc), widen(b.enc)]), raw=raw, labels=a.labels or b.labels, nulls=nulls)
 
 
-def key_strings(keys: Column, rows: np.ndarray) -> list[str]:
-    """The ledger's `key` of each row: the key value as text (strings without their quotes)."""
+class RawJsonList(list[str]):
+    """Texts that are each one compact JSON value (ledger entries), written verbatim."""
+
+
+def key_json(keys: Column, rows: np.ndarray) -> list[str]:
+    """The ledger's `key` of each row as JSON text: the key's own JSON string, or a number
+    in quotes (the ledger's key is always a string)."""
     if rows.size == 0:
         return []
     texts = np.take(keys.enc, rows, axis=0)
-    flat = texts.view(f"S{texts.shape[1]}").ravel().tolist()  # trailing padding dropped
-    result = []
-    for text in flat:
-        if text[:1] == b'"' and text[-1:] == b'"' and b"\\" not in text and b"\x00" not in text:
-            result.append(text[1:-1].decode("utf-8"))
-        else:
-            value = json.loads(text.replace(b"\x00", b""))
-            result.append(value if isinstance(value, str) else json.dumps(value))
-    return result
+    fixed = texts.view(f"S{texts.shape[1]}").ravel()  # trailing padding dropped
+    try:
+        # Keys are ASCII (sequences, UUIDs): one conversion for all of them.
+        values: list[str] = fixed.astype(f"U{texts.shape[1]}").tolist()
+    except UnicodeDecodeError:
+        values = [t.decode("utf-8") for t in fixed.tolist()]
+    if (texts[:, 1:-1] == 0).any():  # padding inside a key (a sequence that outgrew its width)
+        values = [t.replace(b"\x00", b"").decode("utf-8") for t in fixed.tolist()]
+    if values[0].startswith('"'):
+        return values
+    return [v if v.startswith('"') else f'"{v}"' for v in values]
 
 
 class Engine:
@@ -257,9 +263,9 @@ class Engine:
         injected, added_rows = injector.apply(plan, kept, line_columns, layout, interval, line_added)
 
         clean = keep.copy()
-        for item in injected:
-            if defect_fate(item.kind, item.change) != "keep":
-                clean[kept[item.row]] = False
+        for marked, kind, change in zip(injected.rows, injected.kinds, injected.changes, strict=True):
+            if defect_fate(kind, change) != "keep":
+                clean[kept[marked]] = False
         frame = Frame(columns=columns, clean=clean)
         frames[name] = _BatchFrame(frame=frame, times=rows.times)
         if name in self.universes:
@@ -269,6 +275,8 @@ class Engine:
 
     def _grow(self, name: str, frame: Frame) -> None:
         universe = self.universes[name]
+        if frame.size == 0:
+            return
         if universe.size == 0:
             self.universes[name] = Frame(columns=dict(frame.columns), clean=frame.clean.copy())
             return
@@ -283,15 +291,15 @@ class Engine:
         batch_id: int,
         layout: encode.LineLayout,
         keys: Column,
-        injected: list[Injected],
+        injected: Injected,
         added_rows: list[tuple[np.ndarray, str]],
         generated: int,
     ) -> EntityBatch:
         entity = self.scenario.entities[name]
         n_rows = layout.n
+        injected_rows, injected_groups = injected.flat()
         defective = np.zeros(n_rows, dtype=bool)
-        for item in injected:
-            defective[item.row] = True
+        defective[injected_rows] = True
         for rows, _ in added_rows:
             defective[rows] = True
         no_defect_rows = np.flatnonzero(~defective)
@@ -337,64 +345,104 @@ class Engine:
         def row_lines(rows: np.ndarray) -> np.ndarray:
             return rows + np.searchsorted(dup_positions, rows, side="left")
 
-        # The ledger, by index arithmetic only.
-        ledger: list[tuple[int, int, dict[str, object]]] = []
-        if injected:
-            rows = np.asarray([item.row for item in injected], dtype=np.int64)
-            part, line = locate(row_lines(rows))
-            row_keys = key_strings(keys, rows)
-            for i, item in enumerate(injected):
-                entry: dict[str, object] = {
-                    "file": file_names[part[i]], "line": int(line[i]), "kind": item.kind, "key": row_keys[i]
-                }
-                if item.field is not None:
-                    entry["field"] = item.field
-                if item.change is not None:
-                    entry["change"] = item.change
-                ledger.append((int(part[i]), int(line[i]), entry))
+        # The ledger, by index arithmetic, each entry encoded once as compact JSON. Keys come
+        # straight from their JSON text, so nothing is decoded and re-encoded.
+        entry_parts: list[np.ndarray] = []
+        entry_lines: list[np.ndarray] = []
+        entry_texts: list[str] = []
+        counts = dict.fromkeys(DEFECT_KINDS, 0)
+        quarantined = 0
+
+        def add_entries(rows_or_lines: np.ndarray, is_rows: bool, keys_json: list[str], tails: list[tuple[str, str]]) -> None:
+            part, line = locate(row_lines(rows_or_lines) if is_rows else rows_or_lines)
+            entry_parts.append(part)
+            entry_lines.append(line)
+            entry_texts.extend(
+                f'{{"file":"{file_names[p]}","line":{ln},"kind":{before}{key}{after}'
+                for p, ln, key, (before, after) in zip(part.tolist(), line.tolist(), keys_json, tails, strict=True)
+            )
+
+        if injected_rows.size:
+            tails_by_group = []
+            for group, kind in enumerate(injected.kinds):
+                after = ""
+                if injected.fields[group] is not None:
+                    after += f',"field":"{injected.fields[group]}"'
+                if injected.changes[group] is not None:
+                    after += f',"change":"{injected.changes[group]}"'
+                tails_by_group.append((f'"{kind}","key":', after + "}"))
+                size = int(injected.rows[group].size)
+                counts[kind] += size
+                if defect_fate(kind, injected.changes[group]) != "keep":
+                    quarantined += size
+            add_entries(injected_rows, True, key_json(keys, injected_rows), [tails_by_group[g] for g in injected_groups])
         for rows, field_name in added_rows:
-            part, line = locate(row_lines(rows))
-            row_keys = key_strings(keys, rows)
-            for i in range(rows.size):
-                p_i, l_i = int(part[i]), int(line[i])
-                ledger.append((p_i, l_i, {
-                    "file": file_names[p_i], "line": l_i, "kind": "schema_drift", "key": row_keys[i],
-                    "field": field_name, "change": "add",
-                }))
+            counts["schema_drift"] += int(rows.size)
+            tail = ('"schema_drift","key":', f',"field":"{field_name}","change":"add"}}')
+            add_entries(rows, True, key_json(keys, rows), [tail] * rows.size)
         if n_dups:
-            dup_part, dup_line = locate(dup_positions + 1 + np.arange(n_dups))
+            counts["duplicate"] += n_dups
             current = np.asarray([s for s in dup_sources if isinstance(s, int)], dtype=np.int64)
             current_part, current_line = locate(row_lines(current))
-            current_keys = key_strings(keys, current)
+            current_keys = key_json(keys, current)
+            dup_keys, dup_tails = [], []
             j = 0
-            for i, source in enumerate(dup_sources):
+            for source in dup_sources:
                 if isinstance(source, _Candidate):
                     key, repeats = source.key, f"{source.file}:{source.line}"
                 else:
                     key, repeats = current_keys[j], f"{file_names[current_part[j]]}:{int(current_line[j])}"
                     j += 1
-                p_i, l_i = int(dup_part[i]), int(dup_line[i])
-                ledger.append((p_i, l_i, {
-                    "file": file_names[p_i], "line": l_i, "kind": "duplicate", "key": key, "repeats": repeats,
-                }))
-        ledger.sort(key=lambda item: (item[0], item[1]))
+                dup_keys.append(key)
+                dup_tails.append(('"duplicate","key":', f',"repeats":"{repeats}"}}'))
+            add_entries(dup_positions + 1 + np.arange(n_dups), False, dup_keys, dup_tails)
+        if entry_texts:
+            order = np.lexsort((np.concatenate(entry_lines), np.concatenate(entry_parts)))
+            ledger = RawJsonList(entry_texts[i] for i in order.tolist())
+        else:
+            ledger = RawJsonList()
 
         # The bytes, built block by block so each block stays in the CPU cache.
         needed = {int(r) for r in pool_rows.tolist()} | {s for s in dup_sources if isinstance(s, int)}
         texts: dict[int, bytes] = {}
-        cache: dict[str, object] = {"block": -1, "matrix": None}
+        empty = np.zeros(0, dtype=np.int64)
+        cache: dict[str, np.ndarray] = {"block": np.asarray(-1), "text": empty, "ends": empty}
 
         def rows_text(first: int, stop: int) -> np.ndarray:
+            """The finished lines of rows [first, stop), all within one block, as a view."""
             block = first // BLOCK_ROWS
-            if cache["block"] != block:
-                base = block * BLOCK_ROWS
-                matrix = layout.build(base, min(n_rows, base + BLOCK_ROWS))
-                for row in needed:
-                    if base <= row < base + matrix.shape[0]:
-                        texts[row] = encode.row_bytes(matrix, row - base)
-                cache["block"], cache["matrix"] = block, matrix
             base = block * BLOCK_ROWS
-            return encode.compress(cache["matrix"][first - base : stop - base])  # type: ignore[index]
+            if int(cache["block"]) != block:
+                # Each block is laid out and compressed once; line boundaries come from its
+                # newlines (JSON text never holds a raw newline), so runs between duplicate
+                # lines are slices of the one buffer.
+                text = encode.compress(layout.build(base, min(n_rows, base + BLOCK_ROWS)))
+                ends = np.flatnonzero(text == 10) + 1
+                for row in needed:
+                    if base <= row < base + ends.size:
+                        begin = int(ends[row - base - 1]) if row > base else 0
+                        texts[row] = text[begin : int(ends[row - base])].tobytes()
+                cache["block"], cache["text"], cache["ends"] = np.asarray(block), text, ends
+            text, ends = cache["text"], cache["ends"]
+            begin = int(ends[first - base - 1]) if first > base else 0
+            return text[begin : int(ends[stop - base - 1])]
+
+        special = layout.special_lines()
+        special_rows = np.asarray(sorted(special), dtype=np.int64)
+
+        def run_pieces(first: int, last: int) -> list[np.ndarray | bytes]:
+            """Rows [first, last) of one block, special rows spliced in."""
+            pieces: list[np.ndarray | bytes] = []
+            low, high = np.searchsorted(special_rows, [first, last])
+            cursor = first
+            for row in special_rows[low:high].tolist():
+                if row > cursor:
+                    pieces.append(rows_text(cursor, row))
+                pieces.append(special[row])
+                cursor = row + 1
+            if cursor < last:
+                pieces.append(rows_text(cursor, last))
+            return pieces
 
         sequence = np.insert(np.arange(n_rows, dtype=np.int64), dup_positions + 1, -(np.arange(n_dups) + 1))
         parts: list[Part] = []
@@ -408,7 +456,7 @@ class Engine:
                     first, last = int(chunk[start]), int(chunk[stop - 1]) + 1
                     while first < last:
                         edge = min(last, (first // BLOCK_ROWS + 1) * BLOCK_ROWS)
-                        buffers.append(rows_text(first, edge))
+                        buffers.extend(run_pieces(first, edge))
                         first = edge
                 if stop < chunk.size:
                     source = dup_sources[-int(chunk[stop]) - 1]
@@ -421,7 +469,7 @@ class Engine:
         # repeats exactly what an uninterrupted run would.
         if pool_rows.size:
             pool_part, pool_line = locate(row_lines(pool_rows))
-            pool_keys = key_strings(keys, pool_rows)
+            pool_keys = key_json(keys, pool_rows)
             self.candidates[name] = [
                 _Candidate(texts[int(row)], pool_keys[i], file_names[pool_part[i]], int(pool_line[i]))
                 for i, row in enumerate(pool_rows.tolist())
@@ -429,13 +477,6 @@ class Engine:
         else:
             self.candidates[name] = []
 
-        counts = dict.fromkeys(DEFECT_KINDS, 0)
-        quarantined = 0
-        for _, _, entry in ledger:
-            kind = str(entry["kind"])
-            counts[kind] += 1
-            if kind != "duplicate" and defect_fate(kind, entry.get("change")) != "keep":  # type: ignore[arg-type]
-                quarantined += 1
         return EntityBatch(
             entity=name,
             generated=generated,
@@ -443,7 +484,7 @@ class Engine:
             lines=total_lines,
             clean_records=n_rows - quarantined,
             parts=parts,
-            defects=[entry for _, _, entry in ledger],
+            defects=ledger,
             defect_counts=counts,
             sequence_end=self.generated[name],
         )

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from generators.engine import Engine
+from generators.engine import Batch, Engine
 from generators.scenario import Scenario
-from generators.writer import LandingWriter, WriteStats, iso_instant
+from generators.writer import LandingWriter, PipelinedWriter, WriteStats, iso_instant
 from medallion.layout import DataRoot
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -276,38 +276,64 @@ class Runner:
         self.engine.skip_to(first)
         self._next_batch = first
         self.report = RunReport(first, first, 0, 0, 0, 0.0, 0.0)
-        with self._wake:
-            self._state.status = "paused" if self._state.paused else "running"
         deadline = None if self.options.duration is None else started + self.options.duration
-        while True:
-            with self._wake:
-                if self._stop.is_set():
-                    break
-                if self._state.paused:
-                    self._state.status = "paused"
+        # Batch b is written in a background thread while b + 1 is generated.
+        pipeline = PipelinedWriter(self.writer, self._written)
+        finished = False
+        try:
+            while True:
+                action, wait = self._next_action(deadline)
+                if action == "write":
+                    began = time.perf_counter()
+                    batch = self.engine.generate()
+                    with self._wake:
+                        self._next_batch = batch.batch_id + 1
+                    pipeline.submit(batch, time.perf_counter() - began)
+                    continue
+                pipeline.drain()  # outside the lock: the writer's callback takes it
+                with self._wake:
                     self._state.idle = True
                     self._wake.notify_all()
-                    self._wake.wait(timeout=0.5)
-                    continue
-                self._state.status = "running"
-                if self.options.batches is not None and self._next_batch >= self.options.batches:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    break
-                due = self._due(self._next_batch)
-                wait = due - time.monotonic()
-                if deadline is not None:
-                    wait = min(wait, deadline - time.monotonic())
-                if wait > 0:
+                    if action == "stop":
+                        break
+                    if action == "pause":
+                        self._state.status = "paused"
                     self._wake.wait(timeout=wait)
-                    continue  # re-check stop, pause and deadline
-                self._state.idle = False
-            self._write_next()
+            finished = True
+        finally:
+            if finished:
+                pipeline.close()
+            else:
+                try:
+                    pipeline.close()
+                except Exception as exc:  # the first error is already propagating
+                    self.log.log("error", "failed", f"writer stopped after an earlier error: {exc}")
         self.report.runtime_seconds = time.monotonic() - started
         self.report.stopped_by_signal = self.stopped_by_signal
         self.report.next_batch = self._next_batch
         self.log.log("info", "stop", f"stopped before batch {self._next_batch}", **self.report.as_dict())
         return self.report
+
+    def _next_action(self, deadline: float | None) -> tuple[str, float]:
+        """What the loop does next: write, wait (seconds), pause or stop."""
+        with self._wake:
+            if self._stop.is_set():
+                return "stop", 0.0
+            if self._state.paused:
+                return "pause", 0.5
+            self._state.status = "running"
+            if self.options.batches is not None and self._next_batch >= self.options.batches:
+                return "stop", 0.0
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return "stop", 0.0
+            wait = self._due(self._next_batch) - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if wait > 0:
+                return "wait", wait
+            self._state.idle = False
+            return "write", 0.0
 
     def _due(self, batch_id: int) -> float:
         """The monotonic time at which a batch may be written."""
@@ -322,24 +348,15 @@ class Runner:
         wall, simulated = self._anchor
         return wall + (end / 1000 - simulated) / self.speed
 
-    def _write_next(self) -> None:
-        try:
-            began = time.perf_counter()
-            batch = self.engine.generate()
-            stats = self.writer.write(batch)
-            busy = time.perf_counter() - began
-        except BaseException as exc:
-            self.log.log("error", "failed", f"batch {self._next_batch} failed: {exc}")
-            raise
+    def _written(self, batch: Batch, stats: WriteStats, busy: float) -> None:
+        """Called by the writer thread once a batch is on disk."""
         now = time.monotonic()
         with self._wake:
-            self._next_batch = batch.batch_id + 1
             report = self.report
             report.batches += 1
             report.records += stats.lines
             report.bytes += stats.bytes
             report.busy_seconds += busy
-            report.next_batch = self._next_batch
             for name, lines in stats.lines_by_entity.items():
                 status = self._state.entity[name]
                 status.batches += 1
@@ -347,11 +364,10 @@ class Runner:
                 status.last_interval_end = iso_instant(batch.interval[1])
                 status.last_write_monotonic = now
                 status.lines = lines
-            if self._state.cleaned:
+            if self._state.cleaned and batch.batch_id == 0:
                 self._state.cleaned = False
                 self._state.baseline_request = False
                 self._anchor = None
-            self._state.idle = True
             self._wake.notify_all()
         self.log.log(
             "info",

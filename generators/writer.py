@@ -17,7 +17,10 @@ import hashlib
 import json
 import os
 import platform
+import queue
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.engine import Batch, EntityBatch
+from generators.engine import Batch, EntityBatch, RawJsonList
 from generators.scenario import Scenario
 from medallion import __version__
 from medallion.errors import GeneratorError
@@ -48,14 +51,18 @@ def manifest_text(payload: dict[str, Any]) -> str:
     for key, value in payload.items():
         name = json.dumps(key)
         if isinstance(value, list) and value:
-            items = ",\n  ".join(json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in value)
+            # One element per line; ledger entries arrive already encoded (RawJsonList).
+            if isinstance(value, RawJsonList):
+                items = ",\n  ".join(value)
+            else:
+                items = ",\n  ".join(json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in value)
             lines.append(f"{name}:[\n  {items}\n ]")
         else:
             lines.append(f"{name}:{json.dumps(value, ensure_ascii=False, separators=(',', ':'))}")
     return "{" + ",\n ".join(lines) + "}\n"
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -63,10 +70,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_text_atomic(path: Path, text: str, durable: bool = True) -> None:
+def write_text_atomic(path: Path | str, text: str, durable: bool = True) -> None:
     """Write to `.<name>.tmp` in the same folder, fsync, rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    folder, name = os.path.split(str(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.tmp")
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
         if durable:
@@ -178,26 +186,31 @@ class LandingWriter:
     def write(self, batch: Batch) -> WriteStats:
         """Write one batch: temporary files, manifests, then renames (dimensions first)."""
         started = time.perf_counter()
-        renames: list[tuple[Path, Path]] = []
-        manifests: list[tuple[Path, str]] = []
+        # Plain strings, not Path objects: pathlib interns every new name it parses, and a
+        # long run writes millions of names.
+        root = str(self.data.root)
+        renames: list[tuple[str, str]] = []
+        manifests: list[tuple[str, str]] = []
         total_bytes = 0
         for name, part_batch in batch.entities.items():
             files = []
             for part in part_batch.parts:
-                final = self.data.root / part.path
-                digest, size = self._write_temporary(final, part.chunks)
+                folder, file_name = os.path.split(os.path.join(root, part.path))
+                tmp = os.path.join(folder, "." + file_name)
+                digest, size = self._write_temporary(folder, tmp, part.chunks)
                 total_bytes += size
                 files.append({"path": part.path, "lines": part.lines, "sha256": digest})
-                renames.append((final.with_name("." + final.name), final))
+                renames.append((tmp, os.path.join(folder, file_name)))
             payload = self.manifest_payload(batch, part_batch, files)
-            manifests.append((self.data.manifest_file(name, batch.batch_id), manifest_text(payload)))
+            manifest_path = os.path.join(root, "manifests", name, f"b{batch.batch_id:06d}.json")
+            manifests.append((manifest_path, manifest_text(payload)))
         already = set()
         for tmp, final in renames:
-            if final.exists():
+            if os.path.exists(final):
                 # Renamed in before a crash: the rewrite must be byte-identical.
                 if _sha256_file(final) != _sha256_file(tmp):
                     for leftover, _ in renames:
-                        leftover.unlink(missing_ok=True)
+                        Path(leftover).unlink(missing_ok=True)
                     raise GeneratorError(
                         f"{final} exists with different content than this run writes (another numpy "
                         "version or a changed generator?); use a new --data directory"
@@ -208,10 +221,10 @@ class LandingWriter:
         folders = set()
         for tmp, final in renames:
             if final in already:
-                tmp.unlink()
+                os.unlink(tmp)
             else:
                 os.replace(tmp, final)
-            folders.add(final.parent)
+            folders.add(os.path.dirname(final))
         if self.durable:
             for folder in sorted(folders):
                 _fsync_dir(folder)
@@ -223,9 +236,8 @@ class LandingWriter:
             lines_by_entity={n: e.lines for n, e in batch.entities.items()},
         )
 
-    def _write_temporary(self, final: Path, chunks: list[np.ndarray | bytes]) -> tuple[str, int]:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name("." + final.name)
+    def _write_temporary(self, folder: str, tmp: str, chunks: list[np.ndarray | bytes]) -> tuple[str, int]:
+        os.makedirs(folder, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
         with open(tmp, "wb") as handle:
@@ -264,7 +276,7 @@ class LandingWriter:
         }
 
 
-def _sha256_file(path: Path) -> str:
+def _sha256_file(path: Path | str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -301,3 +313,58 @@ def resume_point(data: DataRoot, scenario: Scenario) -> int:
             if not (data.root / entry["path"]).is_file():
                 return last
     return batch
+
+
+class PipelinedWriter:
+    """Writes batches in a background thread while the engine generates the next one.
+
+    Disk waits (fsync) and hashing then overlap with generation. One thread, a queue of one:
+    batches reach the disk strictly in order, at most two are in flight, and memory stays
+    bounded. Errors surface on the next `submit` or `drain`.
+    """
+
+    def __init__(self, writer: LandingWriter, on_written: Callable[[Batch, WriteStats, float], None]) -> None:
+        self.writer = writer
+        self.on_written = on_written
+        self._queue: queue.Queue[tuple[Batch, float] | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="medallion-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: Batch, generate_seconds: float) -> None:
+        """Queue a batch (blocks while the writer still has one queued)."""
+        self._raise()
+        self._queue.put((batch, generate_seconds))
+
+    def drain(self) -> None:
+        """Wait until every submitted batch is on disk."""
+        self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Drain and stop the thread."""
+        self._queue.join()
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self._error is None:
+                    batch, generate_seconds = item
+                    began = time.perf_counter()
+                    stats = self.writer.write(batch)
+                    self.on_written(batch, stats, generate_seconds + time.perf_counter() - began)
+            except BaseException as exc:  # handed to the submitting thread
+                self._error = exc
+            finally:
+                self._queue.task_done()

@@ -1,0 +1,217 @@
+"""Generator benchmarks, each a ratio against a baseline measured in the same run.
+
+`run_benchmarks(quick)` (called by `medallion bench`) measures, on the driving scenario:
+
+1. driving-event records per second on one core: the engine and the durable writer (files,
+   sha256, manifests, fsync) on the `scaling` preset, counted per CPU-second of this process
+   (wall-clock figures in the notes); goal >= 1,000,000;
+2. the same per record against a row-by-row Faker + `json.dumps` generator of the same records
+   (goal >= 100x);
+3. bytes per second against copying the very same files on the same disk with the same fsync
+   (goal >= 0.5: the disk is the limit);
+4. memory over many batches: peak traced memory on the first simulated day and on the last
+   (goal: flat).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import tracemalloc
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from generators.engine import Batch, Engine
+from generators.scenario import load_scenario
+from generators.writer import LandingWriter, PipelinedWriter, WriteStats
+from medallion.layout import DataRoot
+
+Result = dict[str, Any]
+SEED = 7
+
+
+@dataclass
+class _Run:
+    events: int
+    lines: int
+    bytes: int
+    wall: float
+    cpu: float
+    files: list[Path]
+
+
+def _generate(root: Path, batches: int, durable: bool = True, profile: str | None = "scaling") -> _Run:
+    """Engine + writer for `batches` batches after a warm-up batch; timed."""
+    scenario = load_scenario("driving", profile=profile)
+    engine = Engine(scenario, SEED)
+    writer = LandingWriter(DataRoot(root), scenario, SEED, durable=durable)
+    writer.open()
+    writer.write(engine.generate())  # warm-up: baseline dimensions, first allocations
+    before = set(root.rglob("*.jsonl"))
+    totals = {"events": 0, "lines": 0, "bytes": 0}
+
+    def written(batch: Batch, stats: WriteStats, seconds: float) -> None:
+        totals["events"] += batch.entities["driver_events"].lines
+        totals["lines"] += stats.lines
+        totals["bytes"] += stats.bytes
+
+    # As `medallion generate` runs: the next batch is generated while the last one is written.
+    wall, cpu = time.perf_counter(), time.process_time()
+    pipeline = PipelinedWriter(writer, written)
+    for _ in range(batches):
+        began = time.perf_counter()
+        batch = engine.generate()
+        pipeline.submit(batch, time.perf_counter() - began)
+    pipeline.close()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    writer.close()
+    events, lines, size = totals["events"], totals["lines"], totals["bytes"]
+    files = sorted(p for p in root.rglob("*.jsonl") if p not in before)
+    return _Run(events, lines, size, wall, cpu, files)
+
+
+def faker_baseline(path: Path, records: int, drivers: int = 20_000) -> tuple[int, float]:
+    """Row by row, the way a Faker user writes it: the same driver_events fields, values and
+    formats, one dict and one `json.dumps` per record. Returns (records, seconds)."""
+    from faker import Faker
+
+    fake = Faker()
+    fake.seed_instance(SEED)
+    driver_ids = [f"d-{i:07d}" for i in range(1, drivers + 1)]
+    event_types = OrderedDict([("start_driving", 0.40), ("stopped_driving", 0.35), ("delivered", 0.25)])
+    start = datetime(2026, 1, 5, 6, 0, tzinfo=timezone.utc)
+    end = start + timedelta(minutes=15)
+    began = time.perf_counter()
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(records):
+            instant = fake.date_time_between(start_date=start, end_date=end, tzinfo=timezone.utc)
+            record = {
+                "event_id": f"e-{i + 1:010d}",
+                "driver_id": fake.random_element(driver_ids),
+                "event_type": fake.random_element(event_types),
+                "event_time": instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z",
+                "speed_kmh": round(min(max(fake.random.gauss(52, 18), 0.0), 160.0), 1),
+                "latitude": fake.pyfloat(min_value=52.30, max_value=52.45, right_digits=5),
+                "longitude": fake.pyfloat(min_value=4.75, max_value=5.05, right_digits=5),
+            }
+            handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return records, time.perf_counter() - began
+
+
+def copy_baseline(files: list[Path], target: Path) -> tuple[int, float]:
+    """Copy files on the same disk, fsync each like the writer does. Returns (bytes, seconds)."""
+    target.mkdir(parents=True, exist_ok=True)
+    total = 0
+    began = time.perf_counter()
+    for source in files:
+        destination = target / source.name
+        shutil.copyfile(source, destination)
+        with open(destination, "rb") as handle:
+            os.fsync(handle.fileno())
+        total += source.stat().st_size
+    return total, time.perf_counter() - began
+
+
+def memory_over_batches(root: Path, days: int) -> tuple[float, float, float, float]:
+    """Peak traced memory (MB) while writing the first simulated day and the last one, and the
+    memory held between batches after each. The fleet is fixed (no new companies), so every
+    day brings the same volume: anything that grows with the number of batches shows."""
+    scenario = load_scenario("driving", overrides={"entities": {"companies": {"arrival": {"rate": 0.0}}}})
+    per_day = int(86_400 // scenario.clock.interval.total_seconds())
+    engine = Engine(scenario, SEED)
+    writer = LandingWriter(DataRoot(root), scenario, SEED, durable=False)
+    writer.open()
+    tracemalloc.start()
+    peaks: list[float] = []
+    held: list[float] = []
+    try:
+        for _ in range(days):
+            tracemalloc.reset_peak()
+            for _ in range(per_day):
+                writer.write(engine.generate())
+            current, peak = tracemalloc.get_traced_memory()
+            peaks.append(peak / 1e6)
+            held.append(current / 1e6)
+            # The landing files are not what is measured; keep the disk small (os.scandir, as
+            # pathlib would intern every name and show up in the measurement).
+            for folder in os.scandir(root / "landing"):
+                for entry in os.scandir(folder.path):
+                    os.unlink(entry.path)
+    finally:
+        tracemalloc.stop()
+        writer.close()
+    return peaks[0], peaks[-1], held[0], held[-1]
+
+
+def run_benchmarks(quick: bool) -> list[Result]:
+    """Measure the generator against its baselines in one run (see the module docstring)."""
+    batches = 3 if quick else 10
+    fakes = 20_000 if quick else 100_000
+    memory_days = 2 if quick else 8
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="medallion-bench-") as tmp:
+        root = Path(tmp)
+        run = _generate(root / "gen", batches)
+        per_cpu = run.events / run.cpu
+        per_wall = run.events / run.wall
+        results.append({
+            "name": "generator: driving events per CPU-second (one core)",
+            "value": round(per_cpu),
+            "unit": "records/s",
+            "baseline": "goal 1,000,000 records/s",
+            "ratio": round(per_cpu / 1_000_000, 3),
+            "goal": ">= 1.0",
+            "ok": per_cpu >= 1_000_000,
+            "notes": f"{run.events:,} events in {batches} scaling batches with sha256, manifests and fsync; "
+                     f"wall clock {per_wall:,.0f} records/s ({run.bytes / run.wall / 1e6:,.0f} MB/s)",
+        })
+        records, seconds = faker_baseline(root / "faker.jsonl", fakes)
+        faker_rate = records / seconds
+        ratio = per_wall / faker_rate
+        results.append({
+            "name": "generator vs row-by-row Faker + json.dumps",
+            "value": round(per_wall),
+            "unit": "records/s",
+            "baseline": f"Faker + json.dumps: {faker_rate:,.0f} records/s",
+            "ratio": round(ratio, 1),
+            "goal": ">= 100",
+            "ok": ratio >= 100,
+            "notes": f"same driving_events fields and formats, {records:,} Faker records; wall clock on both sides",
+        })
+        copied, copy_seconds = copy_baseline(run.files, root / "copy")
+        copy_rate = copied / copy_seconds
+        ours = run.bytes / run.wall
+        results.append({
+            "name": "generator vs copying the same bytes on the same disk",
+            "value": round(ours / 1e6, 1),
+            "unit": "MB/s",
+            "baseline": f"copy + fsync: {copy_rate / 1e6:,.1f} MB/s",
+            "ratio": round(ours / copy_rate, 3),
+            "goal": ">= 0.5",
+            "ok": ours / copy_rate >= 0.5,
+            "notes": f"{len(run.files)} files, {copied / 1e6:,.0f} MB, both fsync every file",
+        })
+        # Same weekday first and last (2 days: Monday, Tuesday; 8: Monday and Monday): the
+        # day-of-week multipliers then give both the same volume.
+        first_peak, last_peak, first_held, last_held = memory_over_batches(root / "memory", memory_days)
+        growth = last_peak / first_peak
+        results.append({
+            "name": "generator memory over many batches",
+            "value": round(last_peak, 2),
+            "unit": "MB peak (traced)",
+            "baseline": f"first day: {first_peak:.2f} MB peak",
+            "ratio": round(growth, 3),
+            "goal": "<= 1.1 (flat)",
+            "ok": growth <= 1.1,
+            "notes": f"{memory_days} simulated days ({memory_days * 96} batches), fixed fleet; held between "
+                     f"batches {first_held:.2f} -> {last_held:.2f} MB",
+        })
+    return results

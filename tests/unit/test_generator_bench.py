@@ -1,0 +1,50 @@
+"""The benchmark functions `medallion bench` calls: they measure real work and report ratios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from generators import bench
+
+
+def test_generator_run_counts_what_it_wrote(tmp_path: Path) -> None:
+    run = bench._generate(tmp_path / "gen", 2, profile="small")
+    written = sum(p.stat().st_size for p in run.files)
+    assert run.bytes == written and run.events > 0 and run.lines >= run.events
+    assert run.cpu > 0 and run.wall > 0
+
+
+def test_faker_baseline_writes_the_same_record_shape(tmp_path: Path) -> None:
+    records, seconds = bench.faker_baseline(tmp_path / "faker.jsonl", 200)
+    assert records == 200 and seconds > 0
+    rows = [json.loads(line) for line in (tmp_path / "faker.jsonl").read_text().splitlines()]
+    assert len(rows) == 200
+    assert list(rows[0]) == ["event_id", "driver_id", "event_type", "event_time", "speed_kmh", "latitude", "longitude"]
+    assert {r["event_type"] for r in rows} == {"start_driving", "stopped_driving", "delivered"}
+    assert all(r["event_time"].startswith("2026-01-05T06:") and r["event_time"].endswith("Z") for r in rows)
+
+
+def test_copy_baseline_copies_every_byte(tmp_path: Path) -> None:
+    run = bench._generate(tmp_path / "gen", 1, profile="small")
+    copied, seconds = bench.copy_baseline(run.files, tmp_path / "copy")
+    assert copied == run.bytes and seconds > 0
+    assert sorted(p.read_bytes() for p in (tmp_path / "copy").iterdir()) == sorted(p.read_bytes() for p in run.files)
+
+
+@pytest.mark.slow
+def test_run_benchmarks_quick_reports_every_figure() -> None:
+    results = bench.run_benchmarks(quick=True)
+    assert [r["name"] for r in results] == [
+        "generator: driving events per CPU-second (one core)",
+        "generator vs row-by-row Faker + json.dumps",
+        "generator vs copying the same bytes on the same disk",
+        "generator memory over many batches",
+    ]
+    for result in results:
+        assert {"name", "value", "baseline", "ratio", "goal", "ok", "unit", "notes"} <= set(result)
+        assert result["value"] > 0 and result["ratio"] > 0
+    # A stationary fleet must not grow in memory from one day to the next.
+    assert results[3]["ok"], results[3]
