@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.unit.generator_stats import chi2_goodness, chi2_sf, per_driver_interval, poisson_report, read_lines
+from tests.unit.generator_stats import (
+    chi2_goodness,
+    chi2_sf,
+    per_driver_interval,
+    poisson_report,
+    read_lines,
+)
 from tests.unit.generator_support import generate, load, scenario_variant
 
 
