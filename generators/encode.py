@@ -133,12 +133,20 @@ def encode_fixed(values: np.ndarray, decimals: int) -> np.ndarray:
     """JSON numbers rounded to `decimals` places, written like Python's repr of the rounded
     float: trailing zeros trimmed but at least one decimal ("52.3", "12.0", "-0.5")."""
     values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
+    return encode_scaled(np.rint(values * 10.0**decimals).astype(np.int64), decimals)
+
+
+def encode_scaled(scaled: np.ndarray, decimals: int) -> np.ndarray:
+    """Numbers given as integers in units of 10**-decimals (12345 with 2 -> "123.45")."""
+    n = scaled.size
+    if n == 0:
         return np.zeros((0, 3), dtype=np.uint8)
     places = max(decimals, 1)
-    scaled = np.rint(values * 10.0**decimals).astype(np.int64) * 10 ** (places - decimals)
+    if places != decimals:
+        scaled = scaled * 10 ** (places - decimals)
     negative = scaled < 0
-    magnitude = np.abs(scaled)
+    any_negative = bool(negative.any())
+    magnitude = np.abs(scaled) if any_negative else scaled
     whole, fraction = np.divmod(magnitude, 10**places)
     head = plain_digits(whole)
     table = _fraction_table(places)
@@ -148,10 +156,14 @@ def encode_fixed(values: np.ndarray, decimals: int) -> np.ndarray:
         tail = digits(fraction, places)
         reversed_tail = tail[:, :0:-1]
         reversed_tail[np.logical_and.accumulate(reversed_tail == 48, axis=1)] = PAD
-    parts = [head, np.full((values.size, 1), 46, dtype=np.uint8), tail]
-    if negative.any():
-        parts.insert(0, np.where(negative, np.uint8(45), np.uint8(PAD)).astype(np.uint8)[:, None])
-    return np.hstack(parts)
+    sign = 1 if any_negative else 0
+    out = np.empty((n, sign + head.shape[1] + 1 + places), dtype=np.uint8)
+    if any_negative:
+        out[:, 0] = np.where(negative, np.uint8(45), np.uint8(PAD))
+    out[:, sign : sign + head.shape[1]] = head
+    out[:, sign + head.shape[1]] = 46
+    out[:, sign + head.shape[1] + 1 :] = tail
+    return out
 
 
 def _date_table(first_day: int, last_day: int) -> np.ndarray:

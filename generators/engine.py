@@ -27,6 +27,7 @@ from generators import encode
 from generators.arrival import ArrivalPlanner, Rows
 from generators.checks import check_scenario, field_order
 from generators.defects import DefectInjector, Injected
+from generators.ledger import Ledger, LedgerBuilder, concat_columns, quoted
 from generators.samplers import Column, Frame, SampleContext, added_field_column, sample_field
 from generators.scenario import DEFECT_KINDS, Scenario, defect_fate
 from generators.streams import Streams
@@ -56,7 +57,7 @@ class EntityBatch:
     lines: int
     clean_records: int
     parts: list[Part]
-    defects: RawJsonList  # one compact JSON object per defective line, in file and line order
+    defects: Ledger  # one compact JSON object per defective line, in file and line order
     defect_counts: dict[str, int]
     sequence_end: int
 
@@ -103,10 +104,6 @@ def _concat(a: Column, b: Column) -> Column:
         nb = b.nulls if b.nulls is not None else np.zeros(b.enc.shape[0], dtype=bool)
         nulls = np.concatenate([na, nb])
     return Column(enc=np.vstack([widen(a.enc), widen(b.enc)]), raw=raw, labels=a.labels or b.labels, nulls=nulls)
-
-
-class RawJsonList(list[str]):
-    """Texts that are each one compact JSON value (ledger entries), written verbatim."""
 
 
 def key_json(keys: Column, rows: np.ndarray) -> list[str]:
@@ -297,7 +294,7 @@ class Engine:
     ) -> EntityBatch:
         entity = self.scenario.entities[name]
         n_rows = layout.n
-        injected_rows, injected_groups = injected.flat()
+        injected_rows, _ = injected.flat()
         defective = np.zeros(n_rows, dtype=bool)
         defective[injected_rows] = True
         for rows, _ in added_rows:
@@ -345,123 +342,107 @@ class Engine:
         def row_lines(rows: np.ndarray) -> np.ndarray:
             return rows + np.searchsorted(dup_positions, rows, side="left")
 
-        # The ledger, by index arithmetic, each entry encoded once as compact JSON. Keys come
-        # straight from their JSON text, so nothing is decoded and re-encoded.
-        entry_parts: list[np.ndarray] = []
-        entry_lines: list[np.ndarray] = []
-        entry_texts: list[str] = []
+        # The ledger, by index arithmetic; its text is built in bulk (see generators.ledger).
+        # Keys come straight from their JSON text, so nothing is decoded and re-encoded.
+        key_is_string = entity.fields[entity.key].type == "string"
+        builder = LedgerBuilder(file_names)
         counts = dict.fromkeys(DEFECT_KINDS, 0)
         quarantined = 0
-
-        def add_entries(rows_or_lines: np.ndarray, is_rows: bool, keys_json: list[str], tails: list[tuple[str, str]]) -> None:
-            part, line = locate(row_lines(rows_or_lines) if is_rows else rows_or_lines)
-            entry_parts.append(part)
-            entry_lines.append(line)
-            entry_texts.extend(
-                f'{{"file":"{file_names[p]}","line":{ln},"kind":{before}{key}{after}'
-                for p, ln, key, (before, after) in zip(part.tolist(), line.tolist(), keys_json, tails, strict=True)
-            )
-
-        if injected_rows.size:
-            tails_by_group = []
-            for group, kind in enumerate(injected.kinds):
-                after = ""
-                if injected.fields[group] is not None:
-                    after += f',"field":"{injected.fields[group]}"'
-                if injected.changes[group] is not None:
-                    after += f',"change":"{injected.changes[group]}"'
-                tails_by_group.append((f'"{kind}","key":', after + "}"))
-                size = int(injected.rows[group].size)
-                counts[kind] += size
-                if defect_fate(kind, injected.changes[group]) != "keep":
-                    quarantined += size
-            add_entries(injected_rows, True, key_json(keys, injected_rows), [tails_by_group[g] for g in injected_groups])
+        for group, kind in enumerate(injected.kinds):
+            rows = injected.rows[group]
+            part, line = locate(row_lines(rows))
+            tail = b""
+            if injected.fields[group] is not None:
+                tail += b',"field":"' + str(injected.fields[group]).encode() + b'"'
+            if injected.changes[group] is not None:
+                tail += b',"change":"' + str(injected.changes[group]).encode() + b'"'
+            builder.add(part, line, kind, quoted(np.take(keys.enc, rows, axis=0), key_is_string), tail)
+            counts[kind] += int(rows.size)
+            if defect_fate(kind, injected.changes[group]) != "keep":
+                quarantined += int(rows.size)
         for rows, field_name in added_rows:
+            part, line = locate(row_lines(rows))
+            tail = b',"field":"' + field_name.encode() + b'","change":"add"'
+            builder.add(part, line, "schema_drift", quoted(np.take(keys.enc, rows, axis=0), key_is_string), tail)
             counts["schema_drift"] += int(rows.size)
-            tail = ('"schema_drift","key":', f',"field":"{field_name}","change":"add"}}')
-            add_entries(rows, True, key_json(keys, rows), [tail] * rows.size)
         if n_dups:
             counts["duplicate"] += n_dups
-            current = np.asarray([s for s in dup_sources if isinstance(s, int)], dtype=np.int64)
-            current_part, current_line = locate(row_lines(current))
-            current_keys = key_json(keys, current)
-            dup_keys, dup_tails = [], []
-            j = 0
-            for source in dup_sources:
-                if isinstance(source, _Candidate):
-                    key, repeats = source.key, f"{source.file}:{source.line}"
-                else:
-                    key, repeats = current_keys[j], f"{file_names[current_part[j]]}:{int(current_line[j])}"
-                    j += 1
-                dup_keys.append(key)
-                dup_tails.append(('"duplicate","key":', f',"repeats":"{repeats}"}}'))
-            add_entries(dup_positions + 1 + np.arange(n_dups), False, dup_keys, dup_tails)
-        if entry_texts:
-            order = np.lexsort((np.concatenate(entry_lines), np.concatenate(entry_parts)))
-            ledger = RawJsonList(entry_texts[i] for i in order.tolist())
-        else:
-            ledger = RawJsonList()
+            dup_part, dup_line = locate(dup_positions + 1 + np.arange(n_dups))
+            is_current = np.array([isinstance(s, int) for s in dup_sources], dtype=bool)
+            if is_current.any():
+                current = np.asarray([s for s in dup_sources if isinstance(s, int)], dtype=np.int64)
+                source_part, source_line = locate(row_lines(current))
+                tail_matrix = concat_columns(
+                    current.size,
+                    [b',"repeats":"', builder.file_column(source_part), b":", encode.encode_int(source_line), b'"'],
+                )
+                builder.add(
+                    dup_part[is_current], dup_line[is_current], "duplicate",
+                    quoted(np.take(keys.enc, current, axis=0), key_is_string), tail_matrix,
+                )
+            if not is_current.all():
+                earlier = [s for s in dup_sources if isinstance(s, _Candidate)]
+                builder.add(
+                    dup_part[~is_current], dup_line[~is_current], "duplicate",
+                    encode.bytes_table([c.key.encode() for c in earlier]),
+                    encode.bytes_table([f',"repeats":"{c.file}:{c.line}"'.encode() for c in earlier]),
+                )
+        ledger = builder.build()
 
-        # The bytes, built block by block so each block stays in the CPU cache.
+        # The bytes, built block by block so each block stays in the CPU cache. Each block is
+        # laid out and compressed once; line boundaries come from its newlines (JSON text never
+        # holds a raw newline), so every run of ordinary lines is a slice of that one buffer,
+        # and duplicates and special lines (see LineLayout.special_lines) go in between.
         needed = {int(r) for r in pool_rows.tolist()} | {s for s in dup_sources if isinstance(s, int)}
         texts: dict[int, bytes] = {}
-        empty = np.zeros(0, dtype=np.int64)
-        cache: dict[str, np.ndarray] = {"block": np.asarray(-1), "text": empty, "ends": empty}
+        blocks: dict[int, tuple[np.ndarray, list[int]]] = {}
 
-        def rows_text(first: int, stop: int) -> np.ndarray:
-            """The finished lines of rows [first, stop), all within one block, as a view."""
-            block = first // BLOCK_ROWS
-            base = block * BLOCK_ROWS
-            if int(cache["block"]) != block:
-                # Each block is laid out and compressed once; line boundaries come from its
-                # newlines (JSON text never holds a raw newline), so runs between duplicate
-                # lines are slices of the one buffer.
+        def block_text(block: int) -> tuple[np.ndarray, list[int]]:
+            found = blocks.get(block)
+            if found is None:
+                blocks.clear()  # one block at a time: parts walk the rows in order
+                base = block * BLOCK_ROWS
                 text = encode.compress(layout.build(base, min(n_rows, base + BLOCK_ROWS)))
-                ends = np.flatnonzero(text == 10) + 1
+                ends = [0, *(np.flatnonzero(text == 10) + 1).tolist()]
                 for row in needed:
-                    if base <= row < base + ends.size:
-                        begin = int(ends[row - base - 1]) if row > base else 0
-                        texts[row] = text[begin : int(ends[row - base])].tobytes()
-                cache["block"], cache["text"], cache["ends"] = np.asarray(block), text, ends
-            text, ends = cache["text"], cache["ends"]
-            begin = int(ends[first - base - 1]) if first > base else 0
-            return text[begin : int(ends[stop - base - 1])]
+                    if base <= row < base + len(ends) - 1:
+                        texts[row] = text[ends[row - base] : ends[row - base + 1]].tobytes()
+                found = blocks[block] = (text, ends)
+            return found
 
         special = layout.special_lines()
         special_rows = np.asarray(sorted(special), dtype=np.int64)
-
-        def run_pieces(first: int, last: int) -> list[np.ndarray | bytes]:
-            """Rows [first, last) of one block, special rows spliced in."""
-            pieces: list[np.ndarray | bytes] = []
-            low, high = np.searchsorted(special_rows, [first, last])
-            cursor = first
-            for row in special_rows[low:high].tolist():
-                if row > cursor:
-                    pieces.append(rows_text(cursor, row))
-                pieces.append(special[row])
-                cursor = row + 1
-            if cursor < last:
-                pieces.append(rows_text(cursor, last))
-            return pieces
-
         sequence = np.insert(np.arange(n_rows, dtype=np.int64), dup_positions + 1, -(np.arange(n_dups) + 1))
         parts: list[Part] = []
         for p in range(parts_count):
             chunk = sequence[bounds[p] : bounds[p + 1]]
+            single = (chunk < 0) | np.isin(chunk, special_rows)
+            block_start = (chunk >= 0) & (chunk % BLOCK_ROWS == 0)
+            # Runs of ordinary lines start after a single line, at a block start or at the top.
+            previous_single = np.concatenate([[True], single[:-1]])
+            run_start = ~single & (previous_single | block_start)
+            run_stop = np.concatenate([run_start[1:] | single[1:], [True]]) & ~single
+            starts = np.flatnonzero(run_start).tolist()
+            stops = (np.flatnonzero(run_stop) + 1).tolist()
+            singles = np.flatnonzero(single).tolist()
+            rows = chunk.tolist()
             buffers: list[np.ndarray | bytes] = []
-            dup_at = np.flatnonzero(chunk < 0).tolist()
-            start = 0
-            for stop in [*dup_at, chunk.size]:
-                if stop > start:
-                    first, last = int(chunk[start]), int(chunk[stop - 1]) + 1
-                    while first < last:
-                        edge = min(last, (first // BLOCK_ROWS + 1) * BLOCK_ROWS)
-                        buffers.extend(run_pieces(first, edge))
-                        first = edge
-                if stop < chunk.size:
-                    source = dup_sources[-int(chunk[stop]) - 1]
-                    buffers.append(source.text if isinstance(source, _Candidate) else texts[source])
-                start = stop + 1
+            i = j = 0
+            while i < len(starts) or j < len(singles):
+                if j < len(singles) and (i == len(starts) or singles[j] < starts[i]):
+                    row = rows[singles[j]]
+                    if row < 0:
+                        source = dup_sources[-row - 1]
+                        buffers.append(source.text if isinstance(source, _Candidate) else texts[source])
+                    else:
+                        buffers.append(special[row])
+                    j += 1
+                else:
+                    first, last = rows[starts[i]], rows[stops[i] - 1]
+                    text, ends = block_text(first // BLOCK_ROWS)
+                    base = first // BLOCK_ROWS * BLOCK_ROWS
+                    buffers.append(text[ends[first - base] : ends[last - base + 1]])
+                    i += 1
             parts.append(Part(path=file_names[p], chunks=buffers, lines=int(chunk.size)))
 
         # Clean lines of this batch that the next batch may repeat. Only the immediately

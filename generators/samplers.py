@@ -166,11 +166,15 @@ def numeric_column(spec: FieldSpec, values: np.ndarray, clip: tuple[float, float
         return Column(enc=encode.encode_int(ints), raw=ints)
     places = DEFAULT_DECIMALS if decimals is None else decimals
     scale = 10.0**places
-    # Bounds snapped inward to the written precision, so rounding cannot step outside them.
-    lo = -math.inf if math.isinf(low) else math.ceil(low * scale - 1e-9) / scale
-    hi = math.inf if math.isinf(high) else math.floor(high * scale + 1e-9) / scale
-    rounded = np.clip(np.round(np.asarray(values, dtype=np.float64), places), lo, hi)
-    return Column(enc=encode.encode_fixed(rounded, places), raw=rounded)
+    # Rounded once, as integers in units of the last written decimal; the bounds are snapped
+    # inward to that precision, so rounding cannot step outside them.
+    scaled = np.rint(np.asarray(values, dtype=np.float64) * scale)
+    lo = -math.inf if math.isinf(low) else math.ceil(low * scale - 1e-6)
+    hi = math.inf if math.isinf(high) else math.floor(high * scale + 1e-6)
+    if lo > -math.inf or hi < math.inf:
+        scaled = np.clip(scaled, lo, hi)
+    ints = scaled.astype(np.int64)
+    return Column(enc=encode.encode_scaled(ints, places), raw=ints / scale)
 
 
 def _decimals(sample: Any) -> int | None:

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from generators.engine import Batch, EntityBatch, RawJsonList
+from generators.engine import Batch, EntityBatch
+from generators.ledger import Ledger
 from generators.scenario import Scenario
 from medallion import __version__
 from medallion.errors import GeneratorError
@@ -50,12 +51,11 @@ def manifest_text(payload: dict[str, Any]) -> str:
     lines = []
     for key, value in payload.items():
         name = json.dumps(key)
-        if isinstance(value, list) and value:
-            # One element per line; ledger entries arrive already encoded (RawJsonList).
-            if isinstance(value, RawJsonList):
-                items = ",\n  ".join(value)
-            else:
-                items = ",\n  ".join(json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in value)
+        if isinstance(value, Ledger):
+            # Ledger entries arrive encoded, one per line (see generators.ledger).
+            lines.append(f"{name}:[\n  {value.text}\n ]" if value.count else f"{name}:[]")
+        elif isinstance(value, list) and value:
+            items = ",\n  ".join(json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in value)
             lines.append(f"{name}:[\n  {items}\n ]")
         else:
             lines.append(f"{name}:{json.dumps(value, ensure_ascii=False, separators=(',', ':'))}")
@@ -238,14 +238,13 @@ class LandingWriter:
 
     def _write_temporary(self, folder: str, tmp: str, chunks: list[np.ndarray | bytes]) -> tuple[str, int]:
         os.makedirs(folder, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
+        # One buffer per file: a part has thousands of pieces (runs between duplicates and
+        # special lines), and one hash update and one write beat thousands of small ones.
+        content = b"".join(chunk if isinstance(chunk, bytes) else chunk.data for chunk in chunks)
+        digest = hashlib.sha256(content)
+        size = len(content)
         with open(tmp, "wb") as handle:
-            for chunk in chunks:
-                view = memoryview(chunk if isinstance(chunk, bytes) else chunk.data)
-                digest.update(view)
-                handle.write(view)
-                size += view.nbytes
+            handle.write(content)
             if self.durable:
                 handle.flush()
                 os.fsync(handle.fileno())
