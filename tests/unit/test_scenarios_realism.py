@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -172,3 +172,27 @@ def test_turbofan_sensor_faults_show_up(tmp_path: Path) -> None:
         spikes += int((np.abs(values - np.median(values)) > 10).sum())
     assert stuck_engines >= 1  # about half the engine-days are frozen
     assert spikes >= 5
+
+
+def test_infra_topology_is_zipf_skewed_over_services(tmp_path: Path) -> None:
+    generate(tmp_path, "infra", 12, 1)
+    found = audit(tmp_path, load("infra"))
+    services = found.clean_rows["services"]
+    per_service = Counter(c["service_id"] for c in found.clean_rows["components"].values())
+    assert set(per_service) <= set(services)
+    ranked = [count for _, count in per_service.most_common()]
+    # zipf(1.3) over 24 services: the first few services run most components.
+    assert sum(ranked[:3]) > 0.45 * sum(ranked)
+    assert per_service.most_common(1)[0][0] == "svc-001"
+
+
+def test_retail_products_follow_their_zipf_skew(tmp_path: Path) -> None:
+    generate(tmp_path, "retail", 13, 6)
+    items = audit(tmp_path, load("retail")).clean_rows["line_items"].values()
+    shipped = Path(__file__).resolve().parents[2] / "generators" / "vocabularies" / "products.txt"
+    words = [w for w in shipped.read_text().splitlines() if w and not w.startswith("#")]
+    counts = Counter(item["product"] for item in items)
+    total = sum(counts.values())
+    # P(rank k) ~ 1/k**1.1: the first product is about 2**1.1 = 2.1 times as frequent as the second.
+    assert counts[words[0]] > 1.5 * counts[words[1]] > 0
+    assert counts[words[0]] / total > 0.1
