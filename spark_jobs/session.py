@@ -31,11 +31,9 @@ class SessionOptions:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def session_config(options: SessionOptions) -> dict[str, str]:
+def session_config(options: SessionOptions, with_jars: bool = True) -> dict[str, str]:
     """The Spark configuration medallion runs with, as plain strings (also used by the cluster)."""
-    jars = ",".join(str(p) for p in jar_paths())
     config = {
-        "spark.jars": jars,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
@@ -55,6 +53,8 @@ def session_config(options: SessionOptions) -> dict[str, str]:
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
+    if with_jars:
+        config["spark.jars"] = ",".join(str(p) for p in jar_paths())
     config.update(options.extra)
     return config
 
@@ -76,7 +76,9 @@ def build_session(options: SessionOptions | None = None) -> SparkSession:
     launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if not launched_by_submit or options.master:
         builder = builder.master(resolve_master(options.master))
-    for key, value in session_config(options).items():
+    # Under spark-submit the jars come from `--jars "$(medallion jars --csv)"`, and the project
+    # may run from a --py-files zip that has no .jars folder beside it.
+    for key, value in session_config(options, with_jars=not launched_by_submit).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(options.log_level)

@@ -26,11 +26,11 @@ def test_spark_submit_each_job_on_a_standalone_cluster(spark: SparkSession, tmp_
     data = DataRoot(tmp_path / "data")
     scenario = ROOT / "configs" / "scenarios" / "driving.yaml"
     subprocess.run([sys.executable, "-m", "medallion.cli", "generate", "--scenario", str(scenario), "--profile", "small",
-                    "--seed", "3", "--data", str(data.root), "--batches", "2", "--quiet"], check=True)
+                    "--seed", "3", "--data", str(data.root), "--batches", "1", "--quiet"], check=True)
     pyfiles = build_pyfiles_zip(tmp_path / "medallion-py.zip")
     submit = str(Path(sys.executable).parent / "spark-submit")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    with StandaloneCluster(workers=1, cores_per_worker=1, memory_per_worker="1g") as cluster:
+    with StandaloneCluster(workers=1, cores_per_worker=2, memory_per_worker="1g") as cluster:
         for job in ("bronze", "silver", "gold"):
             result = subprocess.run(
                 [submit, "--master", cluster.url, "--jars", ",".join(map(str, jar_paths())),

@@ -88,10 +88,10 @@ def test_sigkill_at_random_moments_then_restart_matches_a_clean_run(spark: Spark
     for _ in range(KILLS):
         process = subprocess.Popen(pipeline_command(scenario_path, crashed.root), start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.0) * clean_seconds)
+        time.sleep(rng.uniform(0.25, 0.75) * clean_seconds)
         if process.poll() is None:
             kills_mid_run += 1
-        os.killpg(process.pid, signal.SIGKILL)  # the Python driver and its JVM, no clean-up at all
+            os.killpg(process.pid, signal.SIGKILL)  # the Python driver and its JVM, no clean-up at all
         process.wait()
     finished = subprocess.run(pipeline_command(scenario_path, crashed.root), capture_output=True, text=True)
     assert finished.returncode in (0, 6), finished.stderr[-2000:]  # 6 = quality alert, same as clean

@@ -1,0 +1,70 @@
+"""`medallion bench`: every hot path against its baseline, measured in the same run.
+
+This machine (and most laptops and CI runners) is shared and noisy, so each benchmark reports a
+ratio to a baseline timed right beside it, not an absolute time alone. Groups:
+
+- `generator`: records/s on one core, vs a row-by-row Faker + json.dumps generator, vs copying
+  the same bytes on the same disk; memory over many batches (generators/bench.py);
+- `pipeline`: landing -> gold vs a bare JSON -> Parquet copy, 1x -> 10x scaling, continuous
+  latency p50/p95 (spark_jobs/bench.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from medallion.errors import MedallionError
+
+GROUPS = ("generator", "pipeline")
+
+
+def run_group(group: str, quick: bool) -> list[dict[str, Any]]:
+    """Run one benchmark group; each result is a dict (name, value, unit, baseline, ratio, goal, ok, notes)."""
+    if group == "generator":
+        from generators.bench import run_benchmarks as generator_benchmarks
+
+        results = generator_benchmarks(quick)
+    elif group == "pipeline":
+        from spark_jobs.bench import run_benchmarks as pipeline_benchmarks
+
+        results = pipeline_benchmarks(quick)
+    else:
+        raise MedallionError(f"unknown benchmark group {group!r}; use one of {', '.join(GROUPS)}")
+    return [{"group": group, **result} for result in results]
+
+
+def render(results: list[dict[str, Any]]) -> None:
+    """Print the results as one table."""
+    table = Table(title="medallion bench (ratios are measured in this run)")
+    for column in ("group", "benchmark", "value", "baseline", "ratio", "goal", "ok"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        value = r.get("value")
+        shown = f"{value:,}" if isinstance(value, (int, float)) else str(value)
+        mark = {True: "[green]yes[/green]", False: "[red]no[/red]"}.get(r.get("ok"), "-")
+        table.add_row(r["group"], r["name"], f"{shown} {r.get('unit', '')}".strip(), str(r.get("baseline", "")),
+                      "" if r.get("ratio") is None else str(r["ratio"]), str(r.get("goal", "")), mark)
+    Console(width=180).print(table)
+
+
+def run_from_cli(args: argparse.Namespace) -> int:
+    """`medallion bench [--quick] [--only generator,pipeline] [--out FILE.json]`"""
+    groups = [g.strip() for g in args.only.split(",")] if args.only else list(GROUPS)
+    started = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    for group in groups:
+        results += run_group(group, args.quick)
+    render(results)
+    print(f"{len(results)} benchmarks in {time.perf_counter() - started:.0f}s on {platform.machine()}, "
+          f"{platform.python_implementation()} {platform.python_version()}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1, default=str) + "\n")
+    return 0
