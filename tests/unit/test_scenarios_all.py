@@ -46,7 +46,7 @@ def test_scenario_generates_every_defect_kind_with_an_exact_ledger(tmp_path: Pat
     ],
 )
 def test_profiles_generate_and_audit(tmp_path: Path, name: str, profile: str) -> None:
-    generate(tmp_path, name, 4, 2, profile, "--speed", "0")
+    generate(tmp_path, name, 4, 1 if profile == "scaling" else 2, profile, "--speed", "0")
     found = audit(tmp_path, load(name, profile))
     assert found.lines > 0 and found.orphans_in_clean == 0
 
