@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# The slim generator image: Python + numpy/pydantic/pyyaml (+ rich for progress, FastAPI and
+# uvicorn for the `--serve` control API). No Java, no pyspark: `medallion generate` never
+# imports Spark.
+#
+#   docker build -f docker/generator.Dockerfile -t medallion-generator:0.1.0 .   # from the checkout root
+#
+# tests/integration/test_docker_commands.py builds the same thing without Docker: a fresh venv,
+# these requirements, the same sources, `pip install --no-deps -e .`, and the compose command.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /opt/medallion
+
+COPY docker/generator-requirements.txt /tmp/generator-requirements.txt
+RUN pip install -r /tmp/generator-requirements.txt
+
+# spark_jobs/ stays out on purpose: the generator must not need it.
+COPY pyproject.toml README.md ./
+COPY medallion medallion
+COPY generators generators
+COPY configs configs
+# --no-deps: pyproject.toml lists pyspark & co. for the full install. Editable, so scenario
+# names resolve to /opt/medallion/configs/scenarios/NAME.yaml.
+RUN pip install --no-deps -e .
+
+# The generator stops after the batch in hand on SIGTERM (`docker compose stop`) and exits 0.
+CMD ["medallion", "generate", "--help"]
