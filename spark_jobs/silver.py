@@ -41,6 +41,7 @@ from spark_jobs.rules import (
 from spark_jobs.schemas import QUALITY_SCHEMA, QUARANTINE_SCHEMA, silver_schema
 
 NEW, REPLAY, DUPLICATE = "new", "replay", "duplicate"
+KEPT_COLUMNS = ("_raw", "_ingested_at", "_key", "_malformed", "_reasons", "_kinds", "_action", "_fail", "_status")
 
 
 @dataclass
@@ -219,8 +220,13 @@ def promote(
     pre = batch_df.transform(classify(entity, dict.fromkeys(refs))) if entity_name in refs else None
     keys = dimension_keys(spark, cfg, entity_name, pre)
     existing = io.read_delta(spark, silver_path)
+    # Persist only what the writes and counts read: the check columns would triple the cache.
+    kept = [*silver_schema(entity).fieldNames(), *KEPT_COLUMNS]
     classified = (
-        batch_df.transform(classify(entity, keys)).transform(with_dedupe_status(entity, existing)).persist()
+        batch_df.transform(classify(entity, keys))
+        .transform(with_dedupe_status(entity, existing))
+        .select(*dict.fromkeys(kept))
+        .persist()
     )
     try:
         counts = quality_counts(classified, rules)
