@@ -770,6 +770,21 @@ class Scenario(Model):
             visit(name)
         return order
 
+    @property
+    def processing_stages(self) -> list[list[str]]:
+        """`processing_order` cut into stages: each entity's references are all in earlier
+        stages, so the entities of one stage can be promoted side by side."""
+        stage_of: dict[str, int] = {}
+        for name in self.processing_order:
+            refs = {spec.references for spec in self.entities[name].fields.values()}
+            refs.discard(None)
+            refs.discard(name)
+            stage_of[name] = 1 + max((stage_of[r] for r in refs if r in stage_of), default=-1)
+        stages: list[list[str]] = [[] for _ in range(max(stage_of.values(), default=-1) + 1)]
+        for name in self.processing_order:
+            stages[stage_of[name]].append(name)
+        return stages
+
     def gold_table(self, name: str) -> GoldTable:
         for table in self.gold:
             if table.name == name:

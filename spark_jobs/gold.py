@@ -169,6 +169,9 @@ def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> Streamin
 
     source = cfg.table("silver", gold.source)
     io.ensure_table(spark, source, silver_schema(cfg.scenario.entities[gold.source]))
+    # The gold table exists from the start (empty if no rows arrive), for export and verify.
+    empty = spark.createDataFrame([], silver_schema(cfg.scenario.entities[gold.source]))
+    io.ensure_table(spark, cfg.table("gold", gold.name), recompute(gold, empty, load_dimensions(spark, cfg, gold)).schema, GOLD_PROPERTIES)
     checkpoint = cfg.checkpoint("gold", gold.name)
 
     def each_batch(batch_df: DataFrame, _micro_batch_id: int) -> None:

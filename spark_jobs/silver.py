@@ -272,15 +272,15 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: Qu
 
 
 def run(spark: SparkSession, cfg: PipelineConfig, alerts: QualityAlerts | None = None) -> StreamingQuery | None:
-    """Promote every entity's bronze rows to silver: dimensions first (parents before
-    children, one at a time), then all facts side by side."""
+    """Promote every entity's bronze rows to silver, in stages: an entity starts once every
+    entity it references is done (so foreign keys are checked against complete tables);
+    the entities of one stage run side by side."""
     from spark_jobs.lifecycle import run_queries
 
     alerts = alerts or QualityAlerts(cfg.scenario.pipeline.quality_threshold)
-    stages = [[lambda n=name: start(spark, cfg, n, alerts)] for name in cfg.scenario.dimensions]
-    facts = [lambda n=name: start(spark, cfg, n, alerts) for name in cfg.scenario.facts]
-    if facts:
-        stages.append(facts)
+    stages = [
+        [lambda n=name: start(spark, cfg, n, alerts) for name in stage] for stage in cfg.scenario.processing_stages
+    ]
     return run_queries(spark, cfg, stages)
 
 
