@@ -663,7 +663,6 @@ class Pipeline(Model):
     trigger_interval: Duration = timedelta(seconds=10)
     max_files_per_trigger: int = Field(default=1000, ge=1)
     quality_threshold: float = Field(default=0.0, ge=0, le=1)
-    optimize_every: int = Field(default=50, ge=1)
 
 
 class Clock(Model):

@@ -65,20 +65,22 @@ def _lines(data: DataRoot) -> int:
     return sum(1 for path in data.landing.rglob("*.jsonl") for _ in path.open("rb"))
 
 
-def throughput(spark: SparkSession, workdir: Path, batches: int) -> list[Result]:
-    """Throughput ratio, and how time grows from 1x to 10x the data."""
+def throughput(spark: SparkSession, workdir: Path, batches: int, profile: str = "scaling") -> list[Result]:
+    """Throughput ratio, and how time grows from 1x to 10x the data (driving `scaling`:
+    about 100,000 lines per batch, so fixed per-query costs don't dominate)."""
     results: list[Result] = []
     one = DataRoot(workdir / "x1")
-    generate(one.root, batches)
+    generate(one.root, batches, profile=profile)
     # Warm the JVM and Delta code paths on a throwaway copy so neither side pays start-up.
     warm = DataRoot(workdir / "warm")
     shutil.copytree(one.landing, warm.landing)
     shutil.copytree(one.manifests, warm.manifests)
-    pipeline_seconds(spark, warm)
+    pipeline_seconds(spark, warm, profile)
     bare_copy_seconds(spark, warm, workdir / "warm-parquet")
+    shutil.rmtree(warm.root)
 
     base = bare_copy_seconds(spark, one, workdir / "x1-parquet")
-    ours = pipeline_seconds(spark, one)
+    ours = pipeline_seconds(spark, one, profile)
     lines = _lines(one)
     results.append({
         "name": "pipeline throughput (landing -> gold, all layers)", "value": round(lines / ours),
@@ -87,8 +89,8 @@ def throughput(spark: SparkSession, workdir: Path, batches: int) -> list[Result]
         "notes": f"{lines} lines in {batches} batches; {ours:.1f}s vs {base:.1f}s",
     })
     ten = DataRoot(workdir / "x10")
-    generate(ten.root, batches * 10)
-    ours_ten = pipeline_seconds(spark, ten)
+    generate(ten.root, batches * 10, profile=profile)
+    ours_ten = pipeline_seconds(spark, ten, profile)
     results.append({
         "name": "pipeline scaling 1x -> 10x data", "value": round(ours_ten, 1), "unit": "s",
         "baseline": f"1x: {ours:.1f}s", "ratio": round(ours_ten / ours, 2), "goal": "<= 10 (sub-linear)",
@@ -157,6 +159,42 @@ def latency(spark: SparkSession, workdir: Path, batches: int, cadence: float) ->
     ]
 
 
+def table_health(spark: SparkSession, workdir: Path, batches: int) -> list[Result]:
+    """Data files per table after ~100 micro-batches (one landing file per trigger).
+
+    Each micro-batch appends small files; auto-compaction must keep the count bounded.
+    """
+    from delta.tables import DeltaTable
+
+    from spark_jobs.pipeline import run
+
+    data = DataRoot(workdir / "health")
+    generate(data.root, batches)
+    scenario = load_scenario("driving", profile="small")
+    scenario = scenario.model_copy(
+        update={"pipeline": scenario.pipeline.model_copy(update={"max_files_per_trigger": 1})}
+    )
+    started = time.perf_counter()
+    run(spark, PipelineConfig(scenario=scenario, data=data), GracefulStop())
+    seconds = time.perf_counter() - started
+    micro_batches = max(
+        (len(list((data.checkpoint(job, e) / "commits").glob("[0-9]*"))) for job in ("bronze", "silver")
+         for e in scenario.entities),
+        default=0,
+    )
+    files = {}
+    for log in sorted(data.lake.glob("*/*/_delta_log")) + sorted(data.lake.glob("quality/_delta_log")):
+        table = log.parent
+        files[str(table.relative_to(data.lake))] = DeltaTable.forPath(spark, str(table)).detail().first()["numFiles"]
+    worst = max(files, key=files.__getitem__)
+    return [{
+        "name": f"data files per table after {micro_batches} micro-batches", "value": files[worst], "unit": "files",
+        "baseline": f"{micro_batches} appends without compaction", "ratio": round(files[worst] / max(1, micro_batches), 3),
+        "goal": "bounded (<= 25)", "ok": files[worst] <= 25,
+        "notes": f"largest: {worst}; all: {files}; pipeline {seconds:.0f}s",
+    }]
+
+
 def replace_trigger(pipeline: Any, seconds: float) -> Any:
     from datetime import timedelta
 
@@ -170,8 +208,10 @@ def run_benchmarks(quick: bool) -> list[Result]:
     spark = build_session(SessionOptions(app_name="medallion-bench", shuffle_partitions=2))
     workdir = Path(tempfile.mkdtemp(prefix="medallion-bench-"))
     try:
-        results = throughput(spark, workdir, batches=2 if quick else 4)
+        results = throughput(spark, workdir, batches=1 if quick else 3)
         results += latency(spark, workdir, batches=4 if quick else 10, cadence=5.0)
+        if not quick:
+            results += table_health(spark, workdir, batches=50)
         return results
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

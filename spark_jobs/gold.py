@@ -177,7 +177,7 @@ def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> Streamin
     def each_batch(batch_df: DataFrame, _micro_batch_id: int) -> None:
         update(spark, cfg, gold, batch_df)
 
-    return io.start_batches(io.read_delta_stream(spark, source), cfg, f"gold_{gold.name}", checkpoint, each_batch)
+    return io.start_batches(io.read_delta_stream(spark, source, cfg.scenario.pipeline.max_files_per_trigger), cfg, f"gold_{gold.name}", checkpoint, each_batch)
 
 
 def run(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery | None:

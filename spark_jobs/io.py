@@ -37,9 +37,12 @@ def read_landing_stream(spark: SparkSession, cfg: PipelineConfig, entity: str) -
     )
 
 
-def read_delta_stream(spark: SparkSession, path: str) -> DataFrame:
+def read_delta_stream(spark: SparkSession, path: str, max_files_per_trigger: int | None = None) -> DataFrame:
     """A Delta table as a stream of its appended rows (compaction commits are skipped)."""
-    return spark.readStream.format("delta").load(path)
+    reader = spark.readStream.format("delta")
+    if max_files_per_trigger is not None:
+        reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+    return reader.load(path)
 
 
 def read_delta(spark: SparkSession, path: str) -> DataFrame | None:

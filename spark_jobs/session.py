@@ -48,6 +48,9 @@ def session_config(options: SessionOptions, with_jars: bool = True) -> dict[str,
         "spark.databricks.delta.snapshotPartitions": str(max(2, options.shuffle_partitions)),
         # Small tables, many commits: write fewer, larger files and compact the small ones.
         "spark.databricks.delta.autoCompact.enabled": "true",
+        # Compact once 20 small files pile up (Delta's default waits for 50): after 100
+        # micro-batches a table holds a handful of files, not hundreds.
+        "spark.databricks.delta.autoCompact.minNumFiles": "20",
         "spark.databricks.delta.optimizeWrite.enabled": "true",
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
         "spark.sql.adaptive.enabled": "true",

@@ -267,7 +267,7 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: Qu
     def each_batch(batch_df: DataFrame, micro_batch_id: int) -> None:
         promote(spark, cfg, entity_name, batch_df, micro_batch_id, txn_app_id, alerts)
 
-    stream = io.read_delta_stream(spark, bronze_path)
+    stream = io.read_delta_stream(spark, bronze_path, cfg.scenario.pipeline.max_files_per_trigger)
     return io.start_batches(stream, cfg, f"silver_{entity_name}", checkpoint, each_batch)
 
 
