@@ -14,6 +14,7 @@ from pyspark.sql.streaming import StreamingQuery
 from generators.scenario import Entity
 from spark_jobs import io
 from spark_jobs.config import PipelineConfig
+from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.schemas import CORRUPT_RECORD, bronze_schema, read_schema
 
 BATCH_IN_FILE_NAME = r"-b(\d{6})-p\d{2}\.jsonl$"
@@ -71,16 +72,17 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> Streami
     )
 
 
-def run(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery | None:
-    """Promote the landing zone of every entity to bronze.
+def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None) -> StreamingQuery | None:
+    """Promote the landing zone of every entity to bronze, until what has landed is in.
 
-    With `--once` this waits until every landed file is in bronze and returns None; with
-    `--continuous` it returns the last started query (all of them are in `spark.streams`).
+    One entity at a time, referrers before what they reference: producers land a batch's
+    dimension files before its fact files, so a fact file seen here has its dimension files
+    seen after it, and silver never meets a fact before its dimension rows.
     """
-    from spark_jobs.lifecycle import run_queries
+    from spark_jobs.lifecycle import STOP, run_queries
 
-    starters = [lambda name=name: start(spark, cfg, name) for name in cfg.scenario.processing_order]
-    return run_queries(spark, cfg, [starters])
+    order = list(reversed(cfg.scenario.processing_order))
+    return run_queries(spark, cfg, [[lambda name=name: start(spark, cfg, name)] for name in order], stop or STOP)
 
 
 def main() -> None:

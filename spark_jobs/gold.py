@@ -21,6 +21,7 @@ from pyspark.sql.streaming import StreamingQuery
 from generators.scenario import GoldTable, Metric, Scenario
 from spark_jobs import io
 from spark_jobs.config import PipelineConfig
+from spark_jobs.lifecycle import GracefulStop
 
 EXACT_DECIMAL = "decimal(38,9)"
 # Called after each gold commit with (gold table, highest landing batch id merged); the latency
@@ -180,11 +181,11 @@ def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> Streamin
     return io.start_batches(io.read_delta_stream(spark, source, cfg.scenario.pipeline.max_files_per_trigger), cfg, f"gold_{gold.name}", checkpoint, each_batch)
 
 
-def run(spark: SparkSession, cfg: PipelineConfig) -> StreamingQuery | None:
+def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None) -> StreamingQuery | None:
     """Maintain every gold table of the scenario (side by side)."""
-    from spark_jobs.lifecycle import run_queries
+    from spark_jobs.lifecycle import STOP, run_queries
 
-    return run_queries(spark, cfg, [[lambda g=g: start(spark, cfg, g) for g in cfg.scenario.gold]])
+    return run_queries(spark, cfg, [[lambda g=g: start(spark, cfg, g) for g in cfg.scenario.gold]], stop or STOP)
 
 
 def gold_sources(scenario: Scenario) -> set[str]:

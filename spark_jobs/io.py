@@ -94,11 +94,8 @@ def append_idempotent(df: DataFrame, path: str, txn_app_id: str, txn_version: in
 
 
 def with_trigger(writer: DataStreamWriter, cfg: PipelineConfig) -> DataStreamWriter:
-    """availableNow in `--once` mode, else the scenario's processing-time trigger."""
-    if cfg.once:
-        return writer.trigger(availableNow=True)
-    seconds = cfg.scenario.pipeline.trigger_interval.total_seconds()
-    return writer.trigger(processingTime=f"{seconds:g} seconds")
+    """availableNow: process what is there, then stop (`--continuous` repeats ordered runs)."""
+    return writer.trigger(availableNow=True)
 
 
 def start_batches(

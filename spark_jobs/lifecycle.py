@@ -1,8 +1,8 @@
 """Running streaming queries: stages, graceful SIGTERM, one process per checkpoint, job mains.
 
-A stage is a list of queries that may run side by side (e.g. bronze of every entity); stages
-run one after the other in `--once` mode so dimensions reach silver before the facts that
-reference them.
+A stage is a list of queries that may run side by side; stages run one after the other so
+dimensions reach silver before the facts that reference them. `--continuous` repeats that
+ordered run on the trigger interval (`run_cycles`).
 """
 
 from __future__ import annotations
@@ -135,15 +135,39 @@ def run_queries(
     stages: Sequence[Sequence[Starter]],
     stop: GracefulStop = STOP,
 ) -> StreamingQuery | None:
-    """Run stages in order (`--once`), or start them all and return the last (`--continuous`)."""
-    if not cfg.once:
-        started = [starter() for stage in stages for starter in stage]
-        return started[-1] if started else None
+    """Run stages in order, each query until what is there now is processed (availableNow).
+
+    `cfg.once` is ignored here: `--continuous` repeats these ordered runs (see `run_cycles`),
+    because independent always-on queries would let a fact outrun the dimension it references.
+    """
     for stage in stages:
         if stop.requested.is_set():
             break
         await_queries([starter() for starter in stage], stop)
     return None
+
+
+def run_cycles(
+    run_once: Callable[[], object],
+    interval_seconds: float,
+    stop: GracefulStop = STOP,
+    after_cycle: Callable[[], None] | None = None,
+) -> int:
+    """`--continuous`: repeat `run_once` every `interval_seconds` (the trigger interval) until a
+    stop is requested; a cycle in progress finishes its micro-batch first. Returns the cycles run.
+
+    Each cycle is the whole ordered `--once` run, so in every cycle dimensions reach silver
+    before the facts that reference them, exactly as in `--once`.
+    """
+    cycles = 0
+    while not stop.requested.is_set():
+        began = time.monotonic()
+        run_once()
+        cycles += 1
+        if after_cycle is not None:
+            after_cycle()
+        stop.requested.wait(max(0.0, interval_seconds - (time.monotonic() - began)))
+    return cycles
 
 
 def job_main(job: str, run: Callable[[SparkSession, PipelineConfig], StreamingQuery | None]) -> None:
@@ -156,9 +180,10 @@ def job_main(job: str, run: Callable[[SparkSession, PipelineConfig], StreamingQu
         STOP.install()
         with CheckpointLock(cfg.data):
             spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=cfg.master))
-            run(spark, cfg)
-            if not cfg.once:
-                await_queries(list(spark.streams.active))
+            if cfg.once:
+                run(spark, cfg)
+            else:
+                run_cycles(lambda: run(spark, cfg), cfg.scenario.pipeline.trigger_interval.total_seconds())
     except MedallionError as exc:
         print(f"medallion {job}: error: {exc}", flush=True)
         raise SystemExit(exc.exit_code) from None

@@ -27,6 +27,7 @@ from generators.scenario import Entity
 from medallion.errors import PipelineError
 from spark_jobs import io
 from spark_jobs.config import PipelineConfig
+from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.rules import (
     DROP,
     QUARANTINE,
@@ -271,17 +272,19 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: Qu
     return io.start_batches(stream, cfg, f"silver_{entity_name}", checkpoint, each_batch)
 
 
-def run(spark: SparkSession, cfg: PipelineConfig, alerts: QualityAlerts | None = None) -> StreamingQuery | None:
+def run(
+    spark: SparkSession, cfg: PipelineConfig, alerts: QualityAlerts | None = None, stop: GracefulStop | None = None
+) -> StreamingQuery | None:
     """Promote every entity's bronze rows to silver, in stages: an entity starts once every
     entity it references is done (so foreign keys are checked against complete tables);
     the entities of one stage run side by side."""
-    from spark_jobs.lifecycle import run_queries
+    from spark_jobs.lifecycle import STOP, run_queries
 
     alerts = alerts or QualityAlerts(cfg.scenario.pipeline.quality_threshold)
     stages = [
         [lambda n=name: start(spark, cfg, n, alerts) for name in stage] for stage in cfg.scenario.processing_stages
     ]
-    return run_queries(spark, cfg, stages)
+    return run_queries(spark, cfg, stages, stop or STOP)
 
 
 def main() -> None:
