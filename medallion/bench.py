@@ -49,7 +49,7 @@ def render(results: list[dict[str, Any]]) -> None:
     for r in results:
         value = r.get("value")
         shown = f"{value:,}" if isinstance(value, (int, float)) else str(value)
-        mark = {True: "[green]yes[/green]", False: "[red]no[/red]"}.get(r.get("ok"), "-")
+        mark = "-" if r.get("ok") is None else ("[green]yes[/green]" if r["ok"] else "[red]no[/red]")
         table.add_row(r["group"], r["name"], f"{shown} {r.get('unit', '')}".strip(), str(r.get("baseline", "")),
                       "" if r.get("ratio") is None else str(r["ratio"]), str(r.get("goal", "")), mark)
     Console(width=180).print(table)

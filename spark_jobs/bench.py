@@ -185,7 +185,7 @@ def table_health(spark: SparkSession, workdir: Path, batches: int) -> list[Resul
     files = {}
     for log in sorted(data.lake.glob("*/*/_delta_log")) + sorted(data.lake.glob("quality/_delta_log")):
         table = log.parent
-        files[str(table.relative_to(data.lake))] = DeltaTable.forPath(spark, str(table)).detail().first()["numFiles"]
+        files[str(table.relative_to(data.lake))] = DeltaTable.forPath(spark, str(table)).detail().collect()[0]["numFiles"]
     worst = max(files, key=files.__getitem__)
     return [{
         "name": f"data files per table after {micro_batches} micro-batches", "value": files[worst], "unit": "files",

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -82,7 +83,7 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = No
     from spark_jobs.lifecycle import STOP, run_queries
 
     order = list(reversed(cfg.scenario.processing_order))
-    return run_queries(spark, cfg, [[lambda name=name: start(spark, cfg, name)] for name in order], stop or STOP)
+    return run_queries(spark, cfg, [[partial(start, spark, cfg, name)] for name in order], stop or STOP)
 
 
 def main() -> None:

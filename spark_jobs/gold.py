@@ -12,6 +12,7 @@ Sums and averages run in DECIMAL so the result does not depend on row order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -157,7 +158,7 @@ def update(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, changed: D
         rows = recompute_cells(gold, changed, silver, load_dimensions(spark, cfg, gold))
         merge_into_gold(spark, cfg.table("gold", gold.name), rows, gold)
         if COMMIT_OBSERVERS:
-            highest = changed.agg(F.max("_batch_id")).first()[0]
+            highest = changed.agg(F.max("_batch_id")).collect()[0][0]
             for observer in COMMIT_OBSERVERS:
                 observer(gold.name, int(highest))
     finally:
@@ -185,7 +186,7 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = No
     """Maintain every gold table of the scenario (side by side)."""
     from spark_jobs.lifecycle import STOP, run_queries
 
-    return run_queries(spark, cfg, [[lambda g=g: start(spark, cfg, g) for g in cfg.scenario.gold]], stop or STOP)
+    return run_queries(spark, cfg, [[partial(start, spark, cfg, g) for g in cfg.scenario.gold]], stop or STOP)
 
 
 def gold_sources(scenario: Scenario) -> set[str]:

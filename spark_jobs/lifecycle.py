@@ -111,7 +111,7 @@ def await_queries(
         while any(q.isActive for q in queries):
             for query in queries:
                 if query.isActive:
-                    query.awaitTermination(0.5)
+                    query.awaitTermination(0.5)  # type: ignore[arg-type]  # seconds; floats work
             if on_tick is not None:
                 on_tick()
             if stop.requested.is_set():

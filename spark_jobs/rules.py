@@ -214,7 +214,7 @@ def rule_condition(rule: Rule, entity: Entity) -> Column:
     not_malformed = ~F.col("_malformed")
     if rule.kind == "malformed_json":
         return F.col("_malformed")
-    field = rule.field
+    field = rule.field or ""
     if rule.kind == "null_required":
         return not_malformed & (~F.col(f"_present_{field}") | F.col(f"_null_{field}"))
     if rule.kind == "wrong_type":
@@ -228,11 +228,11 @@ def rule_condition(rule: Rule, entity: Entity) -> Column:
         renamed = _any(absent) & unknown
         return not_malformed & (_any(retyped) | renamed)
     if rule.kind == "out_of_range" and rule.name.endswith("_range"):
-        low, high = entity.fields[field].range  # type: ignore[index, misc]
+        low, high = entity.fields[field].range  # type: ignore[misc]
         value = F.col(field)
         return not_malformed & value.isNotNull() & ((value < F.lit(low)) | (value > F.lit(high)))
     if rule.kind == "out_of_range":
-        allowed = entity.fields[field].enum or []  # type: ignore[index]
+        allowed = entity.fields[field].enum or []
         value = F.col(field)
         return not_malformed & value.isNotNull() & ~value.isin(*allowed)
     if rule.kind == "orphan_fk":
