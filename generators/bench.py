@@ -23,7 +23,7 @@ import time
 import tracemalloc
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,12 @@ def faker_baseline(path: Path, records: int, drivers: int = 20_000) -> tuple[int
     fake.seed_instance(SEED)
     driver_ids = [f"d-{i:07d}" for i in range(1, drivers + 1)]
     event_types = OrderedDict([("start_driving", 0.40), ("stopped_driving", 0.35), ("delivered", 0.25)])
-    start = datetime(2026, 1, 5, 6, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 5, 6, 0, tzinfo=UTC)
     end = start + timedelta(minutes=15)
     began = time.perf_counter()
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(records):
-            instant = fake.date_time_between(start_date=start, end_date=end, tzinfo=timezone.utc)
+            instant = fake.date_time_between(start_date=start, end_date=end, tzinfo=UTC)
             record = {
                 "event_id": f"e-{i + 1:010d}",
                 "driver_id": fake.random_element(driver_ids),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -233,7 +233,7 @@ def json_scalar(value: object) -> bytes:
 
 def format_timestamp(epoch_ms: int) -> str:
     """One instant as the generator writes it, without quotes (for ledgers and defects)."""
-    instant = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    instant = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
     return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
 

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from generators.engine import Batch, Engine
@@ -89,7 +89,7 @@ class LogBuffer:
             self._seq += 1
             entry = {
                 "seq": self._seq,
-                "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "level": level,
                 "event": event,
                 "message": message,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,7 +30,11 @@ from pydantic import (
 
 from medallion.errors import ConfigError
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "configs" / "scenarios"
+# Built-in scenarios live in the checkout's configs/; $MEDALLION_SCENARIO_DIR points elsewhere
+# (e.g. a non-editable install, where configs/ is not beside the package).
+SCENARIO_DIR = Path(
+    os.environ.get("MEDALLION_SCENARIO_DIR") or Path(__file__).resolve().parent.parent / "configs" / "scenarios"
+)
 
 # Identifiers that reach SQL (table, column, entity names) must match this allowlist.
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -107,8 +112,8 @@ def _parse_instant(value: Any) -> datetime:
     else:
         raise ValueError(f"{value!r} is not an ISO-8601 instant like '2026-01-05T06:00:00Z'")
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 Instant = Annotated[

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ FORMAT_VERSION = 1
 
 def iso_instant(epoch_ms: int) -> str:
     """An interval bound as manifests write it: seconds precision unless it has milliseconds."""
-    instant = datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)
+    instant = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
     if epoch_ms % 1000:
         return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
     return instant.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -55,6 +55,9 @@ def run_from_cli(args: argparse.Namespace) -> int:
     elif missing:
         print(f"[setup] resolving {len(missing)} jar(s) into {jars_dir()}")
         resolve_jars()
+    if getattr(args, "jars_only", False):
+        print(f"[setup] jars ready in {jars_dir()}")
+        return 0
     problems = check_tools()
     for problem in problems:
         print(f"[setup] {problem}")

@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup = commands.add_parser("setup", help="fetch jars and check the database servers (idempotent)")
     setup.add_argument("--check", action="store_true", help="only report what is missing")
+    setup.add_argument("--jars-only", action="store_true", help="only fetch the jars (e.g. in an image without databases)")
     setup.set_defaults(handler=_setup)
 
     package = commands.add_parser("package", help="zip the project for spark-submit --py-files")

@@ -12,7 +12,7 @@ import math
 import shutil
 import time
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ def _normalise(value: Any) -> Any:
     """One comparable form for a value read from Spark, psycopg or PyMySQL."""
     if isinstance(value, datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value.replace(microsecond=value.microsecond - value.microsecond % 1000)
     if isinstance(value, (float, Decimal)):
         number = float(value)

@@ -10,7 +10,7 @@ import base64
 import html
 import io
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def build_html(metrics: list[dict[str, Any]], quality: list[dict[str, Any]], dat
         "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}"
         "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}</style>",
         f"<h1>medallion report</h1><p>data root <code>{html.escape(str(data.root))}</code>, "
-        f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%SZ}</p>",
+        f"generated {datetime.now(UTC):%Y-%m-%d %H:%M:%SZ}</p>",
     ]
     if metrics:
         rows = sum(r["num_input_rows"] for r in metrics)

@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from delta.tables import DeltaTable
@@ -330,7 +330,7 @@ def commit_staged(
         deleted = max(session.execute(delete_sql), 0)
         session.execute(dialect.upsert(gold.name, staging, columns, keys))
         upserted = int(staged.get("U", 0))
-        exported_at = datetime.now(timezone.utc)
+        exported_at = datetime.now(UTC)
         if session.kind == "mysql":
             exported_at = exported_at.replace(tzinfo=None)  # DATETIME: UTC wall clock
         session.execute(

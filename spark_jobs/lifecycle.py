@@ -122,6 +122,11 @@ def await_queries(
             if query.isActive:
                 query.stop()
         raise PipelineError(f"streaming query failed: {_first_line(exc)}") from exc
+    # A query that failed and ended between two polls raises nothing above: ask each one.
+    for query in queries:
+        failure = query.exception()
+        if failure is not None:
+            raise PipelineError(f"streaming query {query.name} failed: {_first_line(failure)}")
 
 
 def _first_line(exc: BaseException) -> str:

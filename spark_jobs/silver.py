@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -151,7 +151,7 @@ def _schema_names(rules: list[Rule]) -> list[str]:
 
 def quality_rows(entity_name: str, micro_batch_id: int, counts: list[dict[str, Any]], rules: list[Rule]) -> list[tuple[Any, ...]]:
     """Rows of the quality table: one per rule and a `_batch` summary per landing batch."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows: list[tuple[Any, ...]] = []
     for batch in counts:
         batch_id = batch["_batch_id"]
