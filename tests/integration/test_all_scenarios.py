@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
 @pytest.mark.parametrize(
     ("name", "profile"),
-    [("traffic", "realistic"), ("traffic", "random"), ("retail", "small"), ("infra", "small"), ("turbofan", "testing")],
+    [("traffic", "realistic"), ("retail", "small"), ("infra", "small"), ("turbofan", "testing")],
 )
 def test_scenario_passes_verify(spark: SparkSession, tmp_path: Path, name: str, profile: str) -> None:
     subprocess.run([sys.executable, "-m", "medallion.cli", "generate", "--scenario", name, "--profile", profile,
