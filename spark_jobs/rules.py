@@ -250,7 +250,8 @@ def _any(columns: list[Column]) -> Column:
 def _names_where(pairs: list[tuple[str, Column]]) -> Column:
     if not pairs:
         return F.array().cast("array<string>")
-    return F.filter(F.array(*[F.when(cond, F.lit(name)) for name, cond in pairs]), lambda x: x.isNotNull())
+    # array_compact, not filter(): higher-order functions are not code-generated.
+    return F.array_compact(F.array(*[F.when(cond, F.lit(name)) for name, cond in pairs]))
 
 
 def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame], DataFrame]:
@@ -274,7 +275,9 @@ def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame]
             (r.name, schema_ok & ~F.coalesce(F.expr(r.sql or "true"), F.lit(False))) for r in expectations
         ]
         df = df.withColumn("_reasons", F.concat(F.col("_schema_reasons"), _names_where(expectation_pairs)))
-        kinds = F.transform(F.col("_reasons"), lambda r: _lookup(kind_of, r))
+        kinds = F.array_compact(
+            F.array(*[F.when(F.array_contains("_reasons", name), F.lit(kind)) for name, kind in kind_of.items()])
+        )
         quarantine = [r.name for r in rules if r.action == QUARANTINE]
         drop = [r.name for r in rules if r.action == DROP]
         fail = [r.name for r in rules if r.action == FAIL]
@@ -297,13 +300,6 @@ def _overlaps(column: str, names: list[str]) -> Column:
     if not names:
         return F.lit(False)
     return F.arrays_overlap(F.col(column), F.array(*[F.lit(n) for n in names]))
-
-
-def _lookup(mapping: dict[str, str], key: Column) -> Column:
-    expr = None
-    for name, value in mapping.items():
-        expr = F.when(key == name, F.lit(value)) if expr is None else expr.when(key == name, F.lit(value))
-    return expr.otherwise(F.lit("unknown")) if expr is not None else F.lit("unknown")
 
 
 def key_of_raw(entity: Entity) -> Column:

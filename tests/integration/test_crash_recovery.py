@@ -101,7 +101,7 @@ def test_sigkill_at_random_moments_then_restart_matches_a_clean_run(spark: Spark
         land(clean, crashed, batch)
         process = subprocess.Popen(pipeline_command(scenario_path, crashed.root), start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(5.0, 20.0))
+        time.sleep(rng.uniform(4.0, 14.0))  # JVM start-up to well into the batch
         if process.poll() is None:
             kills_mid_run += 1
             os.killpg(process.pid, signal.SIGKILL)  # the Python driver and its JVM, no clean-up at all

@@ -8,8 +8,8 @@ is started locally with container paths, hosts and ports swapped for local ones:
 - `spark-master`, `spark-worker`: through `medallion.cluster.StandaloneCluster` with the
   compose file's worker count, cores, memory and `SPARK_MASTER_OPTS`;
 - `pipeline`: the continuous pipeline on that cluster, fed by the running generator;
-- `export`: the one-shot export on the same cluster while the pipeline runs, with the compose
-  file's environment, into throwaway PostgreSQL and MariaDB servers;
+- `export`: the one-shot export on the same cluster, twice, with the compose file's
+  environment, into throwaway PostgreSQL and MariaDB servers;
 - docker/Dockerfile's build-time `medallion setup; medallion jars` against a local Maven mirror.
 
 Not run here: `jupyter lab` itself (JupyterLab is not a dev dependency); the notebooks it serves
@@ -33,11 +33,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from pyspark.sql import SparkSession
 
 from generators.scenario import load_scenario
 from medallion.cluster import StandaloneCluster, free_port
 from medallion.databases import Connection, count_rows, run_sql
 from medallion.jars import ARTIFACTS, jar_paths
+from medallion.layout import DataRoot
+from spark_jobs.config import PipelineConfig
+from spark_jobs.lifecycle import GracefulStop
+from spark_jobs.pipeline import run as run_pipeline
 from tests.unit.compose_support import (
     DOCKERFILE,
     GENERATOR_DOCKERFILE,
@@ -330,6 +335,7 @@ def test_generator_and_continuous_pipeline_services_on_the_compose_cluster(
 @pytest.mark.slow
 @pytest.mark.spark
 def test_export_service_on_the_compose_cluster(
+    spark: SparkSession,
     compose_cluster: tuple[StandaloneCluster, dict[str, str]],
     export_connections: dict[str, Connection],
     tmp_path: Path,
@@ -342,12 +348,11 @@ def test_export_service_on_the_compose_cluster(
     data = tmp_path / "data"
     local = {"/data": str(data), "spark://spark-master:7077": cluster.url,
              "postgres:5432": f"{pg.host}:{pg.port}", "mysql:3306": f"{my.host}:{my.port}"}
-    # Gold to export: the generator's first batch, then the pipeline service's command with --once.
+    # Gold to export: the generator's first batch through the pipeline, here in the test's own
+    # session (the pipeline service's command itself runs on the cluster in the test above).
     run_command([str(BIN / "medallion"), "generate", "--scenario", "driving", "--seed", "42",
                  "--data", str(data), "--batches", "1", "--quiet"], clean_env(), tmp_path)
-    pipeline_once = service_command(services["pipeline"], local, BIN)
-    pipeline_once[pipeline_once.index("--continuous")] = "--once"
-    run_command(pipeline_once, clean_env(), tmp_path)
+    run_pipeline(spark, PipelineConfig(scenario=load_scenario("driving"), data=DataRoot(data)), GracefulStop())
 
     export_env = clean_env({k: localise(v, local) for k, v in environment_of(services["export"]).items()})
     assert export_env["MEDALLION_POSTGRES_USER"] == pg.user and export_env["MEDALLION_MYSQL_USER"] == my.user
