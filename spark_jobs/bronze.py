@@ -16,7 +16,7 @@ from generators.scenario import Entity
 from spark_jobs import io
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop
-from spark_jobs.schemas import CORRUPT_RECORD, bronze_schema, read_schema
+from spark_jobs.schemas import BRONZE_PROPERTIES, CORRUPT_RECORD, bronze_schema, read_schema
 
 BATCH_IN_FILE_NAME = r"-b(\d{6})-p\d{2}\.jsonl$"
 
@@ -63,6 +63,7 @@ def to_bronze(entity: Entity) -> Callable[[DataFrame], DataFrame]:
 def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> StreamingQuery:
     """Start the bronze stream of one entity."""
     entity = cfg.scenario.entities[entity_name]
+    io.ensure_table(spark, cfg.table("bronze", entity_name), bronze_schema(entity), BRONZE_PROPERTIES)
     lines = io.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity))
     return io.start_delta_sink(
         lines,

@@ -254,11 +254,11 @@ def promote(
 
 def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: QualityAlerts) -> StreamingQuery:
     """Start the silver stream of one entity (reading its bronze table as a stream)."""
-    from spark_jobs.schemas import bronze_schema
+    from spark_jobs.schemas import BRONZE_PROPERTIES, bronze_schema
 
     entity = cfg.scenario.entities[entity_name]
     bronze_path = cfg.table("bronze", entity_name)
-    io.ensure_table(spark, bronze_path, bronze_schema(entity))
+    io.ensure_table(spark, bronze_path, bronze_schema(entity), BRONZE_PROPERTIES)
     io.ensure_table(spark, cfg.table("silver", entity_name), silver_schema(entity))
     io.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA)
     io.ensure_table(spark, cfg.quality_table, QUALITY_SCHEMA)

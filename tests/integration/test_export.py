@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ def gold_rows(spark: SparkSession, cfg: PipelineConfig) -> list[tuple[Any, ...]]
 
 def naive_utc(value: Any) -> Any:
     if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 

@@ -5,10 +5,10 @@ and the two Dockerfiles. The commands themselves run in tests/integration/test_d
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 
 from generators.scenario import load_scenario
