@@ -85,7 +85,7 @@ def gold_rows_in_databases(spark: Any, scenario: Scenario, data: DataRoot, conne
 def layer_counts(spark: Any, scenario: Scenario, data: DataRoot) -> Table:
     """Rows per entity and layer, as a table."""
     table = Table(title="rows per layer")
-    for column in ("table", "bronze", "silver", "quarantine"):
+    for column in ("table", "bronze", "silver", "quarantine", "gold"):
         table.add_column(column, justify="right" if column != "table" else "left")
 
     def count(layer: str, name: str) -> str:
@@ -93,9 +93,9 @@ def layer_counts(spark: Any, scenario: Scenario, data: DataRoot) -> Table:
         return f"{spark.read.format('delta').load(str(path)).count():,}" if (path / "_delta_log").is_dir() else "-"
 
     for name in scenario.processing_order:
-        table.add_row(name, count("bronze", name), count("silver", name), count("quarantine", name))
+        table.add_row(name, count("bronze", name), count("silver", name), count("quarantine", name), "")
     for gold in scenario.gold:
-        table.add_row(f"gold.{gold.name}", "", count("gold", gold.name), "")
+        table.add_row(gold.name, "", "", "", count("gold", gold.name))
     return table
 
 
