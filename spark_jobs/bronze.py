@@ -60,21 +60,28 @@ def to_bronze(entity: Entity) -> Callable[[DataFrame], DataFrame]:
     return transform
 
 
+def ensure_bronze_table(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> str:
+    """Create an entity's bronze table unless it exists (its writer or its reader may come
+    first); returns its path."""
+    path = cfg.table("bronze", entity_name)
+    io.ensure_table(spark, path, bronze_schema(cfg.scenario.entities[entity_name]), BRONZE_PROPERTIES)
+    return path
+
+
 def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> StreamingQuery:
     """Start the bronze stream of one entity."""
     entity = cfg.scenario.entities[entity_name]
-    io.ensure_table(spark, cfg.table("bronze", entity_name), bronze_schema(entity), BRONZE_PROPERTIES)
+    path = ensure_bronze_table(spark, cfg, entity_name)
     lines = io.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity))
     return io.start_delta_sink(
         lines,
-        cfg,
         name=f"bronze_{entity_name}",
-        path=cfg.table("bronze", entity_name),
+        path=path,
         checkpoint=cfg.checkpoint("bronze", entity_name),
     )
 
 
-def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None) -> StreamingQuery | None:
+def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None) -> None:
     """Promote the landing zone of every entity to bronze, until what has landed is in.
 
     One entity at a time, referrers before what they reference: producers land a batch's
@@ -84,7 +91,7 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = No
     from spark_jobs.lifecycle import STOP, run_queries
 
     order = list(reversed(cfg.scenario.processing_order))
-    return run_queries(spark, cfg, [[partial(start, spark, cfg, name)] for name in order], stop or STOP)
+    run_queries([[partial(start, spark, cfg, name)] for name in order], stop or STOP)
 
 
 def main() -> None:

@@ -179,14 +179,14 @@ def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> Streamin
     def each_batch(batch_df: DataFrame, _micro_batch_id: int) -> None:
         update(spark, cfg, gold, batch_df)
 
-    return io.start_batches(io.read_delta_stream(spark, source, cfg.scenario.pipeline.max_files_per_trigger), cfg, f"gold_{gold.name}", checkpoint, each_batch)
+    return io.start_batches(io.read_delta_stream(spark, source, cfg.scenario.pipeline.max_files_per_trigger), f"gold_{gold.name}", checkpoint, each_batch)
 
 
-def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None) -> StreamingQuery | None:
+def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None) -> None:
     """Maintain every gold table of the scenario (side by side)."""
     from spark_jobs.lifecycle import STOP, run_queries
 
-    return run_queries(spark, cfg, [[partial(start, spark, cfg, g) for g in cfg.scenario.gold]], stop or STOP)
+    run_queries([[partial(start, spark, cfg, g) for g in cfg.scenario.gold]], stop or STOP)
 
 
 def gold_sources(scenario: Scenario) -> set[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StructType
 
 from spark_jobs.config import PipelineConfig
@@ -93,24 +93,17 @@ def append_idempotent(df: DataFrame, path: str, txn_app_id: str, txn_version: in
     )
 
 
-def with_trigger(writer: DataStreamWriter, cfg: PipelineConfig) -> DataStreamWriter:
-    """availableNow: process what is there, then stop (`--continuous` repeats ordered runs)."""
-    return writer.trigger(availableNow=True)
+# Every query runs availableNow: it processes what is there, then stops (`--continuous` repeats
+# ordered runs, see spark_jobs.lifecycle.run_cycles).
 
 
-def start_batches(
-    df: DataFrame,
-    cfg: PipelineConfig,
-    name: str,
-    checkpoint: str,
-    function: BatchFunction,
-) -> StreamingQuery:
+def start_batches(df: DataFrame, name: str, checkpoint: str, function: BatchFunction) -> StreamingQuery:
     """Run `function(batch_df, batch_id)` for each micro-batch (at least once per batch id)."""
     writer = df.writeStream.queryName(name).option("checkpointLocation", checkpoint)
-    return with_trigger(writer, cfg).foreachBatch(function).start()
+    return writer.trigger(availableNow=True).foreachBatch(function).start()
 
 
-def start_delta_sink(df: DataFrame, cfg: PipelineConfig, name: str, path: str, checkpoint: str) -> StreamingQuery:
+def start_delta_sink(df: DataFrame, name: str, path: str, checkpoint: str) -> StreamingQuery:
     """Append a stream to a Delta table; the Delta sink itself is exactly-once per batch id."""
     writer = (
         df.writeStream.queryName(name)
@@ -118,4 +111,4 @@ def start_delta_sink(df: DataFrame, cfg: PipelineConfig, name: str, path: str, c
         .outputMode("append")
         .option("checkpointLocation", checkpoint)
     )
-    return with_trigger(writer, cfg).start(path)
+    return writer.trigger(availableNow=True).start(path)

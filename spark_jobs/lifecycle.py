@@ -101,19 +101,13 @@ def stop_after_current_batch(queries: Sequence[StreamingQuery], timeout: float =
 def await_queries(
     queries: Sequence[StreamingQuery],
     stop: GracefulStop = STOP,
-    on_tick: Callable[[], None] | None = None,
 ) -> None:
-    """Wait for every query to end (availableNow) or for a stop request; raise on failure.
-
-    `on_tick` runs about every half second on the main thread (e.g. to flush metrics).
-    """
+    """Wait for every query to end (availableNow) or for a stop request; raise on failure."""
     try:
         while any(q.isActive for q in queries):
             for query in queries:
                 if query.isActive:
                     query.awaitTermination(0.5)  # type: ignore[arg-type]  # seconds; floats work
-            if on_tick is not None:
-                on_tick()
             if stop.requested.is_set():
                 stop_after_current_batch(queries)
                 break
@@ -134,29 +128,22 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def run_queries(
-    spark: SparkSession,
-    cfg: PipelineConfig,
-    stages: Sequence[Sequence[Starter]],
-    stop: GracefulStop = STOP,
-) -> StreamingQuery | None:
+def run_queries(stages: Sequence[Sequence[Starter]], stop: GracefulStop = STOP) -> None:
     """Run stages in order, each query until what is there now is processed (availableNow).
 
-    `cfg.once` is ignored here: `--continuous` repeats these ordered runs (see `run_cycles`),
-    because independent always-on queries would let a fact outrun the dimension it references.
+    `--continuous` repeats these ordered runs (see `run_cycles`), because independent always-on
+    queries would let a fact outrun the dimension it references.
     """
     for stage in stages:
         if stop.requested.is_set():
             break
         await_queries([starter() for starter in stage], stop)
-    return None
 
 
 def run_cycles(
     run_once: Callable[[], object],
     interval_seconds: float,
     stop: GracefulStop = STOP,
-    after_cycle: Callable[[], None] | None = None,
 ) -> int:
     """`--continuous`: repeat `run_once` every `interval_seconds` (the trigger interval) until a
     stop is requested; a cycle in progress finishes its micro-batch first. Returns the cycles run.
@@ -169,13 +156,11 @@ def run_cycles(
         began = time.monotonic()
         run_once()
         cycles += 1
-        if after_cycle is not None:
-            after_cycle()
         stop.requested.wait(max(0.0, interval_seconds - (time.monotonic() - began)))
     return cycles
 
 
-def job_main(job: str, run: Callable[[SparkSession, PipelineConfig], StreamingQuery | None]) -> None:
+def job_main(job: str, run: Callable[[SparkSession, PipelineConfig], None]) -> None:
     """`main()` of a job module under spark-submit: parse, load config, build session, run."""
     parser = argparse.ArgumentParser(prog=f"spark_jobs/{job}.py", description=f"medallion {job} job")
     add_job_arguments(parser)

@@ -254,11 +254,10 @@ def promote(
 
 def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: QualityAlerts) -> StreamingQuery:
     """Start the silver stream of one entity (reading its bronze table as a stream)."""
-    from spark_jobs.schemas import BRONZE_PROPERTIES, bronze_schema
+    from spark_jobs.bronze import ensure_bronze_table
 
     entity = cfg.scenario.entities[entity_name]
-    bronze_path = cfg.table("bronze", entity_name)
-    io.ensure_table(spark, bronze_path, bronze_schema(entity), BRONZE_PROPERTIES)
+    bronze_path = ensure_bronze_table(spark, cfg, entity_name)
     io.ensure_table(spark, cfg.table("silver", entity_name), silver_schema(entity))
     io.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA)
     io.ensure_table(spark, cfg.quality_table, QUALITY_SCHEMA)
@@ -269,12 +268,12 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: Qu
         promote(spark, cfg, entity_name, batch_df, micro_batch_id, txn_app_id, alerts)
 
     stream = io.read_delta_stream(spark, bronze_path, cfg.scenario.pipeline.max_files_per_trigger)
-    return io.start_batches(stream, cfg, f"silver_{entity_name}", checkpoint, each_batch)
+    return io.start_batches(stream, f"silver_{entity_name}", checkpoint, each_batch)
 
 
 def run(
     spark: SparkSession, cfg: PipelineConfig, alerts: QualityAlerts | None = None, stop: GracefulStop | None = None
-) -> StreamingQuery | None:
+) -> None:
     """Promote every entity's bronze rows to silver, in stages: an entity starts once every
     entity it references is done (so foreign keys are checked against complete tables);
     the entities of one stage run side by side."""
@@ -284,7 +283,7 @@ def run(
     stages = [
         [lambda n=name: start(spark, cfg, n, alerts) for name in stage] for stage in cfg.scenario.processing_stages
     ]
-    return run_queries(spark, cfg, stages, stop or STOP)
+    run_queries(stages, stop or STOP)
 
 
 def main() -> None:
