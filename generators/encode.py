@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from generators import kernels
+
 PAD = 0
 _QUOTE = ord('"')
 _MS_PER_DAY = 86_400_000
@@ -318,14 +320,22 @@ def row_bytes(matrix: np.ndarray, row: int) -> bytes:
 
 def compress(matrix: np.ndarray) -> np.ndarray:
     """All rows' text, concatenated in row order, padding removed (a flat uint8 array)."""
-    return matrix[matrix != PAD]
+    return kernels.compress_rows(_kernel_matrix(matrix))[0]
+
+
+def _kernel_matrix(matrix: np.ndarray) -> np.ndarray:
+    """The one array type the compiled kernels take: writable, C-ordered uint8 (so that one
+    machine-code version serves every column)."""
+    if matrix.flags.c_contiguous and matrix.flags.writeable and matrix.dtype == np.uint8:
+        return matrix
+    return np.array(matrix, dtype=np.uint8, order="C")
 
 
 class LineLayout:
     """Assembles lines from key literals and value matrices, with per-row overrides.
 
-    Call `add_field` for each field in order, then the override methods, then `build` for a
-    range of rows (blocks of a few thousand rows stay in the CPU cache). Overrides replace one
+    Call `add_field` for each field in order, then the override methods, then `build_text` for
+    a range of rows (blocks of a few thousand rows stay in the CPU cache). Overrides replace one
     row's key or value text; `omit` removes a field (key and value) from chosen rows;
     `truncate` cuts a row short; `add_tail` appends text after the last field.
     """
@@ -444,7 +454,6 @@ class LineLayout:
         base_widths = [payload.size if kind == "literal" else payload.shape[1] for kind, payload in slots]
         full_widths = []
         grouped = []
-        special: list[np.ndarray] = []
         for index, texts in enumerate(overrides):
             pieces = list(bulk.get(index, []))
             if texts:
@@ -462,83 +471,79 @@ class LineLayout:
                 block[offset : offset + rows.size, : matrix.shape[1]] = matrix
                 offset += rows.size
             order = np.argsort(all_rows, kind="stable")
-            all_rows, block = all_rows[order], block[order]
-            # A row whose text does not fit the column is rendered apart ("special"), so a
-            # handful of defects does not widen every line the bulk pass has to compress.
-            too_wide = (block[:, base_widths[index] :] != PAD).any(axis=1)
-            special.append(all_rows[too_wide])
-            grouped.append((index, all_rows, block))
-        special_rows = np.unique(np.concatenate(special)) if special else np.zeros(0, dtype=np.int64)
+            grouped.append((index, all_rows[order], block[order]))
         # Fields absent from most rows (a drift only starting to add them) are left out of the
         # template and written on the few rows that carry them.
         sparse = {slot: mask for slot, mask in self._omitted if mask.mean() > 0.5}
+        # Rows that differ from the template in any way ("irregular": an override, a field
+        # left out or shown, a cut) are rendered once, apart; the kernel copies the rest.
+        touched = [rows for _, rows, _ in grouped]
+        touched += [np.flatnonzero(~mask if slot in sparse else mask) for slot, mask in self._omitted]
+        touched.append(np.fromiter(self._cuts, dtype=np.int64, count=len(self._cuts)))
+        irregular = np.unique(np.concatenate(touched)).astype(np.int64)
+        columns: list[np.ndarray] = []
+        literals = [b""]
+        for index, (kind, payload) in enumerate(slots):
+            if index in sparse or index - 1 in sparse:
+                continue
+            if kind == "literal":
+                literals[-1] += payload.tobytes()
+            else:
+                columns.append(_kernel_matrix(payload))
+                literals.append(b"")
+        geometry = _Geometry.of(slots, full_widths, sparse)
+        matrix = self._fill(slots, grouped, sparse, geometry, irregular)
+        irregular_text, irregular_ends = kernels.compress_rows(_kernel_matrix(matrix))
         self._prepared = _Prepared(
-            slots, grouped, sparse, special_rows, _Geometry.of(slots, base_widths, sparse), _Geometry.of(slots, full_widths, sparse)
+            irregular, irregular_text, irregular_ends, tuple(columns),
+            np.frombuffer(b"".join(literals), dtype=np.uint8).copy(),
+            np.cumsum([0, *(len(text) for text in literals)]).astype(np.int64),
         )
         return self._prepared
 
-    def build(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """The padded matrix of rows [start, stop), each line ending in a newline.
-
-        Special rows (see `special_lines`) come out wrong here; callers replace them.
-        """
+    def build_text(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The text of rows [start, stop), each line ending in a newline, and the offsets
+        where its lines end (stop - start + 1 of them, the first 0)."""
         prepared = self._prepare()
         stop = self.n if stop is None else stop
-        return self._fill(prepared.base, slice(start, stop), stop - start, start, narrow=True)
+        low, high = np.searchsorted(prepared.irregular, [start, stop])
+        return kernels.assemble_lines(
+            prepared.columns, prepared.literals, prepared.literal_ends, start, stop,
+            prepared.irregular[low:high], prepared.irregular_text, prepared.irregular_ends[low : high + 1],
+        )
 
-    def special_lines(self) -> dict[int, bytes]:
-        """The finished text of each special row: rows with text wider than their columns."""
-        prepared = self._prepare()
-        rows = prepared.special
-        if rows.size == 0:
-            return {}
-        text = compress(self._fill(prepared.full, rows, rows.size, 0, narrow=False))
-        ends = np.flatnonzero(text == 10) + 1
-        begins = np.concatenate([[0], ends[:-1]])
-        return {int(r): text[b:e].tobytes() for r, b, e in zip(rows.tolist(), begins.tolist(), ends.tolist(), strict=True)}
-
-    def _fill(self, geometry: _Geometry, rows: slice | np.ndarray, count: int, offset: int, narrow: bool) -> np.ndarray:
-        prepared = self._prepare()
+    def _fill(
+        self,
+        slots: list[tuple[str, np.ndarray]],
+        grouped: list[tuple[int, np.ndarray, np.ndarray]],
+        sparse: dict[int, np.ndarray],
+        geometry: _Geometry,
+        rows: np.ndarray,
+    ) -> np.ndarray:
+        """The padded matrix of the given rows (sorted), every override applied."""
         starts, widths = geometry.starts, geometry.widths
-        out = np.empty((count, starts[-1]), dtype=np.uint8)
+        out = np.empty((rows.size, starts[-1]), dtype=np.uint8)
         # Literals and padding in one broadcast copy, then one strided copy per value column.
         out[:] = geometry.template
-        sparse = prepared.sparse
-        for index, (kind, payload) in enumerate(prepared.slots):
+        for index, (kind, payload) in enumerate(slots):
             if kind == "values" and index - 1 not in sparse:
                 matrix = payload[rows]
                 out[:, starts[index] : starts[index] + matrix.shape[1]] = matrix
-        positions = np.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows
         for key_slot, mask in self._omitted:
             if key_slot in sparse:
                 shown = np.flatnonzero(~mask[rows])
-                literal = prepared.slots[key_slot][1]
-                values = prepared.slots[key_slot + 1][1]
+                literal = slots[key_slot][1]
+                values = slots[key_slot + 1][1]
                 out[shown, starts[key_slot] : starts[key_slot] + literal.size] = literal
                 column = starts[key_slot + 1]
-                out[shown, column : column + values.shape[1]] = values[positions[shown]]
+                out[shown, column : column + values.shape[1]] = values[rows[shown]]
             else:
                 out[mask[rows], starts[key_slot] : starts[key_slot + 2]] = PAD
-        for index, override_rows, block in prepared.grouped:
-            if isinstance(rows, slice):
-                low, high = np.searchsorted(override_rows, [rows.start, rows.stop])
-                picked, where = np.arange(low, high), override_rows[low:high] - offset
-            else:
-                where_all = np.searchsorted(rows, override_rows)
-                hit = (where_all < rows.size) & (rows[np.minimum(where_all, rows.size - 1)] == override_rows)
-                picked, where = np.flatnonzero(hit), where_all[hit]
-            if picked.size:
-                out[where, starts[index] : starts[index] + widths[index]] = block[picked, : widths[index]]
+        for index, override_rows, block in grouped:
+            where = np.searchsorted(rows, override_rows)  # every override row is among `rows`
+            out[where, starts[index] : starts[index] + widths[index]] = block[:, : widths[index]]
         for row, (fraction, slot) in self._cuts.items():
-            if isinstance(rows, slice):
-                if not rows.start <= row < rows.stop:
-                    continue
-                line = out[row - offset]
-            else:
-                at = int(np.searchsorted(rows, row))
-                if at >= rows.size or rows[at] != row:
-                    continue
-                line = out[at]
+            line = out[int(np.searchsorted(rows, row))]
             nonzero = np.flatnonzero(line[:-1])
             floor = int(np.count_nonzero(line[: starts[slot + 1]]))
             keep = floor + int(fraction * max(nonzero.size - 1 - floor, 0))
@@ -547,10 +552,7 @@ class LineLayout:
 
     def line(self, row: int) -> bytes:
         """The finished text of one row, newline included."""
-        special = self.special_lines()
-        if row in special:
-            return special[row]
-        return compress(self.build(row, row + 1)).tobytes()
+        return self.build_text(row, row + 1)[0].tobytes()
 
 
 @dataclass
@@ -573,9 +575,9 @@ class _Geometry:
 
 @dataclass
 class _Prepared:
-    slots: list[tuple[str, np.ndarray]]
-    grouped: list[tuple[int, np.ndarray, np.ndarray]]
-    sparse: dict[int, np.ndarray]
-    special: np.ndarray
-    base: _Geometry
-    full: _Geometry
+    irregular: np.ndarray  # sorted rows that differ from the template
+    irregular_text: np.ndarray  # their lines, rendered once
+    irregular_ends: np.ndarray
+    columns: tuple[np.ndarray, ...]  # value matrices of the template, in line order
+    literals: np.ndarray  # the template's literals (one before each column and one after)
+    literal_ends: np.ndarray

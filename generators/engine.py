@@ -390,9 +390,8 @@ class Engine:
         ledger = builder.build()
 
         # The bytes, built block by block so each block stays in the CPU cache. Each block is
-        # laid out and compressed once; line boundaries come from its newlines (JSON text never
-        # holds a raw newline), so every run of ordinary lines is a slice of that one buffer,
-        # and duplicates and special lines (see LineLayout.special_lines) go in between.
+        # assembled once with its line boundaries, so every run of lines is a slice of that
+        # one buffer, and duplicates go in between.
         needed = {int(r) for r in pool_rows.tolist()} | {s for s in dup_sources if isinstance(s, int)}
         texts: dict[int, bytes] = {}
         blocks: dict[int, tuple[np.ndarray, list[int]]] = {}
@@ -402,21 +401,19 @@ class Engine:
             if found is None:
                 blocks.clear()  # one block at a time: parts walk the rows in order
                 base = block * BLOCK_ROWS
-                text = encode.compress(layout.build(base, min(n_rows, base + BLOCK_ROWS)))
-                ends = [0, *(np.flatnonzero(text == 10) + 1).tolist()]
+                text, line_ends = layout.build_text(base, min(n_rows, base + BLOCK_ROWS))
+                ends = line_ends.tolist()
                 for row in needed:
                     if base <= row < base + len(ends) - 1:
                         texts[row] = text[ends[row - base] : ends[row - base + 1]].tobytes()
                 found = blocks[block] = (text, ends)
             return found
 
-        special = layout.special_lines()
-        special_rows = np.asarray(sorted(special), dtype=np.int64)
         sequence = np.insert(np.arange(n_rows, dtype=np.int64), dup_positions + 1, -(np.arange(n_dups) + 1))
         parts: list[Part] = []
         for p in range(parts_count):
             chunk = sequence[bounds[p] : bounds[p + 1]]
-            single = (chunk < 0) | np.isin(chunk, special_rows)
+            single = chunk < 0
             block_start = (chunk >= 0) & (chunk % BLOCK_ROWS == 0)
             # Runs of ordinary lines start after a single line, at a block start or at the top.
             previous_single = np.concatenate([[True], single[:-1]])
@@ -430,12 +427,8 @@ class Engine:
             i = j = 0
             while i < len(starts) or j < len(singles):
                 if j < len(singles) and (i == len(starts) or singles[j] < starts[i]):
-                    row = rows[singles[j]]
-                    if row < 0:
-                        source = dup_sources[-row - 1]
-                        buffers.append(source.text if isinstance(source, _Candidate) else texts[source])
-                    else:
-                        buffers.append(special[row])
+                    source = dup_sources[-rows[singles[j]] - 1]
+                    buffers.append(source.text if isinstance(source, _Candidate) else texts[source])
                     j += 1
                 else:
                     first, last = rows[starts[i]], rows[stops[i] - 1]

@@ -238,13 +238,16 @@ class LandingWriter:
 
     def _write_temporary(self, folder: str, tmp: str, chunks: list[np.ndarray | bytes]) -> tuple[str, int]:
         os.makedirs(folder, exist_ok=True)
-        # One buffer per file: a part has thousands of pieces (runs between duplicates and
-        # special lines), and one hash update and one write beat thousands of small ones.
-        content = b"".join(chunk if isinstance(chunk, bytes) else chunk.data for chunk in chunks)
-        digest = hashlib.sha256(content)
-        size = len(content)
+        # Piece by piece (runs of lines, and the duplicates between them): joining them first
+        # would copy every byte once more.
+        digest = hashlib.sha256()
+        size = 0
         with open(tmp, "wb") as handle:
-            handle.write(content)
+            for chunk in chunks:
+                view = chunk if isinstance(chunk, bytes) else chunk.data
+                digest.update(view)
+                handle.write(view)
+                size += len(view)
             if self.durable:
                 handle.flush()
                 os.fsync(handle.fileno())

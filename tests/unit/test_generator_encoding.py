@@ -1,0 +1,87 @@
+"""The compiled line assembly (generators/kernels.py) against an independent rendering.
+
+Every line the layout builds must equal `json.dumps` of the same record, whatever mix of
+regular rows, overridden values, omitted and renamed fields, tails and cuts a block holds,
+and at every block boundary.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from generators import encode, kernels
+
+
+def _layout(n: int, seed: int) -> tuple[encode.LineLayout, list[dict[str, object]]]:
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1, n + 1)
+    speeds = np.round(rng.normal(50, 30, n), 1)  # negative ones too: sign column with padding
+    counts = rng.integers(-5, 100_000, n)
+    names = ["a", "bb", "ccc", "dddd ü"]
+    codes = rng.integers(0, len(names), n)
+    layout = encode.LineLayout(n)
+    layout.add_field("id", encode.encode_sequence(ids, "e-", 6))
+    layout.add_field("speed", encode.encode_fixed(speeds, 1))
+    layout.add_field("count", encode.encode_int(counts))
+    layout.add_field("name", encode.encode_codes(codes, encode.string_table(names)))
+    records: list[dict[str, object]] = [
+        {"id": f"e-{i:06d}", "speed": float(s), "count": int(c), "name": names[k]}
+        for i, s, c, k in zip(ids.tolist(), speeds.tolist(), counts.tolist(), codes.tolist(), strict=True)
+    ]
+    # Irregular rows of every kind, some of them adjacent and at the ends.
+    nulls = np.array([0, 1, 7, n - 1])
+    layout.override_values("speed", nulls, np.tile(np.frombuffer(b"null", dtype=np.uint8), (nulls.size, 1)))
+    for row in nulls.tolist():
+        records[row]["speed"] = None
+    wide = np.array([3, 8])
+    layout.override_values("count", wide, encode.bytes_table([b'"a much wider text than the column"'] * wide.size))
+    for row in wide.tolist():
+        records[row]["count"] = "a much wider text than the column"
+    omitted = np.array([2, 9, n - 2])
+    layout.omit_rows("name", omitted)
+    for row in omitted.tolist():
+        del records[row]["name"]
+    renamed = np.array([4, 5])
+    layout.override_keys("count", renamed, "total")
+    for row in renamed.tolist():
+        records[row] = {("total" if k == "count" else k): v for k, v in records[row].items()}
+    layout.add_tail(6, b',"extra":true')
+    records[6]["extra"] = True
+    return layout, records
+
+
+def _expected(records: list[dict[str, object]]) -> list[bytes]:
+    return [json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for r in records]
+
+
+def test_assembled_lines_equal_json_dumps_in_any_block() -> None:
+    layout, records = _layout(500, seed=3)
+    expected = _expected(records)
+    for start, stop in ((0, 500), (0, 1), (1, 10), (5, 7), (123, 321), (499, 500), (250, 250)):
+        text, ends = layout.build_text(start, stop)
+        assert ends.size == stop - start + 1 and ends[0] == 0 and ends[-1] == text.size
+        lines = [text[ends[i] : ends[i + 1]].tobytes() for i in range(stop - start)]
+        assert lines == expected[start:stop]
+    assert layout.line(6) == expected[6]
+
+
+def test_a_cut_line_keeps_its_key_and_newline() -> None:
+    layout, records = _layout(50, seed=5)
+    layout.truncate(10, 0.5, after_field="id")
+    line = layout.line(10)
+    whole = _expected(records)[10]
+    assert line.endswith(b"\n") and line != whole
+    assert whole.startswith(line[:-1]) and line.startswith(b'{"id":"e-000011"')
+    assert layout.line(11) == _expected(records)[11]
+
+
+def test_compress_rows_drops_padding_anywhere() -> None:
+    rng = np.random.default_rng(11)
+    matrix = rng.integers(1, 255, (300, 37), dtype=np.uint8)
+    matrix[rng.random(matrix.shape) < 0.3] = 0  # padding at random places, whole rows too
+    matrix[17] = 0
+    text, ends = kernels.compress_rows(matrix)
+    assert text.tobytes() == matrix[matrix != 0].tobytes()
+    assert np.array_equal(np.diff(ends), np.count_nonzero(matrix, axis=1))
