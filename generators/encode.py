@@ -3,8 +3,9 @@
 Every encoder returns a `uint8` matrix of shape (n, width) holding the JSON text of one value
 per row, left-aligned or right-aligned, padded with zero bytes. Zero never occurs in JSON text,
 so a whole line is assembled by laying the key literals and value matrices side by side and
-dropping the zero bytes in one numpy pass (`compress`). That is what makes the generator run at
-millions of records per second without a Python loop per row.
+dropping the zero bytes (`LineLayout.build_text`). Whole columns are handled at once, by numpy
+or by the compiled loops of generators.kernels, never by a Python loop per row: that is what
+makes the generator run at millions of records per second.
 """
 
 from __future__ import annotations
@@ -23,38 +24,12 @@ _QUOTE = ord('"')
 _MS_PER_DAY = 86_400_000
 
 
-def _digit_table(width: int) -> np.ndarray:
-    count = 10**width
-    values = np.arange(count, dtype=np.int64)
-    table = np.empty((count, width), dtype=np.uint8)
-    for column in range(width - 1, -1, -1):
-        values, digit = np.divmod(values, 10)
-        table[:, column] = digit
-    return table + np.uint8(48)
-
-
-_D4 = _digit_table(4)  # 10,000 x 4 bytes: fits in L2, one gather per four digits
-_D3 = _digit_table(3)
-_D2 = _digit_table(2)
 _HEX = np.array([list(f"{i:02x}".encode()) for i in range(256)], dtype=np.uint8)
 
 
 def digits(values: np.ndarray, width: int) -> np.ndarray:
     """Zero-padded decimal digits of non-negative ints below 10**width, as (n, width) ASCII."""
-    values = np.asarray(values, dtype=np.int64)
-    out = np.empty((values.size, width), dtype=np.uint8)
-    column = width
-    rest = values
-    while column > 0:
-        take = min(4, column)
-        rest, chunk = np.divmod(rest, 10**take)
-        table = _D4 if take == 4 else _D3 if take == 3 else _D2 if take == 2 else None
-        if table is None:
-            out[:, column - 1] = chunk.astype(np.uint8) + np.uint8(48)
-        else:
-            out[:, column - take : column] = np.take(table, chunk, axis=0)
-        column -= take
-    return out
+    return kernels.zero_padded_digits(np.ascontiguousarray(values, dtype=np.int64), width)
 
 
 def _trim_leading_zeros(digit_matrix: np.ndarray, keep: int = 1) -> np.ndarray:
@@ -67,33 +42,12 @@ def _trim_leading_zeros(digit_matrix: np.ndarray, keep: int = 1) -> np.ndarray:
     return digit_matrix
 
 
-# Four-digit chunks as padding (above the number), trimmed (its leading chunk) or in full.
-_D4_TRIMMED = _trim_leading_zeros(_D4.copy())
-_D4_BY_ROLE = np.vstack([np.zeros_like(_D4), _D4_TRIMMED, _D4])
-_CHUNK_LIMITS = np.array([10**4, 10**8, 10**12, 10**16], dtype=np.int64)
-
-
 def plain_digits(values: np.ndarray) -> np.ndarray:
     """Decimal digits of non-negative ints without leading zeros, right-aligned and padded."""
-    values = np.asarray(values, dtype=np.int64)
+    values = np.ascontiguousarray(values, dtype=np.int64)
     if values.size == 0:
         return np.zeros((0, 1), dtype=np.uint8)
-    largest = int(values.max())
-    if largest < 10**4:
-        # One gather from a table that already holds the trimmed text: no per-digit work.
-        return np.take(_D4_TRIMMED[:, 4 - width_of(largest) :], values, axis=0)
-    chunks = -(-width_of(largest) // 4)
-    top = np.zeros(values.size, dtype=np.int64)
-    for limit in _CHUNK_LIMITS[: chunks - 1]:
-        top += values >= limit
-    out = np.empty((values.size, chunks * 4), dtype=np.uint8)
-    rest = values
-    for j in range(chunks):  # from the least significant chunk
-        rest, chunk = np.divmod(rest, 10_000)
-        role = np.where(top > j, 2, np.where(top == j, 1, 0))
-        column = (chunks - 1 - j) * 4
-        out[:, column : column + 4] = np.take(_D4_BY_ROLE, role * 10_000 + chunk, axis=0)
-    return out
+    return kernels.plain_digits_text(values, width_of(int(values.max())))
 
 
 def width_of(max_value: int) -> int:
@@ -114,23 +68,6 @@ def encode_int(values: np.ndarray) -> np.ndarray:
     return np.hstack([sign, body])
 
 
-_FRACTIONS: dict[int, np.ndarray] = {}
-
-
-def _fraction_table(places: int) -> np.ndarray | None:
-    """All `places`-digit fractions with trailing zeros (after the first) as padding."""
-    if places > 5:
-        return None  # 10**6 rows and more: trim per batch instead
-    table = _FRACTIONS.get(places)
-    if table is None:
-        table = digits(np.arange(10**places), places)
-        if places > 1:
-            reversed_tail = table[:, :0:-1]
-            reversed_tail[np.logical_and.accumulate(reversed_tail == 48, axis=1)] = PAD
-        _FRACTIONS[places] = table
-    return table
-
-
 def encode_fixed(values: np.ndarray, decimals: int) -> np.ndarray:
     """JSON numbers rounded to `decimals` places, written like Python's repr of the rounded
     float: trailing zeros trimmed but at least one decimal ("52.3", "12.0", "-0.5")."""
@@ -146,26 +83,12 @@ def encode_scaled(scaled: np.ndarray, decimals: int) -> np.ndarray:
     places = max(decimals, 1)
     if places != decimals:
         scaled = scaled * 10 ** (places - decimals)
+    scaled = np.ascontiguousarray(scaled, dtype=np.int64)
     negative = scaled < 0
     any_negative = bool(negative.any())
     magnitude = np.abs(scaled) if any_negative else scaled
-    whole, fraction = np.divmod(magnitude, 10**places)
-    head = plain_digits(whole)
-    table = _fraction_table(places)
-    if table is not None:
-        tail = np.take(table, fraction, axis=0)
-    else:
-        tail = digits(fraction, places)
-        reversed_tail = tail[:, :0:-1]
-        reversed_tail[np.logical_and.accumulate(reversed_tail == 48, axis=1)] = PAD
-    sign = 1 if any_negative else 0
-    out = np.empty((n, sign + head.shape[1] + 1 + places), dtype=np.uint8)
-    if any_negative:
-        out[:, 0] = np.where(negative, np.uint8(45), np.uint8(PAD))
-    out[:, sign : sign + head.shape[1]] = head
-    out[:, sign + head.shape[1]] = 46
-    out[:, sign + head.shape[1] + 1 :] = tail
-    return out
+    head_width = width_of(int(magnitude.max()) // 10**places)
+    return kernels.fixed_point_text(magnitude, negative, places, head_width, any_negative)
 
 
 def _date_table(first_day: int, last_day: int) -> np.ndarray:
@@ -174,45 +97,15 @@ def _date_table(first_day: int, last_day: int) -> np.ndarray:
     return np.frombuffer(text.tobytes(), dtype=np.uint8).reshape(-1, 10)
 
 
-_CLOCK: np.ndarray | None = None
-
-
-def _clock_table() -> np.ndarray:
-    """"HH:MM:SS" for every second of a day (86,400 x 8 bytes), built once."""
-    global _CLOCK
-    if _CLOCK is None:
-        seconds = np.arange(86_400)
-        table = np.empty((86_400, 8), dtype=np.uint8)
-        table[:, 0:2] = np.take(_D2, seconds // 3600, axis=0)
-        table[:, 2] = ord(":")
-        table[:, 3:5] = np.take(_D2, seconds // 60 % 60, axis=0)
-        table[:, 5] = ord(":")
-        table[:, 6:8] = np.take(_D2, seconds % 60, axis=0)
-        _CLOCK = table
-    return _CLOCK
-
-
 def encode_timestamp(epoch_ms: np.ndarray) -> np.ndarray:
     """Quoted ISO-8601 UTC instants with milliseconds: "2026-01-05T06:03:12.345Z" (26 bytes)."""
-    epoch_ms = np.asarray(epoch_ms, dtype=np.int64)
-    n = epoch_ms.size
-    out = np.empty((n, 26), dtype=np.uint8)
-    if n == 0:
-        return out
-    days, in_day = np.divmod(epoch_ms, _MS_PER_DAY)
+    epoch_ms = np.ascontiguousarray(epoch_ms, dtype=np.int64)
+    if epoch_ms.size == 0:
+        return np.empty((0, 26), dtype=np.uint8)
+    days = epoch_ms // _MS_PER_DAY
     first = int(days.min())
-    # A batch spans minutes to days, so formatting each distinct date once and gathering is
-    # far cheaper than civil-date arithmetic per row; likewise each second of the day.
-    out[:, 1:11] = np.take(_date_table(first, int(days.max())), days - first, axis=0)
-    seconds, millis = np.divmod(in_day, 1000)
-    out[:, 0] = _QUOTE
-    out[:, 11] = ord("T")
-    out[:, 12:20] = np.take(_clock_table(), seconds, axis=0)
-    out[:, 20] = ord(".")
-    out[:, 21:24] = np.take(_D3, millis, axis=0)
-    out[:, 24] = ord("Z")
-    out[:, 25] = _QUOTE
-    return out
+    # A batch spans minutes to days: each distinct date is formatted once, then looked up.
+    return kernels.timestamp_text(epoch_ms, _date_table(first, int(days.max())), first)
 
 
 def encode_date(epoch_days: np.ndarray) -> np.ndarray:

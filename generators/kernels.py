@@ -83,3 +83,99 @@ def assemble_lines(
                         k += byte != 0  # branch-free: padding is written, then overwritten
         ends[row - start + 1] = k
     return out[:k], ends
+
+
+# --- numbers and instants as padded text (one pass per column instead of one per digit) ----
+
+
+@njit(nogil=True, cache=True)
+def zero_padded_digits(values: np.ndarray, width: int) -> np.ndarray:
+    """Decimal digits of non-negative ints below 10**width, zero-padded: (n, width) ASCII."""
+    out = np.empty((values.size, width), dtype=np.uint8)
+    for i in range(values.size):
+        rest = values[i]
+        for j in range(width - 1, -1, -1):
+            out[i, j] = 48 + rest % 10
+            rest //= 10
+    return out
+
+
+@njit(nogil=True, cache=True)
+def fixed_point_text(magnitude: np.ndarray, negative: np.ndarray, places: int, head_width: int, signed: bool) -> np.ndarray:
+    """Numbers given in units of 10**-places as [sign][whole][.][fraction] in fixed columns.
+
+    The sign column holds '-' or padding; the whole part is right-aligned without leading
+    zeros (at least one digit); the fraction keeps its first digit and pads trailing zeros.
+    """
+    sign = 1 if signed else 0
+    point = sign + head_width
+    out = np.zeros((magnitude.size, point + 1 + places), dtype=np.uint8)
+    scale = 1
+    for _ in range(places):
+        scale *= 10
+    for i in range(magnitude.size):
+        whole, fraction = magnitude[i] // scale, magnitude[i] % scale
+        trailing = True
+        for j in range(places - 1, -1, -1):
+            digit = fraction % 10
+            fraction //= 10
+            if not (trailing and digit == 0 and j > 0):
+                out[i, point + 1 + j] = 48 + digit
+                trailing = False
+        out[i, point] = 46
+        j = point - 1
+        while True:
+            out[i, j] = 48 + whole % 10
+            whole //= 10
+            j -= 1
+            if whole == 0:
+                break
+        if signed and negative[i]:
+            out[i, 0] = 45
+    return out
+
+
+@njit(nogil=True, cache=True)
+def plain_digits_text(values: np.ndarray, width: int) -> np.ndarray:
+    """Non-negative ints without leading zeros, right-aligned in `width` columns."""
+    out = np.zeros((values.size, width), dtype=np.uint8)
+    for i in range(values.size):
+        rest = values[i]
+        j = width - 1
+        while True:
+            out[i, j] = 48 + rest % 10
+            rest //= 10
+            j -= 1
+            if rest == 0:
+                break
+    return out
+
+
+@njit(nogil=True, cache=True)
+def timestamp_text(epoch_ms: np.ndarray, dates: np.ndarray, first_day: int) -> np.ndarray:
+    """Quoted "YYYY-MM-DDTHH:MM:SS.mmmZ" (26 bytes); `dates[d - first_day]` is day d's text."""
+    out = np.empty((epoch_ms.size, 26), dtype=np.uint8)
+    for i in range(epoch_ms.size):
+        day, in_day = divmod(epoch_ms[i], 86_400_000)
+        seconds, millis = divmod(in_day, 1000)
+        out[i, 0] = 34
+        for j in range(10):
+            out[i, 1 + j] = dates[day - first_day, j]
+        out[i, 11] = 84  # T
+        hours, rest = divmod(seconds, 3600)
+        minutes, secs = divmod(rest, 60)
+        out[i, 12] = 48 + hours // 10
+        out[i, 13] = 48 + hours % 10
+        out[i, 14] = 58
+        out[i, 15] = 48 + minutes // 10
+        out[i, 16] = 48 + minutes % 10
+        out[i, 17] = 58
+        out[i, 18] = 48 + secs // 10
+        out[i, 19] = 48 + secs % 10
+        out[i, 20] = 46
+        out[i, 21] = 48 + millis // 100
+        out[i, 22] = 48 + millis // 10 % 10
+        out[i, 23] = 48 + millis % 10
+        out[i, 24] = 90  # Z
+        out[i, 25] = 34
+    return out

@@ -85,3 +85,26 @@ def test_compress_rows_drops_padding_anywhere() -> None:
     text, ends = kernels.compress_rows(matrix)
     assert text.tobytes() == matrix[matrix != 0].tobytes()
     assert np.array_equal(np.diff(ends), np.count_nonzero(matrix, axis=1))
+
+
+def _texts(matrix: np.ndarray) -> list[str]:
+    return [row[row != 0].tobytes().decode() for row in matrix]
+
+
+def test_numbers_are_written_like_python_writes_them() -> None:
+    rng = np.random.default_rng(2)
+    floats = np.concatenate([rng.normal(0, 1000, 2000), [0.0, -0.04, 0.05, -0.5, 12.0, 99.95, 1e9 + 0.5, -123456.789]])
+    for decimals in (1, 2, 5):
+        expected = [repr(round(float(x), decimals)) for x in np.rint(floats * 10**decimals) / 10**decimals]
+        expected = [e.replace("-0.0", "0.0") if e.strip("-0.") == "" else e for e in expected]
+        assert _texts(encode.encode_fixed(floats, decimals)) == expected
+    ints = np.concatenate([rng.integers(-(10**12), 10**12, 2000), [0, -1, 9, 10, 9999, 10_000, -10_000, 10**15]])
+    assert _texts(encode.encode_int(ints)) == [str(int(i)) for i in ints]
+    assert _texts(encode.digits(np.array([0, 7, 42, 999]), 3)) == ["000", "007", "042", "999"]
+
+
+def test_timestamps_are_iso_8601_with_milliseconds() -> None:
+    rng = np.random.default_rng(4)
+    instants = np.concatenate([rng.integers(0, 4_102_444_800_000, 3000), [0, 86_399_999, 1_767_225_599_999]])
+    expected = [f'"{encode.format_timestamp(int(ms))}"' for ms in instants]
+    assert _texts(encode.encode_timestamp(instants)) == expected
