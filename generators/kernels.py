@@ -88,15 +88,20 @@ def assemble_lines(
 # --- numbers and instants as padded text (one pass per column instead of one per digit) ----
 
 
+# Digits by unsigned division by the constant 10, which compiles to a multiplication; signed
+# or variable divisors cost an order of magnitude more per digit.
+_TEN = np.uint64(10)
+
+
 @njit(nogil=True, cache=True)
 def zero_padded_digits(values: np.ndarray, width: int) -> np.ndarray:
     """Decimal digits of non-negative ints below 10**width, zero-padded: (n, width) ASCII."""
     out = np.empty((values.size, width), dtype=np.uint8)
     for i in range(values.size):
-        rest = values[i]
+        rest = np.uint64(values[i])
         for j in range(width - 1, -1, -1):
-            out[i, j] = 48 + rest % 10
-            rest //= 10
+            out[i, j] = 48 + rest % _TEN
+            rest //= _TEN
     return out
 
 
@@ -107,28 +112,24 @@ def fixed_point_text(magnitude: np.ndarray, negative: np.ndarray, places: int, h
     The sign column holds '-' or padding; the whole part is right-aligned without leading
     zeros (at least one digit); the fraction keeps its first digit and pads trailing zeros.
     """
-    sign = 1 if signed else 0
-    point = sign + head_width
+    point = head_width + (1 if signed else 0)
     out = np.zeros((magnitude.size, point + 1 + places), dtype=np.uint8)
-    scale = 1
-    for _ in range(places):
-        scale *= 10
     for i in range(magnitude.size):
-        whole, fraction = magnitude[i] // scale, magnitude[i] % scale
+        rest = np.uint64(magnitude[i])
         trailing = True
-        for j in range(places - 1, -1, -1):
-            digit = fraction % 10
-            fraction //= 10
-            if not (trailing and digit == 0 and j > 0):
-                out[i, point + 1 + j] = 48 + digit
+        for j in range(point + places, point, -1):
+            digit = rest % _TEN
+            rest //= _TEN
+            if digit != 0 or not trailing or j == point + 1:
+                out[i, j] = 48 + digit
                 trailing = False
         out[i, point] = 46
         j = point - 1
         while True:
-            out[i, j] = 48 + whole % 10
-            whole //= 10
+            out[i, j] = 48 + rest % _TEN
+            rest //= _TEN
             j -= 1
-            if whole == 0:
+            if rest == 0:
                 break
         if signed and negative[i]:
             out[i, 0] = 45
@@ -140,11 +141,11 @@ def plain_digits_text(values: np.ndarray, width: int) -> np.ndarray:
     """Non-negative ints without leading zeros, right-aligned in `width` columns."""
     out = np.zeros((values.size, width), dtype=np.uint8)
     for i in range(values.size):
-        rest = values[i]
+        rest = np.uint64(values[i])
         j = width - 1
         while True:
-            out[i, j] = 48 + rest % 10
-            rest //= 10
+            out[i, j] = 48 + rest % _TEN
+            rest //= _TEN
             j -= 1
             if rest == 0:
                 break
