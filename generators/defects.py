@@ -188,7 +188,8 @@ class DefectInjector:
     ) -> tuple[Injected, list[tuple[np.ndarray, str]]]:
         """Write the planned defects of the kept rows into the layout.
 
-        `kept` maps line rows to generated rows. Returns the rewritten rows and the rows that
+        `kept` maps line rows to generated rows, the rows of `columns` and `added_columns`
+        (the layout reads its values through the same map). Returns the rewritten rows and the rows that
         gained a declared field as (line rows, field) arrays. Common kinds are written for all
         their rows at once; rare, irregular ones (malformed lines, orphans, drift) row by row.
         """
@@ -214,6 +215,7 @@ class DefectInjector:
             if not chosen.any():
                 continue
             rows = lines[chosen]
+            sources = plan.rows[chosen]  # the same rows among the generated ones
             variant, u1, u2 = plan.variant[chosen], plan.u1[chosen], plan.u2[chosen]
             if kind in ("late", "out_of_order"):
                 self._shift_times(kind, rows, u1, interval, layout, injected)
@@ -222,26 +224,28 @@ class DefectInjector:
             elif kind == "wrong_type":
                 self._wrong_types(rows, variant, layout, injected)
             elif kind == "out_of_range":
-                self._out_of_range(rows, variant, u1, u2, columns, layout, injected)
+                self._out_of_range(rows, sources, variant, u1, u2, columns, layout, injected)
             elif kind == "schema_drift" and drift_index is not None and drift_specs[drift_index].change == "rename":
                 spec = drift_specs[drift_index]
                 layout.override_keys(spec.field, rows, spec.to or spec.field)
                 injected.add(rows, "schema_drift", spec.field, "rename")
-            elif kind == "orphan_fk" and self._orphans(rows, variant, columns, layout, injected):
+            elif kind == "orphan_fk" and self._orphans(rows, sources, variant, columns, layout, injected):
                 pass
             else:
                 # Rare and irregular: row by row, recorded per (kind, field, change) group.
                 marks: dict[tuple[str, str | None, str | None], list[int]] = {}
-                for i, row in enumerate(rows.tolist()):
+                for i, (row, source) in enumerate(zip(rows.tolist(), sources.tolist(), strict=True)):
                     pick = Pick(kind, drift_index, int(variant[i]), float(u1[i]), float(u2[i]))
-                    mark = self._write(pick, row, columns, layout, added_columns, drift_specs)
+                    mark = self._write(pick, row, source, columns, layout, added_columns, drift_specs)
                     if mark is not None:
                         marks.setdefault(mark, []).append(row)
                 for (mark_kind, mark_field, change), marked in marks.items():
                     injected.add(marked, mark_kind, mark_field, change)
         return injected, added_rows
 
-    def _orphans(self, rows: np.ndarray, variant: np.ndarray, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected) -> bool:
+    def _orphans(
+        self, rows: np.ndarray, sources: np.ndarray, variant: np.ndarray, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected
+    ) -> bool:
         """Orphan keys for sequence-keyed targets, all at once: an 'x' after the prefix (a form the
         sequence never writes). False when a target needs the row-by-row path."""
         if not self.references:
@@ -259,7 +263,7 @@ class DefectInjector:
                 return False
             plans.append((name, mine, len(encode.json_scalar(sample.prefix)) - 1))
         for name, mine, head in plans:
-            texts = np.take(columns[name].enc, rows[mine], axis=0)
+            texts = np.take(columns[name].enc, sources[mine], axis=0)
             marker = np.full((texts.shape[0], 1), ord("x"), dtype=np.uint8)
             layout.override_values(name, rows[mine], np.hstack([texts[:, :head], marker, texts[:, head:]]))
             injected.add(rows[mine], "orphan_fk", name)
@@ -313,7 +317,17 @@ class DefectInjector:
             layout.override_values(name, rows[mine], np.take(table, (variant[mine] // 7) % table.shape[0], axis=0))
             injected.add(rows[mine], "wrong_type", name)
 
-    def _out_of_range(self, rows: np.ndarray, variant: np.ndarray, u1: np.ndarray, u2: np.ndarray, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected) -> None:
+    def _out_of_range(
+        self,
+        rows: np.ndarray,
+        sources: np.ndarray,
+        variant: np.ndarray,
+        u1: np.ndarray,
+        u2: np.ndarray,
+        columns: dict[str, Column],
+        layout: encode.LineLayout,
+        injected: Injected,
+    ) -> None:
         """Numbers beyond the range (vectorised); strings outside the enum (row by row)."""
         if not self.ranged:
             return
@@ -326,7 +340,7 @@ class DefectInjector:
             if spec.range is None:
                 for i in np.flatnonzero(mine).tolist():
                     pick = Pick("out_of_range", None, int(variant[i]), float(u1[i]), float(u2[i]))
-                    layout.override_value(name, int(rows[i]), out_of_range_value(spec, columns[name], int(rows[i]), pick))
+                    layout.override_value(name, int(rows[i]), out_of_range_value(spec, columns[name], int(sources[i]), pick))
             else:
                 layout.override_values(name, rows[mine], out_of_range_numbers(spec, u1[mine], u2[mine]))
             injected.add(rows[mine], "out_of_range", name)
@@ -335,12 +349,14 @@ class DefectInjector:
         self,
         pick: Pick,
         row: int,
+        source: int,
         columns: dict[str, Column],
         layout: encode.LineLayout,
         added_columns: dict[str, Column],
         drift_specs: list[DriftSpec],
     ) -> tuple[str, str | None, str | None] | None:
-        """Write one row's defect; returns what to record (kind, field, change)."""
+        """Write one row's defect; returns what to record (kind, field, change). `row` is the
+        line, `source` the same row in `columns`."""
         entity = self.entity
         kind = pick.kind
         if kind == "malformed_json":
@@ -352,10 +368,10 @@ class DefectInjector:
                 layout.add_garbage(row, GARBAGE[pick.variant // 3 % len(GARBAGE)])
                 return kind, None, None
             bad = INVALID_UTF8[pick.variant // 3 % len(INVALID_UTF8)]
-            candidates = [f for f in self.strings if not _is_null(columns[f], row)]
+            candidates = [f for f in self.strings if not _is_null(columns[f], source)]
             if candidates:
                 name = candidates[pick.variant // 15 % len(candidates)]
-                text = columns[name].text(row)
+                text = columns[name].text(source)
                 cut = 1 + int(pick.u1 * (len(text) - 1))
                 layout.override_value(name, row, text[:cut] + bad + text[cut:])
                 return kind, name, None
@@ -367,21 +383,21 @@ class DefectInjector:
                 return None
             name = self.references[pick.variant % len(self.references)]
             target = entity.fields[name].references or ""
-            value = json.loads(columns[name].text(row)) if not _is_null(columns[name], row) else None
+            value = json.loads(columns[name].text(source)) if not _is_null(columns[name], source) else None
             layout.override_value(name, row, encode.json_scalar(orphan_key(self.scenario, target, value, pick)))
             return kind, name, None
         assert pick.drift is not None
         spec = drift_specs[pick.drift]
         if spec.change == "retype":
             column = columns[spec.field]
-            if _is_null(column, row):
+            if _is_null(column, source):
                 return None  # a null has no other JSON type
-            text = retyped_value(entity.fields[spec.field], column, row, spec.to or "string")
+            text = retyped_value(entity.fields[spec.field], column, source, spec.to or "string")
             layout.override_value(spec.field, row, text)
             return "schema_drift", spec.field, "retype"
         # An undeclared added field goes after the last declared one.
         if spec.change == "add" and spec.field not in entity.fields:
-            value = added_columns[spec.field].text(row)
+            value = added_columns[spec.field].text(source)
             layout.add_tail(row, encode.key_literal(spec.field, first=False) + value)
             return "schema_drift", spec.field, "add"
         return None

@@ -233,8 +233,10 @@ class LineLayout:
     `truncate` cuts a row short; `add_tail` appends text after the last field.
     """
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, source: np.ndarray | None = None) -> None:
         self.n = n
+        # Value matrices may hold more rows than there are lines: line i shows row source[i].
+        self.source = np.zeros(0, dtype=np.int64) if source is None else np.ascontiguousarray(source, dtype=np.int64)
         # Each slot is ("literal", bytes of the text) or ("values", an (n, width) matrix).
         self._slots: list[tuple[str, np.ndarray]] = [("literal", _literal(b"{"))]
         self._overrides: list[dict[int, bytes]] = [{}]
@@ -286,7 +288,10 @@ class LineLayout:
         slot = self._field_slots[name][1]
         if row in self._overrides[slot]:
             return self._overrides[slot][row]
-        return row_bytes(self._slots[slot][1], row)
+        return row_bytes(self._slots[slot][1], self._source_row(row))
+
+    def _source_row(self, row: int) -> int:
+        return int(self.source[row]) if self.source.size else row
 
     def override_key(self, name: str, row: int, new_name: str) -> None:
         """Write the key `new_name` instead of `name` in this row (a renamed field)."""
@@ -401,7 +406,7 @@ class LineLayout:
         stop = self.n if stop is None else stop
         low, high = np.searchsorted(prepared.irregular, [start, stop])
         return kernels.assemble_lines(
-            prepared.columns, prepared.literals, prepared.literal_ends, start, stop,
+            prepared.columns, self.source, prepared.literals, prepared.literal_ends, start, stop,
             prepared.irregular[low:high], prepared.irregular_text, prepared.irregular_ends[low : high + 1],
         )
 
@@ -415,12 +420,13 @@ class LineLayout:
     ) -> np.ndarray:
         """The padded matrix of the given rows (sorted), every override applied."""
         starts, widths = geometry.starts, geometry.widths
+        shown_rows = self.source[rows] if self.source.size else rows
         out = np.empty((rows.size, starts[-1]), dtype=np.uint8)
         # Literals and padding in one broadcast copy, then one strided copy per value column.
         out[:] = geometry.template
         for index, (kind, payload) in enumerate(slots):
             if kind == "values" and index - 1 not in sparse:
-                matrix = payload[rows]
+                matrix = payload[shown_rows]
                 out[:, starts[index] : starts[index] + matrix.shape[1]] = matrix
         for key_slot, mask in self._omitted:
             if key_slot in sparse:
@@ -429,7 +435,7 @@ class LineLayout:
                 values = slots[key_slot + 1][1]
                 out[shown, starts[key_slot] : starts[key_slot] + literal.size] = literal
                 column = starts[key_slot + 1]
-                out[shown, column : column + values.shape[1]] = values[rows[shown]]
+                out[shown, column : column + values.shape[1]] = values[shown_rows[shown]]
             else:
                 out[mask[rows], starts[key_slot] : starts[key_slot + 2]] = PAD
         for index, override_rows, block in grouped:

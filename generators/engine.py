@@ -249,15 +249,11 @@ class Engine:
         kept = np.flatnonzero(keep)
         plan = injector.plan(batch_id, n)
 
-        if kept.size == n:
-            line_columns, line_added = columns, added
-        else:
-            line_columns = {f: c.take(kept) for f, c in columns.items()}
-            line_added = {f: c.take(kept) for f, c in added.items()}
-        layout = encode.LineLayout(kept.size)
+        # Lines show the kept rows: the layout reads the columns through `kept` (no copies).
+        layout = encode.LineLayout(kept.size, None if kept.size == n else kept)
         for field_name in entity.fields:
-            layout.add_field(field_name, line_columns[field_name].enc)
-        injected, added_rows = injector.apply(plan, kept, line_columns, layout, interval, line_added)
+            layout.add_field(field_name, columns[field_name].enc)
+        injected, added_rows = injector.apply(plan, kept, columns, layout, interval, added)
 
         clean = keep.copy()
         for marked, kind, change in zip(injected.rows, injected.kinds, injected.changes, strict=True):
@@ -268,7 +264,7 @@ class Engine:
         if name in self.universes:
             self._grow(name, frame)
         self.generated[name] += n
-        return self._render(name, batch_id, layout, line_columns[entity.key], injected, added_rows, n)
+        return self._render(name, batch_id, layout, columns[entity.key], kept, injected, added_rows, n)
 
     def _grow(self, name: str, frame: Frame) -> None:
         universe = self.universes[name]
@@ -288,10 +284,13 @@ class Engine:
         batch_id: int,
         layout: encode.LineLayout,
         keys: Column,
+        kept: np.ndarray,
         injected: Injected,
         added_rows: list[tuple[np.ndarray, str]],
         generated: int,
     ) -> EntityBatch:
+        # Rows here are lines (before duplicates are inserted); `keys` holds the generated
+        # rows, and `kept` maps the one to the other.
         entity = self.scenario.entities[name]
         n_rows = layout.n
         injected_rows, _ = injected.flat()
@@ -356,14 +355,14 @@ class Engine:
                 tail += b',"field":"' + str(injected.fields[group]).encode() + b'"'
             if injected.changes[group] is not None:
                 tail += b',"change":"' + str(injected.changes[group]).encode() + b'"'
-            builder.add(part, line, kind, quoted(np.take(keys.enc, rows, axis=0), key_is_string), tail)
+            builder.add(part, line, kind, quoted(np.take(keys.enc, kept[rows], axis=0), key_is_string), tail)
             counts[kind] += int(rows.size)
             if defect_fate(kind, injected.changes[group]) != "keep":
                 quarantined += int(rows.size)
         for rows, field_name in added_rows:
             part, line = locate(row_lines(rows))
             tail = b',"field":"' + field_name.encode() + b'","change":"add"'
-            builder.add(part, line, "schema_drift", quoted(np.take(keys.enc, rows, axis=0), key_is_string), tail)
+            builder.add(part, line, "schema_drift", quoted(np.take(keys.enc, kept[rows], axis=0), key_is_string), tail)
             counts["schema_drift"] += int(rows.size)
         if n_dups:
             counts["duplicate"] += n_dups
@@ -378,7 +377,7 @@ class Engine:
                 )
                 builder.add(
                     dup_part[is_current], dup_line[is_current], "duplicate",
-                    quoted(np.take(keys.enc, current, axis=0), key_is_string), tail_matrix,
+                    quoted(np.take(keys.enc, kept[current], axis=0), key_is_string), tail_matrix,
                 )
             if not is_current.all():
                 earlier = [s for s in dup_sources if isinstance(s, _Candidate)]
@@ -443,7 +442,7 @@ class Engine:
         # repeats exactly what an uninterrupted run would.
         if pool_rows.size:
             pool_part, pool_line = locate(row_lines(pool_rows))
-            pool_keys = key_json(keys, pool_rows)
+            pool_keys = key_json(keys, kept[pool_rows])
             self.candidates[name] = [
                 _Candidate(texts[int(row)], pool_keys[i], file_names[pool_part[i]], int(pool_line[i]))
                 for i, row in enumerate(pool_rows.tolist())

@@ -34,6 +34,7 @@ def compress_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @njit(nogil=True, cache=True)
 def assemble_lines(
     columns: tuple[np.ndarray, ...],
+    source: np.ndarray,
     literals: np.ndarray,
     literal_ends: np.ndarray,
     start: int,
@@ -46,7 +47,7 @@ def assemble_lines(
 
     `literals` holds the c + 1 literals back to back (literal i is
     `literals[literal_ends[i]:literal_ends[i + 1]]`); each column is an (n, width) padded
-    matrix over all rows. Rows listed in `irregular` (sorted, within the range) are copied
+    matrix, read at row `source[row]` (at `row` itself when `source` is empty). Rows listed in `irregular` (sorted, within the range) are copied
     from `irregular_text` instead (its line i is
     `irregular_text[irregular_ends[i]:irregular_ends[i + 1]]`). Returns the text and the
     stop - start + 1 offsets where lines end.
@@ -77,8 +78,9 @@ def assemble_lines(
                     k += 1
                 if c < len(columns):
                     values = columns[c]
+                    at = row if source.size == 0 else source[row]
                     for j in range(values.shape[1]):
-                        byte = values[row, j]
+                        byte = values[at, j]
                         out[k] = byte
                         k += byte != 0  # branch-free: padding is written, then overwritten
         ends[row - start + 1] = k
