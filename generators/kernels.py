@@ -1,11 +1,15 @@
-"""Compiled loops over padded byte matrices (see generators.encode).
+"""Compiled loops over numpy arrays, for the generator's two hottest steps (see generators.encode).
 
-numpy has no fast way to drop the zero padding from a matrix and lay value columns side by
-side: boolean indexing walks every byte with a branch, and each extra pass reads the whole
-block again. These kernels do the last step of encoding, from value matrices to finished
-lines, in one pass per block. They hold no Python objects, so they run without the GIL
-(`nogil`) while the writer thread hashes and writes the previous batch, and their machine code
-is cached beside this file after the first run (`cache`).
+Value columns: digits, fixed-point numbers and timestamps become padded byte matrices in one
+pass per column (numpy needs a pass per digit group and a lookup table per piece). Lines: the
+value matrices and key literals are laid side by side without their padding, one block of rows
+at a time; numpy's boolean indexing walks every byte with a branch, and a newline scan reads
+the block again to find where lines end.
+
+Every kernel takes and returns plain arrays, so it runs without the GIL (`nogil`) while the
+writer thread hashes and writes the previous batch; its machine code is cached beside this file
+after the first run (`cache`). The bytes are exactly those the numpy formulation gave (tests
+compare them with Python's own formatting).
 """
 
 from __future__ import annotations
