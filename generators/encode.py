@@ -229,7 +229,7 @@ class LineLayout:
 
     Call `add_field` for each field in order, then the override methods, then `build_text` for
     a range of rows (blocks of a few thousand rows stay in the CPU cache). Overrides replace one
-    row's key or value text; `omit` removes a field (key and value) from chosen rows;
+    row's key or value text; `omit_rows` removes a field (key and value) from chosen rows;
     `truncate` cuts a row short; `add_tail` appends text after the last field.
     """
 
@@ -283,21 +283,6 @@ class LineLayout:
             for slot in self._field_slots[name]:
                 self._bulk.append((slot, rows, empty))
 
-    def value_text(self, name: str, row: int) -> bytes:
-        """The current value text of one row (an override if there is one)."""
-        slot = self._field_slots[name][1]
-        if row in self._overrides[slot]:
-            return self._overrides[slot][row]
-        return row_bytes(self._slots[slot][1], self._source_row(row))
-
-    def _source_row(self, row: int) -> int:
-        return int(self.source[row]) if self.source.size else row
-
-    def override_key(self, name: str, row: int, new_name: str) -> None:
-        """Write the key `new_name` instead of `name` in this row (a renamed field)."""
-        key_slot = self._field_slots[name][0]
-        self._overrides[key_slot][row] = key_literal(new_name, first=key_slot == 1)
-
     def override_key_bytes(self, name: str, row: int, insert: bytes) -> None:
         """Insert raw bytes inside the key name of `name` in this row (e.g. invalid UTF-8)."""
         key_slot = self._field_slots[name][0]
@@ -315,16 +300,6 @@ class LineLayout:
             raise ValueError(f"the first field ({name}) cannot be omitted")
         if mask.any():
             self._omitted.append((self._field_slots[name][0], mask))
-
-    def omit(self, name: str, rows: np.ndarray | Sequence[int]) -> None:
-        """Remove the field, key and value, from these rows (never the first field, whose
-        absence would leave the next field's comma dangling)."""
-        key_slot, value_slot = self._field_slots[name]
-        if key_slot == 1:
-            raise ValueError(f"the first field ({name}) cannot be omitted")
-        for row in np.asarray(rows, dtype=np.int64).tolist():
-            self._overrides[key_slot][row] = b""
-            self._overrides[value_slot][row] = b""
 
     def add_tail(self, row: int, text: bytes) -> None:
         """Text inside the object after the last field (an added field)."""

@@ -130,13 +130,7 @@ def fixed_point_text(magnitude: np.ndarray, negative: np.ndarray, places: int, h
                 out[i, j] = 48 + digit
                 trailing = False
         out[i, point] = 46
-        j = point - 1
-        while True:
-            out[i, j] = 48 + rest % _TEN
-            rest //= _TEN
-            j -= 1
-            if rest == 0:
-                break
+        _right_aligned_digits(out, i, point - 1, rest)
         if signed and negative[i]:
             out[i, 0] = 45
     return out
@@ -147,15 +141,19 @@ def plain_digits_text(values: np.ndarray, width: int) -> np.ndarray:
     """Non-negative ints without leading zeros, right-aligned in `width` columns."""
     out = np.zeros((values.size, width), dtype=np.uint8)
     for i in range(values.size):
-        rest = np.uint64(values[i])
-        j = width - 1
-        while True:
-            out[i, j] = 48 + rest % _TEN
-            rest //= _TEN
-            j -= 1
-            if rest == 0:
-                break
+        _right_aligned_digits(out, i, width - 1, np.uint64(values[i]))
     return out
+
+
+@njit(nogil=True, cache=True)
+def _right_aligned_digits(out: np.ndarray, row: int, last: int, value: np.uint64) -> None:
+    """Write `value`'s digits into out[row], its last digit at column `last`, no leading zeros."""
+    while True:
+        out[row, last] = 48 + value % _TEN
+        value //= _TEN
+        last -= 1
+        if value == 0:
+            break
 
 
 @njit(nogil=True, cache=True)
