@@ -314,7 +314,9 @@ class LineLayout:
         and before its closing brace; `fraction` in [0, 1) picks where. The newline stays."""
         self._cuts[row] = (fraction, self._field_slots[after_field][1])
 
-    def _prepare(self) -> _Prepared:
+    def prepare(self) -> _Prepared:
+        """Render the irregular rows and freeze the layout (no overrides after this); the
+        first `build_text` does it too. Afterwards `build_text` only reads, from any thread."""
         if self._prepared is not None:
             return self._prepared
         slots = list(self._slots)
@@ -377,11 +379,13 @@ class LineLayout:
     def build_text(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The text of rows [start, stop), each line ending in a newline, and the offsets
         where its lines end (stop - start + 1 of them, the first 0)."""
-        prepared = self._prepare()
-        stop = self.n if stop is None else stop
-        low, high = np.searchsorted(prepared.irregular, [start, stop])
+        return self._assemble(np.arange(start, self.n if stop is None else stop, dtype=np.int64))
+
+    def _assemble(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        prepared = self.prepare()
+        low, high = np.searchsorted(prepared.irregular, [rows[0], rows[-1] + 1]) if rows.size else (0, 0)
         return kernels.assemble_lines(
-            prepared.columns, self.source, prepared.literals, prepared.literal_ends, start, stop,
+            prepared.columns, self.source, prepared.literals, prepared.literal_ends, rows,
             prepared.irregular[low:high], prepared.irregular_text, prepared.irregular_ends[low : high + 1],
         )
 
@@ -427,6 +431,13 @@ class LineLayout:
     def line(self, row: int) -> bytes:
         """The finished text of one row, newline included."""
         return self.build_text(row, row + 1)[0].tobytes()
+
+    def lines(self, rows: Sequence[int]) -> list[bytes]:
+        """The finished texts of the given rows (sorted), assembled at once."""
+        text, ends = self._assemble(np.asarray(rows, dtype=np.int64))
+        data = text.tobytes()
+        bounds = ends.tolist()
+        return [data[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
 
 
 @dataclass

@@ -19,6 +19,7 @@ batch by replaying counts, which is how a restart resumes without repeating or s
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,8 +44,51 @@ class Part:
     """One landing file's content: buffers to write in order (numpy arrays or bytes)."""
 
     path: str  # relative to the data root
-    chunks: list[np.ndarray | bytes]
+    chunks: Iterable[np.ndarray | bytes]
     lines: int
+
+
+class PartLines:
+    """One file's lines, assembled as they are read: runs of ordinary lines block by block (each
+    run a slice of one assembled block), the duplicates' lines in between.
+
+    Reading happens in the writer's thread (generators.writer.PipelinedWriter), so assembling
+    and hashing a block, while it is still in the CPU cache, overlap the sampling of the next
+    batch in the engine's thread; the assembly kernel runs without the GIL.
+    """
+
+    def __init__(self, layout: encode.LineLayout, sequence: np.ndarray, repeats: list[bytes]) -> None:
+        self.layout = layout
+        self.sequence = sequence  # row of each line; duplicate i is -(i + 1)
+        self.repeats = repeats  # the text of duplicate i
+
+    def __iter__(self) -> Iterator[np.ndarray | bytes]:
+        chunk = self.sequence
+        single = chunk < 0
+        block_start = (chunk >= 0) & (chunk % BLOCK_ROWS == 0)
+        # Runs of ordinary lines start after a single line, at a block start or at the top.
+        previous_single = np.concatenate([[True], single[:-1]])
+        run_start = ~single & (previous_single | block_start)
+        run_stop = np.concatenate([run_start[1:] | single[1:], [True]]) & ~single
+        starts = np.flatnonzero(run_start).tolist()
+        stops = (np.flatnonzero(run_stop) + 1).tolist()
+        singles = np.flatnonzero(single).tolist()
+        rows = chunk.tolist()
+        block, text, ends = -1, np.zeros(0, dtype=np.uint8), [0]
+        i = j = 0
+        while i < len(starts) or j < len(singles):
+            if j < len(singles) and (i == len(starts) or singles[j] < starts[i]):
+                yield self.repeats[-rows[singles[j]] - 1]
+                j += 1
+            else:
+                first, last = rows[starts[i]], rows[stops[i] - 1]
+                base = first // BLOCK_ROWS * BLOCK_ROWS
+                if base != block:
+                    block = base
+                    text, line_ends = self.layout.build_text(base, min(self.layout.n, base + BLOCK_ROWS))
+                    ends = line_ends.tolist()
+                yield text[ends[first - base] : ends[last - base + 1]]
+                i += 1
 
 
 @dataclass
@@ -388,54 +432,21 @@ class Engine:
                 )
         ledger = builder.build()
 
-        # The bytes, built block by block so each block stays in the CPU cache. Each block is
-        # assembled once with its line boundaries, so every run of lines is a slice of that
-        # one buffer, and duplicates go in between.
-        needed = {int(r) for r in pool_rows.tolist()} | {s for s in dup_sources if isinstance(s, int)}
-        texts: dict[int, bytes] = {}
-        blocks: dict[int, tuple[np.ndarray, list[int]]] = {}
-
-        def block_text(block: int) -> tuple[np.ndarray, list[int]]:
-            found = blocks.get(block)
-            if found is None:
-                blocks.clear()  # one block at a time: parts walk the rows in order
-                base = block * BLOCK_ROWS
-                text, line_ends = layout.build_text(base, min(n_rows, base + BLOCK_ROWS))
-                ends = line_ends.tolist()
-                for row in needed:
-                    if base <= row < base + len(ends) - 1:
-                        texts[row] = text[ends[row - base] : ends[row - base + 1]].tobytes()
-                found = blocks[block] = (text, ends)
-            return found
-
+        # Lines that a duplicate repeats (in this batch or the next) are rendered now; the
+        # others when the writer reads the parts (see PartLines), in the writer's thread.
+        layout.prepare()
+        needed = sorted({int(r) for r in pool_rows.tolist()} | {s for s in dup_sources if isinstance(s, int)})
+        texts = dict(zip(needed, layout.lines(needed), strict=True))
+        repeats = [source.text if isinstance(source, _Candidate) else texts[source] for source in dup_sources]
         sequence = np.insert(np.arange(n_rows, dtype=np.int64), dup_positions + 1, -(np.arange(n_dups) + 1))
-        parts: list[Part] = []
-        for p in range(parts_count):
-            chunk = sequence[bounds[p] : bounds[p + 1]]
-            single = chunk < 0
-            block_start = (chunk >= 0) & (chunk % BLOCK_ROWS == 0)
-            # Runs of ordinary lines start after a single line, at a block start or at the top.
-            previous_single = np.concatenate([[True], single[:-1]])
-            run_start = ~single & (previous_single | block_start)
-            run_stop = np.concatenate([run_start[1:] | single[1:], [True]]) & ~single
-            starts = np.flatnonzero(run_start).tolist()
-            stops = (np.flatnonzero(run_stop) + 1).tolist()
-            singles = np.flatnonzero(single).tolist()
-            rows = chunk.tolist()
-            buffers: list[np.ndarray | bytes] = []
-            i = j = 0
-            while i < len(starts) or j < len(singles):
-                if j < len(singles) and (i == len(starts) or singles[j] < starts[i]):
-                    source = dup_sources[-rows[singles[j]] - 1]
-                    buffers.append(source.text if isinstance(source, _Candidate) else texts[source])
-                    j += 1
-                else:
-                    first, last = rows[starts[i]], rows[stops[i] - 1]
-                    text, ends = block_text(first // BLOCK_ROWS)
-                    base = first // BLOCK_ROWS * BLOCK_ROWS
-                    buffers.append(text[ends[first - base] : ends[last - base + 1]])
-                    i += 1
-            parts.append(Part(path=file_names[p], chunks=buffers, lines=int(chunk.size)))
+        parts = [
+            Part(
+                path=file_names[p],
+                chunks=PartLines(layout, sequence[bounds[p] : bounds[p + 1]], repeats),
+                lines=int(bounds[p + 1] - bounds[p]),
+            )
+            for p in range(parts_count)
+        ]
 
         # Clean lines of this batch that the next batch may repeat. Only the immediately
         # previous batch is a source, so a resumed run (which rebuilds just that batch)

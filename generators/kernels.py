@@ -41,34 +41,37 @@ def assemble_lines(
     source: np.ndarray,
     literals: np.ndarray,
     literal_ends: np.ndarray,
-    start: int,
-    stop: int,
+    rows: np.ndarray,
     irregular: np.ndarray,
     irregular_text: np.ndarray,
     irregular_ends: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lines of rows [start, stop): literal 0, column 0, literal 1, ..., column c-1, literal c.
+    """Lines of the given rows (sorted): literal 0, column 0, literal 1, ..., column c-1, literal c.
 
     `literals` holds the c + 1 literals back to back (literal i is
     `literals[literal_ends[i]:literal_ends[i + 1]]`); each column is an (n, width) padded
-    matrix, read at row `source[row]` (at `row` itself when `source` is empty). Rows listed in `irregular` (sorted, within the range) are copied
-    from `irregular_text` instead (its line i is
-    `irregular_text[irregular_ends[i]:irregular_ends[i + 1]]`). Returns the text and the
-    stop - start + 1 offsets where lines end.
+    matrix, read at row `source[row]` (at `row` itself when `source` is empty). Rows listed in
+    `irregular` (sorted, none below the first of `rows`) are copied from `irregular_text` instead
+    (its line i is `irregular_text[irregular_ends[i]:irregular_ends[i + 1]]`). Returns the text
+    and the len(rows) + 1 offsets where lines end.
 
     Row by row, so the output is written once, front to back (column by column measured
     slower: it revisits the whole output once per column).
     """
-    count = stop - start
+    count = rows.size
     row_width = literal_ends[-1]
     for c in range(len(columns)):
         row_width += columns[c].shape[1]
-    out = np.empty(count * row_width + irregular_text.size, dtype=np.uint8)
+    # Irregular rows may be longer than the template: room for all of those in the range.
+    out = np.empty(count * row_width + irregular_ends[-1] - irregular_ends[0], dtype=np.uint8)
     ends = np.empty(count + 1, dtype=np.int64)
     ends[0] = 0
     k = 0
     following = 0
-    for row in range(start, stop):
+    for line in range(count):
+        row = rows[line]
+        while following < irregular.size and irregular[following] < row:
+            following += 1
         # Plain loops, not slice assignments: a slice costs more than the few bytes it copies.
         if following < irregular.size and irregular[following] == row:
             for t in range(irregular_ends[following], irregular_ends[following + 1]):
@@ -87,7 +90,7 @@ def assemble_lines(
                         byte = values[at, j]
                         out[k] = byte
                         k += byte != 0  # branch-free: padding is written, then overwritten
-        ends[row - start + 1] = k
+        ends[line + 1] = k
     return out[:k], ends
 
 

@@ -277,7 +277,7 @@ class Runner:
         self._next_batch = first
         self.report = RunReport(first, first, 0, 0, 0, 0.0, 0.0)
         deadline = None if self.options.duration is None else started + self.options.duration
-        # Batch b is written in a background thread while b + 1 is generated.
+        # Batch b is written (and b - 1 committed) in background threads while b + 1 is generated.
         pipeline = PipelinedWriter(self.writer, self._written)
         finished = False
         try:

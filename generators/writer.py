@@ -20,8 +20,8 @@ import platform
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,8 @@ def manifest_text(payload: dict[str, Any]) -> str:
     return "{" + ",\n ".join(lines) + "}\n"
 
 
-def _fsync_dir(path: Path | str) -> None:
+def _fsync_path(path: Path | str) -> None:
+    """fsync a file or folder by name (any descriptor of a file flushes its data)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -81,6 +82,17 @@ def write_text_atomic(path: Path | str, text: str, durable: bool = True) -> None
             handle.flush()
             os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+@dataclass
+class StagedBatch:
+    """A batch whose files are written under temporary names, not yet committed."""
+
+    batch: Batch
+    renames: list[tuple[str, str]] = field(default_factory=list)  # (temporary, final)
+    manifests: list[tuple[str, str]] = field(default_factory=list)  # (path, text)
+    bytes: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
@@ -145,11 +157,11 @@ class LandingWriter:
         path = self.data.run_manifest
         if path.is_file():
             existing = json.loads(path.read_text(encoding="utf-8"))
-            for field in ("scenario", "profile", "seed", "config_sha256"):
-                if existing.get(field) != wanted[field]:
+            for setting in ("scenario", "profile", "seed", "config_sha256"):
+                if existing.get(setting) != wanted[setting]:
                     raise GeneratorError(
-                        f"{self.data.root} holds a run with {field}={existing.get(field)!r}, not "
-                        f"{wanted[field]!r}; use a new --data directory, or the same scenario, "
+                        f"{self.data.root} holds a run with {setting}={existing.get(setting)!r}, not "
+                        f"{wanted[setting]!r}; use a new --data directory, or the same scenario, "
                         "profile, start and seed to resume it"
                     )
         else:
@@ -185,25 +197,39 @@ class LandingWriter:
 
     def write(self, batch: Batch) -> WriteStats:
         """Write one batch: temporary files, manifests, then renames (dimensions first)."""
+        return self.commit(self.stage(batch))
+
+    def stage(self, batch: Batch) -> StagedBatch:
+        """Write the batch's files under temporary names, hashing them on the way (no fsync)."""
         started = time.perf_counter()
         # Plain strings, not Path objects: pathlib interns every new name it parses, and a
         # long run writes millions of names.
         root = str(self.data.root)
-        renames: list[tuple[str, str]] = []
-        manifests: list[tuple[str, str]] = []
-        total_bytes = 0
+        staged = StagedBatch(batch=batch)
         for name, part_batch in batch.entities.items():
             files = []
             for part in part_batch.parts:
                 folder, file_name = os.path.split(os.path.join(root, part.path))
                 tmp = os.path.join(folder, "." + file_name)
                 digest, size = self._write_temporary(folder, tmp, part.chunks)
-                total_bytes += size
+                staged.bytes += size
                 files.append({"path": part.path, "lines": part.lines, "sha256": digest})
-                renames.append((tmp, os.path.join(folder, file_name)))
+                staged.renames.append((tmp, os.path.join(folder, file_name)))
             payload = self.manifest_payload(batch, part_batch, files)
             manifest_path = os.path.join(root, "manifests", name, f"b{batch.batch_id:06d}.json")
-            manifests.append((manifest_path, manifest_text(payload)))
+            staged.manifests.append((manifest_path, manifest_text(payload)))
+        staged.seconds = time.perf_counter() - started
+        return staged
+
+    def commit(self, staged: StagedBatch) -> WriteStats:
+        """Make a staged batch visible: fsync its files, write its manifests, rename the files
+        into place and fsync their folders. Batches must be committed in order."""
+        started = time.perf_counter()
+        renames = staged.renames
+        if self.durable:
+            # All files of the batch are on their way to the disk together; one wait each.
+            for tmp, _ in renames:
+                _fsync_path(tmp)
         already = set()
         for tmp, final in renames:
             if os.path.exists(final):
@@ -216,7 +242,7 @@ class LandingWriter:
                         "version or a changed generator?); use a new --data directory"
                     )
                 already.add(final)
-        for path, text in manifests:
+        for path, text in staged.manifests:
             write_text_atomic(path, text, self.durable)
         folders = set()
         for tmp, final in renames:
@@ -227,16 +253,17 @@ class LandingWriter:
             folders.add(os.path.dirname(final))
         if self.durable:
             for folder in sorted(folders):
-                _fsync_dir(folder)
+                _fsync_path(folder)
+        batch = staged.batch
         return WriteStats(
             batch_id=batch.batch_id,
             lines=batch.lines,
-            bytes=total_bytes,
-            seconds=time.perf_counter() - started,
+            bytes=staged.bytes,
+            seconds=staged.seconds + time.perf_counter() - started,
             lines_by_entity={n: e.lines for n, e in batch.entities.items()},
         )
 
-    def _write_temporary(self, folder: str, tmp: str, chunks: list[np.ndarray | bytes]) -> tuple[str, int]:
+    def _write_temporary(self, folder: str, tmp: str, chunks: Iterable[np.ndarray | bytes]) -> tuple[str, int]:
         os.makedirs(folder, exist_ok=True)
         # Piece by piece (runs of lines, and the duplicates between them): joining them first
         # would copy every byte once more.
@@ -248,9 +275,6 @@ class LandingWriter:
                 digest.update(view)
                 handle.write(view)
                 size += len(view)
-            if self.durable:
-                handle.flush()
-                os.fsync(handle.fileno())
         return digest.hexdigest(), size
 
     def manifest_payload(self, batch: Batch, entity_batch: EntityBatch, files: list[dict[str, Any]]) -> dict[str, Any]:
@@ -318,36 +342,44 @@ def resume_point(data: DataRoot, scenario: Scenario) -> int:
 
 
 class PipelinedWriter:
-    """Writes batches in a background thread while the engine generates the next one.
+    """Writes batches in the background while the engine generates the next one.
 
-    Disk waits (fsync) and hashing then overlap with generation. One thread, a queue of one:
-    batches reach the disk strictly in order, at most two are in flight, and memory stays
+    Two threads, each fed by a queue of one: the stager assembles, hashes and writes a batch's
+    files under temporary names; the committer then waits for the disk (fsync) and publishes
+    the batch (manifests, renames). So generation, writing and disk waits all overlap; batches
+    still reach the disk strictly in order, at most four are in flight, and memory stays
     bounded. Errors surface on the next `submit` or `drain`.
     """
 
     def __init__(self, writer: LandingWriter, on_written: Callable[[Batch, WriteStats, float], None]) -> None:
         self.writer = writer
         self.on_written = on_written
-        self._queue: queue.Queue[tuple[Batch, float] | None] = queue.Queue(maxsize=1)
+        self._staging: queue.Queue[tuple[Batch, float] | None] = queue.Queue(maxsize=1)
+        self._committing: queue.Queue[tuple[StagedBatch, float] | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="medallion-writer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._stage_loop, name="medallion-stager", daemon=True),
+            threading.Thread(target=self._commit_loop, name="medallion-committer", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, batch: Batch, generate_seconds: float) -> None:
-        """Queue a batch (blocks while the writer still has one queued)."""
+        """Queue a batch (blocks while the stager still has one queued)."""
         self._raise()
-        self._queue.put((batch, generate_seconds))
+        self._staging.put((batch, generate_seconds))
 
     def drain(self) -> None:
         """Wait until every submitted batch is on disk."""
-        self._queue.join()
+        self._staging.join()
+        self._committing.join()
         self._raise()
 
     def close(self) -> None:
-        """Drain and stop the thread."""
-        self._queue.join()
-        self._queue.put(None)
-        self._thread.join()
+        """Drain and stop the threads."""
+        self._staging.put(None)  # the stager passes it on to the committer when it is done
+        for thread in self._threads:
+            thread.join()
         self._raise()
 
     def _raise(self) -> None:
@@ -355,18 +387,32 @@ class PipelinedWriter:
             error, self._error = self._error, None
             raise error
 
-    def _loop(self) -> None:
+    def _stage_loop(self) -> None:
         while True:
-            item = self._queue.get()
+            item = self._staging.get()
+            try:
+                if item is None:
+                    self._committing.put(None)
+                    return
+                if self._error is None:
+                    batch, generate_seconds = item
+                    self._committing.put((self.writer.stage(batch), generate_seconds))
+            except BaseException as exc:  # handed to the submitting thread
+                self._error = exc
+            finally:
+                self._staging.task_done()
+
+    def _commit_loop(self) -> None:
+        while True:
+            item = self._committing.get()
             try:
                 if item is None:
                     return
                 if self._error is None:
-                    batch, generate_seconds = item
-                    began = time.perf_counter()
-                    stats = self.writer.write(batch)
-                    self.on_written(batch, stats, generate_seconds + time.perf_counter() - began)
+                    staged, generate_seconds = item
+                    stats = self.writer.commit(staged)
+                    self.on_written(staged.batch, stats, generate_seconds + stats.seconds)
             except BaseException as exc:  # handed to the submitting thread
                 self._error = exc
             finally:
-                self._queue.task_done()
+                self._committing.task_done()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from generators.engine import Engine
+from generators.scenario import load_scenario
+from generators.writer import LandingWriter, PipelinedWriter
+from medallion.layout import DataRoot
 from tests.unit.generator_support import generate, tree_bytes
 
 
@@ -60,3 +64,30 @@ def test_identical_across_processes_with_different_hash_seeds(tmp_path: Path) ->
             capture_output=True,
         )
     assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b")
+
+
+def test_pipelined_writing_matches_writing_one_batch_at_a_time(tmp_path: Path) -> None:
+    # The pipelined writer assembles a batch's lines in its own thread while the engine is
+    # already generating the next batches: nothing the engine does later may reach those bytes.
+    scenario = load_scenario("traffic")  # defects of every kind, duplicates across batches
+    serial = LandingWriter(DataRoot(tmp_path / "serial"), scenario, 5)
+    serial.open()
+    engine = Engine(scenario, 5)
+    for _ in range(6):
+        serial.write(engine.generate())
+    serial.close()
+
+    piped = LandingWriter(DataRoot(tmp_path / "piped"), scenario, 5)
+    piped.open()
+    engine = Engine(scenario, 5)
+    written: list[int] = []
+    pipeline = PipelinedWriter(piped, lambda batch, stats, seconds: written.append(stats.batch_id))
+    for _ in range(6):
+        pipeline.submit(engine.generate(), 0.0)
+    pipeline.close()
+    piped.close()
+
+    assert written == list(range(6))
+    serial_files, piped_files = tree_bytes(tmp_path / "serial"), tree_bytes(tmp_path / "piped")
+    assert sum(p.startswith("landing/") for p in serial_files) >= 6
+    assert serial_files == piped_files
