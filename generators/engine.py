@@ -34,7 +34,7 @@ from generators.scenario import DEFECT_KINDS, Scenario, defect_fate
 from generators.streams import Streams
 from medallion.layout import landing_file_name
 
-BLOCK_ROWS = 8192  # rows laid out at once: ~2 MB, within the CPU's L2 cache
+BLOCK_ROWS = 2048  # rows assembled at once: ~350 KB of text, hashed and written while in the L2 cache
 DUPLICATE_POOL = 64  # clean lines of a batch kept as duplicate sources for the next one
 CROSS_BATCH_SHARE = 0.3  # share of duplicates that repeat a line of the previous batch
 
