@@ -379,14 +379,19 @@ class LineLayout:
     def build_text(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The text of rows [start, stop), each line ending in a newline, and the offsets
         where its lines end (stop - start + 1 of them, the first 0)."""
-        return self._assemble(np.arange(start, self.n if stop is None else stop, dtype=np.int64))
+        return self.assemble(np.arange(start, self.n if stop is None else stop, dtype=np.int64))
 
-    def _assemble(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def assemble(self, rows: np.ndarray, given: GivenLines | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The text of one line per entry of `rows` (an int64 array) and the offsets where its
+        lines end: row r >= 0 as laid out (these in increasing order), -(i + 1) for given line i."""
         prepared = self.prepare()
-        low, high = np.searchsorted(prepared.irregular, [rows[0], rows[-1] + 1]) if rows.size else (0, 0)
+        given = given or _NO_LINES
+        laid_out = rows[rows >= 0]
+        low, high = np.searchsorted(prepared.irregular, [laid_out[0], laid_out[-1] + 1]) if laid_out.size else (0, 0)
         return kernels.assemble_lines(
             prepared.columns, self.source, prepared.literals, prepared.literal_ends, rows,
             prepared.irregular[low:high], prepared.irregular_text, prepared.irregular_ends[low : high + 1],
+            given.text, given.ends,
         )
 
     def _fill(
@@ -434,10 +439,26 @@ class LineLayout:
 
     def lines(self, rows: Sequence[int]) -> list[bytes]:
         """The finished texts of the given rows (sorted), assembled at once."""
-        text, ends = self._assemble(np.asarray(rows, dtype=np.int64))
+        text, ends = self.assemble(np.asarray(rows, dtype=np.int64))
         data = text.tobytes()
         bounds = ends.tolist()
         return [data[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+
+
+@dataclass
+class GivenLines:
+    """Finished lines to place among laid-out ones (line i is text[ends[i]:ends[i + 1]])."""
+
+    text: np.ndarray
+    ends: np.ndarray
+
+    @classmethod
+    def of(cls, lines: Sequence[bytes]) -> GivenLines:
+        text = np.frombuffer(b"".join(lines), dtype=np.uint8) if lines else np.zeros(0, dtype=np.uint8)
+        return cls(text, np.cumsum([0, *(len(line) for line in lines)]).astype(np.int64))
+
+
+_NO_LINES = GivenLines.of([])
 
 
 @dataclass

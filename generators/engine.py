@@ -49,46 +49,23 @@ class Part:
 
 
 class PartLines:
-    """One file's lines, assembled as they are read: runs of ordinary lines block by block (each
-    run a slice of one assembled block), the duplicates' lines in between.
+    """One file's lines, assembled as they are read, a block of lines at a time (duplicates'
+    lines placed by the same compiled loop, so each block is one buffer).
 
     Reading happens in the writer's thread (generators.writer.PipelinedWriter), so assembling
-    and hashing a block, while it is still in the CPU cache, overlap the sampling of the next
-    batch in the engine's thread; the assembly kernel runs without the GIL.
+    a block, then hashing and writing it while it is still in the CPU cache, overlaps the
+    sampling of the next batch in the engine's thread. Those three steps release the GIL, and
+    one buffer per block keeps the hand-overs of the GIL between the threads few.
     """
 
-    def __init__(self, layout: encode.LineLayout, sequence: np.ndarray, repeats: list[bytes]) -> None:
+    def __init__(self, layout: encode.LineLayout, sequence: np.ndarray, repeats: encode.GivenLines) -> None:
         self.layout = layout
         self.sequence = sequence  # row of each line; duplicate i is -(i + 1)
         self.repeats = repeats  # the text of duplicate i
 
-    def __iter__(self) -> Iterator[np.ndarray | bytes]:
-        chunk = self.sequence
-        single = chunk < 0
-        block_start = (chunk >= 0) & (chunk % BLOCK_ROWS == 0)
-        # Runs of ordinary lines start after a single line, at a block start or at the top.
-        previous_single = np.concatenate([[True], single[:-1]])
-        run_start = ~single & (previous_single | block_start)
-        run_stop = np.concatenate([run_start[1:] | single[1:], [True]]) & ~single
-        starts = np.flatnonzero(run_start).tolist()
-        stops = (np.flatnonzero(run_stop) + 1).tolist()
-        singles = np.flatnonzero(single).tolist()
-        rows = chunk.tolist()
-        block, text, ends = -1, np.zeros(0, dtype=np.uint8), [0]
-        i = j = 0
-        while i < len(starts) or j < len(singles):
-            if j < len(singles) and (i == len(starts) or singles[j] < starts[i]):
-                yield self.repeats[-rows[singles[j]] - 1]
-                j += 1
-            else:
-                first, last = rows[starts[i]], rows[stops[i] - 1]
-                base = first // BLOCK_ROWS * BLOCK_ROWS
-                if base != block:
-                    block = base
-                    text, line_ends = self.layout.build_text(base, min(self.layout.n, base + BLOCK_ROWS))
-                    ends = line_ends.tolist()
-                yield text[ends[first - base] : ends[last - base + 1]]
-                i += 1
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for start in range(0, self.sequence.size, BLOCK_ROWS):
+            yield self.layout.assemble(self.sequence[start : start + BLOCK_ROWS], self.repeats)[0]
 
 
 @dataclass
@@ -437,7 +414,7 @@ class Engine:
         layout.prepare()
         needed = sorted({int(r) for r in pool_rows.tolist()} | {s for s in dup_sources if isinstance(s, int)})
         texts = dict(zip(needed, layout.lines(needed), strict=True))
-        repeats = [source.text if isinstance(source, _Candidate) else texts[source] for source in dup_sources]
+        repeats = encode.GivenLines.of([s.text if isinstance(s, _Candidate) else texts[s] for s in dup_sources])
         sequence = np.insert(np.arange(n_rows, dtype=np.int64), dup_positions + 1, -(np.arange(n_dups) + 1))
         parts = [
             Part(

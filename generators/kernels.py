@@ -45,15 +45,20 @@ def assemble_lines(
     irregular: np.ndarray,
     irregular_text: np.ndarray,
     irregular_ends: np.ndarray,
+    repeat_text: np.ndarray,
+    repeat_ends: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lines of the given rows (sorted): literal 0, column 0, literal 1, ..., column c-1, literal c.
+    """One line per entry of `rows`: row r >= 0 is literal 0, column 0, literal 1, ...,
+    column c-1, literal c; an entry -(i + 1) is given text i (a duplicate's line).
 
     `literals` holds the c + 1 literals back to back (literal i is
     `literals[literal_ends[i]:literal_ends[i + 1]]`); each column is an (n, width) padded
-    matrix, read at row `source[row]` (at `row` itself when `source` is empty). Rows listed in
-    `irregular` (sorted, none below the first of `rows`) are copied from `irregular_text` instead
-    (its line i is `irregular_text[irregular_ends[i]:irregular_ends[i + 1]]`). Returns the text
-    and the len(rows) + 1 offsets where lines end.
+    matrix, read at row `source[row]` (at `row` itself when `source` is empty). The rows >= 0
+    are in increasing order. Rows listed in `irregular` (sorted, none below the first row) are
+    copied from `irregular_text` instead (its line i is
+    `irregular_text[irregular_ends[i]:irregular_ends[i + 1]]`); given text i is
+    `repeat_text[repeat_ends[i]:repeat_ends[i + 1]]`. Returns the text and the len(rows) + 1
+    offsets where lines end.
 
     Row by row, so the output is written once, front to back (column by column measured
     slower: it revisits the whole output once per column).
@@ -62,14 +67,24 @@ def assemble_lines(
     row_width = literal_ends[-1]
     for c in range(len(columns)):
         row_width += columns[c].shape[1]
-    # Irregular rows may be longer than the template: room for all of those in the range.
-    out = np.empty(count * row_width + irregular_ends[-1] - irregular_ends[0], dtype=np.uint8)
+    # Irregular rows and given texts may be longer than the template: room for all of them.
+    size = count * row_width + irregular_ends[-1] - irregular_ends[0]
+    for line in range(count):
+        if rows[line] < 0:
+            size += repeat_ends[-rows[line]] - repeat_ends[-rows[line] - 1]
+    out = np.empty(size, dtype=np.uint8)
     ends = np.empty(count + 1, dtype=np.int64)
     ends[0] = 0
     k = 0
     following = 0
     for line in range(count):
         row = rows[line]
+        if row < 0:
+            for t in range(repeat_ends[-row - 1], repeat_ends[-row]):
+                out[k] = repeat_text[t]
+                k += 1
+            ends[line + 1] = k
+            continue
         while following < irregular.size and irregular[following] < row:
             following += 1
         # Plain loops, not slice assignments: a slice costs more than the few bytes it copies.
