@@ -200,7 +200,8 @@ class LandingWriter:
         return self.commit(self.stage(batch))
 
     def stage(self, batch: Batch) -> StagedBatch:
-        """Write the batch's files under temporary names, hashing them on the way (no fsync)."""
+        """Write the batch's files under temporary names, hashing them on the way (no fsync).
+        Each part's lines are read once and then dropped from the batch."""
         started = time.perf_counter()
         # Plain strings, not Path objects: pathlib interns every new name it parses, and a
         # long run writes millions of names.
@@ -212,6 +213,7 @@ class LandingWriter:
                 folder, file_name = os.path.split(os.path.join(root, part.path))
                 tmp = os.path.join(folder, "." + file_name)
                 digest, size = self._write_temporary(folder, tmp, part.chunks)
+                part.chunks = ()  # on disk now: let the lines' source arrays go before the commit
                 staged.bytes += size
                 files.append({"path": part.path, "lines": part.lines, "sha256": digest})
                 staged.renames.append((tmp, os.path.join(folder, file_name)))
