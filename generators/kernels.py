@@ -6,9 +6,9 @@ value matrices and key literals are laid side by side without their padding, one
 at a time; numpy's boolean indexing walks every byte with a branch, and a newline scan reads
 the block again to find where lines end.
 
-Every kernel takes and returns plain arrays, so it runs without the GIL (`nogil`) while the
-writer thread hashes and writes the previous batch; its machine code is cached beside this file
-after the first run (`cache`). The bytes are exactly those the numpy formulation gave (tests
+Every kernel takes and returns plain arrays, so it runs without the GIL (`nogil`) beside the
+other threads (the line layout runs in the writer's stager thread while the engine samples the
+next batch); its machine code is cached beside this file after the first run (`cache`). The bytes are exactly those the numpy formulation gave (tests
 compare them with Python's own formatting).
 """
 
@@ -104,7 +104,7 @@ def assemble_lines(
 
 
 # The two copies below are functions of their own: inlined by LLVM, they made the row loop
-# 30% faster than the same loops written in place (measured on the driving events' layout).
+# 20% faster than the same loops written in place (425 -> 340 ns per driving event line).
 
 
 @njit(nogil=True, cache=True)
