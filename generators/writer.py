@@ -349,8 +349,9 @@ class PipelinedWriter:
     Two threads, each fed by a queue of one: the stager assembles, hashes and writes a batch's
     files under temporary names; the committer then waits for the disk (fsync) and publishes
     the batch (manifests, renames). So generation, writing and disk waits all overlap; batches
-    still reach the disk strictly in order, at most four are in flight, and memory stays
-    bounded. Errors surface on the next `submit` or `drain`.
+    still reach the disk strictly in order, and memory stays bounded: at most three batches
+    hold their lines (one generated, one queued, one being written; a staged batch has let its
+    lines go). Errors surface on the next `submit` or `drain`.
     """
 
     def __init__(self, writer: LandingWriter, on_written: Callable[[Batch, WriteStats, float], None]) -> None:
