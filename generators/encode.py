@@ -435,7 +435,7 @@ class LineLayout:
 
     def line(self, row: int) -> bytes:
         """The finished text of one row, newline included."""
-        return self.build_text(row, row + 1)[0].tobytes()
+        return self.lines([row])[0]
 
     def lines(self, rows: Sequence[int]) -> list[bytes]:
         """The finished texts of the given rows (sorted), assembled at once."""

@@ -80,25 +80,19 @@ def assemble_lines(
     for line in range(count):
         row = rows[line]
         if row < 0:
-            for t in range(repeat_ends[-row - 1], repeat_ends[-row]):
-                out[k] = repeat_text[t]
-                k += 1
-            ends[line + 1] = k
-            continue
-        while following < irregular.size and irregular[following] < row:
-            following += 1
-        # Plain loops, not slice assignments: a slice costs more than the few bytes it copies.
-        if following < irregular.size and irregular[following] == row:
-            for t in range(irregular_ends[following], irregular_ends[following + 1]):
-                out[k] = irregular_text[t]
-                k += 1
-            following += 1
+            k = _copy(out, k, repeat_text, repeat_ends[-row - 1], repeat_ends[-row])
         else:
-            at = row if source.size == 0 else source[row]
-            for c in range(len(columns) + 1):
-                k = _copy(out, k, literals, literal_ends[c], literal_ends[c + 1])
-                if c < len(columns):
-                    k = _copy_unpadded(out, k, columns[c], at)
+            while following < irregular.size and irregular[following] < row:
+                following += 1
+            if following < irregular.size and irregular[following] == row:
+                k = _copy(out, k, irregular_text, irregular_ends[following], irregular_ends[following + 1])
+                following += 1
+            else:
+                at = row if source.size == 0 else source[row]
+                for c in range(len(columns) + 1):
+                    k = _copy(out, k, literals, literal_ends[c], literal_ends[c + 1])
+                    if c < len(columns):
+                        k = _copy_unpadded(out, k, columns[c], at)
         ends[line + 1] = k
     return out[:k], ends
 
@@ -109,7 +103,8 @@ def assemble_lines(
 
 @njit(nogil=True, cache=True)
 def _copy(out: np.ndarray, k: int, text: np.ndarray, start: int, stop: int) -> int:
-    """Copy text[start:stop] to out[k:]; returns the new end."""
+    """Copy text[start:stop] to out[k:]; returns the new end. A plain loop, not a slice
+    assignment: a slice costs more than the few bytes it copies."""
     for t in range(stop - start):
         out[k + t] = text[start + t]
     return k + stop - start
