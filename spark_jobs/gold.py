@@ -155,8 +155,13 @@ def update(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, changed: D
         if changed.isEmpty():
             return
         silver = spark.read.format("delta").load(cfg.table("silver", gold.source))
-        rows = recompute_cells(gold, changed, silver, load_dimensions(spark, cfg, gold))
-        merge_into_gold(spark, cfg.table("gold", gold.name), rows, gold)
+        # MERGE reads its source twice (to find the touched files, then to write): recompute
+        # the cells once. The rows are few: one per touched (group, window) cell.
+        rows = recompute_cells(gold, changed, silver, load_dimensions(spark, cfg, gold)).persist()
+        try:
+            merge_into_gold(spark, cfg.table("gold", gold.name), rows, gold)
+        finally:
+            rows.unpersist()
         if COMMIT_OBSERVERS:
             highest = changed.agg(F.max("_batch_id")).collect()[0][0]
             for observer in COMMIT_OBSERVERS:

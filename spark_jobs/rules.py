@@ -110,67 +110,96 @@ def _jtype(name: str) -> Column:
     return F.col(f"_j_{name}")
 
 
-def _classify_value(spec: FieldSpec, jf: Column, jtype: Column) -> tuple[Column, Column, Column]:
-    """(typed value, ok, convertible-but-other-JSON-type) for one field's VARIANT value."""
+# How Spark's JSON reader carries each field type: a JSON value of the right kind converts
+# directly (numbers to numbers, strings as text); timestamps and dates are cast from the text.
+_CARRIER = {"string": "string", "int": "int", "long": "bigint", "double": "double", "boolean": "boolean",
+            "timestamp": "string", "date": "string"}
+
+
+def _classify_value(spec: FieldSpec, jf: Column, jtype: Column, carried: Column) -> tuple[Column, Column, Column]:
+    """(typed value, ok, convertible-but-other-JSON-type) for one field.
+
+    `jf` / `jtype` are the field's VARIANT value and JSON type; `carried` is the same field read
+    by `from_json` in its carrier type. The typed value comes from `carried`: reading a number
+    out of a VARIANT as another type builds a Cast per row, several times slower. The drift test
+    reads the VARIANT, but only for values that are not ok (see `with_typed_fields`).
+    """
     as_string = F.try_variant_get(jf, "$", "string")
     is_string = jtype == F.lit("STRING")
     numeric = jtype.isin(*INTEGRAL) | jtype.startswith("DECIMAL") | jtype.isin("DOUBLE", "FLOAT")
     kind = spec.type
     if kind == "string":
-        return F.when(is_string, as_string), is_string, numeric | (jtype == "BOOLEAN")
+        return F.when(is_string, carried), is_string, numeric | (jtype == "BOOLEAN")
     if kind in ("int", "long"):
         target = "int" if kind == "int" else "bigint"
-        value = F.try_variant_get(jf, "$", target)
         integral = jtype.isin(*INTEGRAL) | jtype.rlike(r"^DECIMAL\(\d+,0\)$")
-        ok = integral & value.isNotNull()
-        return F.when(ok, value), ok, is_string & as_string.try_cast(target).isNotNull()
+        ok = integral & carried.isNotNull()
+        return F.when(ok, carried), ok, is_string & as_string.try_cast(target).isNotNull()
     if kind == "double":
-        value = F.try_variant_get(jf, "$", "double")
-        ok = numeric & value.isNotNull()
-        return F.when(ok, value), ok, is_string & as_string.try_cast("double").isNotNull()
+        ok = numeric & carried.isNotNull()
+        return F.when(ok, carried), ok, is_string & as_string.try_cast("double").isNotNull()
     if kind == "boolean":
         ok = jtype == F.lit("BOOLEAN")
         drift = is_string & F.lower(as_string).isin("true", "false")
-        return F.when(ok, F.try_variant_get(jf, "$", "boolean")), ok, drift
+        return F.when(ok, carried), ok, drift
     if kind in ("timestamp", "date"):
-        parsed = as_string.try_cast(kind)
-        ok = is_string & parsed.isNotNull()
+        parsed = F.when(is_string, carried).try_cast(kind)
+        ok = parsed.isNotNull()
         return F.when(ok, parsed), ok, numeric
     raise ValueError(f"unsupported field type {kind!r}")
 
 
-def with_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
-    """Adds each field as its typed value plus the check columns the rules read.
+# A field's state in a line, one small code per field (`_s_<field>`): the rules compare it.
+ABSENT, NULL, OK, DRIFT, WRONG = range(5)
 
-    Check columns per field `f`: `_present_f` (key in the object), `_null_f` (JSON null),
-    `_wrong_f` (value not convertible), `_drift_f` (convertible value of another JSON type).
+
+def with_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
+    """Adds each field as its typed value plus its state `_s_<field>`, which the rules read:
+    ABSENT (key not in the object), NULL (JSON null), OK, DRIFT (a convertible value of another
+    JSON type) or WRONG (not convertible).
+
+    One CASE per field, so the costly drift test (e.g. a number printed and re-parsed) only
+    runs for values that are not OK: as separate columns, Spark's common-subexpression
+    elimination would hoist it out of the short-circuit and run it on every line.
     """
+    carrier = ", ".join(f"`{name}` {_CARRIER[spec.type]}" for name, spec in entity.fields.items())
+    variants = ", ".join(f"`{name}` variant" for name in entity.fields)
 
     def transform(df: DataFrame) -> DataFrame:
-        # Step 1: the VARIANT value and its JSON type, once per field.
-        first = [F.col(c) for c in df.columns]
-        for name in entity.fields:
-            jf = F.expr(f"variant_get(_v, '$.{name}')")  # name is an allowlisted identifier
-            first += [jf.alias(f"_jf_{name}"), F.schema_of_variant(jf).alias(f"_j_{name}")]
-        staged = df.select(*first)
-        # Step 2: typed values and checks.
+        # Step 1: every field as a VARIANT and in its carrier type, by two from_json reads
+        # (one pass over the line each; variant_get per field would search the object's keys
+        # once per field); malformed lines keep none.
+        well_formed = ~F.col("_malformed")
+        first = [
+            *[F.col(c) for c in df.columns],
+            F.when(well_formed, F.from_json(F.col("_raw"), variants)).alias("_variants"),
+            F.when(well_formed, F.from_json(F.col("_raw"), carrier)).alias("_carried"),
+        ]
+        staged = df.select(*first).select(
+            "*",
+            *[F.col("_variants").getField(name).alias(f"_jf_{name}") for name in entity.fields],
+            *[F.schema_of_variant(F.col("_variants").getField(name)).alias(f"_j_{name}") for name in entity.fields],
+        )
+        # Step 2: typed values and states.
         out = [F.col(c) for c in df.columns]
         for name, spec in entity.fields.items():
             jf, jtype = F.col(f"_jf_{name}"), _jtype(name)
-            present = jf.isNotNull()
-            is_null = present & (jtype == F.lit("VOID"))
-            has_value = present & ~is_null
-            value, ok, drift = _classify_value(spec, jf, jtype)
-            out += [
-                value.cast(spec_type(spec)).alias(name),
-                present.alias(f"_present_{name}"),
-                is_null.alias(f"_null_{name}"),
-                (has_value & ~ok & ~drift).alias(f"_wrong_{name}"),
-                (has_value & ~ok & drift).alias(f"_drift_{name}"),
-            ]
+            value, ok, drift = _classify_value(spec, jf, jtype, F.col("_carried").getField(name))
+            state = (
+                F.when(jf.isNull(), F.lit(ABSENT))
+                .when(jtype == F.lit("VOID"), F.lit(NULL))
+                .when(ok, F.lit(OK))
+                .when(drift, F.lit(DRIFT))
+                .otherwise(F.lit(WRONG))
+            )
+            out += [value.cast(spec_type(spec)).alias(name), state.cast("tinyint").alias(f"_s_{name}")]
         return staged.select(*out)
 
     return transform
+
+
+def _state(name: str, *states: int) -> Column:
+    return F.col(f"_s_{name}").isin(*states)
 
 
 def spec_type(spec: FieldSpec) -> str:
@@ -216,12 +245,12 @@ def rule_condition(rule: Rule, entity: Entity) -> Column:
         return F.col("_malformed")
     field = rule.field or ""
     if rule.kind == "null_required":
-        return not_malformed & (~F.col(f"_present_{field}") | F.col(f"_null_{field}"))
+        return not_malformed & _state(field, ABSENT, NULL)
     if rule.kind == "wrong_type":
-        return not_malformed & F.col(f"_wrong_{field}")
+        return not_malformed & _state(field, WRONG)
     if rule.kind == "schema_drift":
-        retyped = [F.col(f"_drift_{name}") for name in entity.fields]
-        absent = [~F.col(f"_present_{name}") for name in entity.fields]
+        retyped = [_state(name, DRIFT) for name in entity.fields]
+        absent = [_state(name, ABSENT) for name in entity.fields]
         declared = F.array(*[F.lit(n) for n in entity.fields])
         unknown = F.size(F.array_except(F.json_object_keys(F.col("_raw")), declared)) > 0
         # `And` short-circuits: the object's keys are only listed when a declared field is absent.
@@ -248,10 +277,13 @@ def _any(columns: list[Column]) -> Column:
 
 
 def _names_where(pairs: list[tuple[str, Column]]) -> Column:
+    none = F.array().cast("array<string>")
     if not pairs:
-        return F.array().cast("array<string>")
-    # array_compact, not filter(): higher-order functions are not code-generated.
-    return F.array_compact(F.array(*[F.when(cond, F.lit(name)) for name, cond in pairs]))
+        return none
+    # array_compact is a higher-order function, evaluated row by row outside generated code:
+    # only build the list for the few lines that break a rule.
+    names = F.array_compact(F.array(*[F.when(cond, F.lit(name)) for name, cond in pairs]))
+    return F.when(_any([cond for _, cond in pairs]), names).otherwise(none)
 
 
 def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame], DataFrame]:
@@ -281,15 +313,18 @@ def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame]
         quarantine = [r.name for r in rules if r.action == QUARANTINE]
         drop = [r.name for r in rules if r.action == DROP]
         fail = [r.name for r in rules if r.action == FAIL]
+        # Most lines break no rule: settle them with one size test, not a search per rule.
+        clean = F.size("_reasons") == 0
         return (
-            df.withColumn("_kinds", F.array_distinct(kinds))
+            df.withColumn("_kinds", F.when(clean, F.array().cast("array<string>")).otherwise(F.array_distinct(kinds)))
             .withColumn(
                 "_action",
-                F.when(_overlaps("_reasons", quarantine), F.lit(QUARANTINE))
+                F.when(clean, F.lit("valid"))
+                .when(_overlaps("_reasons", quarantine), F.lit(QUARANTINE))
                 .when(_overlaps("_reasons", drop), F.lit(DROP))
                 .otherwise(F.lit("valid")),
             )
-            .withColumn("_fail", _overlaps("_reasons", fail))
+            .withColumn("_fail", ~clean & _overlaps("_reasons", fail))
             .drop("_schema_reasons")
         )
 
