@@ -110,10 +110,10 @@ def _jtype(name: str) -> Column:
     return F.col(f"_j_{name}")
 
 
-# How Spark's JSON reader carries each field type: a JSON value of the right kind converts
-# directly (numbers to numbers, strings as text); timestamps and dates are cast from the text.
-_CARRIER = {"string": "string", "int": "int", "long": "bigint", "double": "double", "boolean": "boolean",
-            "timestamp": "string", "date": "string"}
+def _carrier_type(spec: FieldSpec) -> str:
+    """The type `from_json` reads a field in: its own type (a JSON value of the right kind
+    converts directly), except timestamps and dates, which are read as text and cast."""
+    return "string" if spec.type in ("timestamp", "date") else spec_type(spec)
 
 
 def _classify_value(spec: FieldSpec, jf: Column, jtype: Column, carried: Column) -> tuple[Column, Column, Column]:
@@ -162,7 +162,7 @@ def with_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
     runs for values that are not OK: as separate columns, Spark's common-subexpression
     elimination would hoist it out of the short-circuit and run it on every line.
     """
-    carrier = ", ".join(f"`{name}` {_CARRIER[spec.type]}" for name, spec in entity.fields.items())
+    carrier = ", ".join(f"`{name}` {_carrier_type(spec)}" for name, spec in entity.fields.items())
     variants = ", ".join(f"`{name}` variant" for name in entity.fields)
 
     def transform(df: DataFrame) -> DataFrame:
@@ -276,8 +276,12 @@ def _any(columns: list[Column]) -> Column:
     return result
 
 
+def _no_names() -> Column:
+    return F.array().cast("array<string>")
+
+
 def _names_where(pairs: list[tuple[str, Column]]) -> Column:
-    none = F.array().cast("array<string>")
+    none = _no_names()
     if not pairs:
         return none
     # array_compact is a higher-order function, evaluated row by row outside generated code:
@@ -316,7 +320,7 @@ def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame]
         # Most lines break no rule: settle them with one size test, not a search per rule.
         clean = F.size("_reasons") == 0
         return (
-            df.withColumn("_kinds", F.when(clean, F.array().cast("array<string>")).otherwise(F.array_distinct(kinds)))
+            df.withColumn("_kinds", F.when(clean, _no_names()).otherwise(F.array_distinct(kinds)))
             .withColumn(
                 "_action",
                 F.when(clean, F.lit("valid"))
