@@ -5,6 +5,8 @@ Transforms live in the job modules; this module is the only one that touches sto
 
 from __future__ import annotations
 
+import re
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,9 @@ from pyspark.sql.types import StructType
 from spark_jobs.config import PipelineConfig
 
 BatchFunction = Callable[[DataFrame, int], None]
+
+# A Delta version file: a commit (00000000000000000000.json) or a checkpoint of one.
+_VERSION_FILE = re.compile(r"^\d{20}\.(json|checkpoint\b.*\.parquet)$")
 
 
 def read_landing_stream(spark: SparkSession, cfg: PipelineConfig, entity: str) -> DataFrame:
@@ -59,10 +64,26 @@ def ensure_table(
     properties: dict[str, str] | None = None,
 ) -> DeltaTable:
     """Create an empty Delta table with this schema (and properties) unless it exists."""
+    discard_unborn_log(path)
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
     for key, value in (properties or {}).items():
         builder = builder.property(key, value)
     return builder.execute()
+
+
+def discard_unborn_log(path: str) -> None:
+    """Remove a `_delta_log` that holds no version yet: a creation killed before its first commit.
+
+    Such a folder is not a table (no commit, so no data either), yet Delta's createIfNotExists
+    refuses it with DELTA_TABLE_NOT_FOUND, so a pipeline killed at that moment could never
+    restart. Local paths only; a URI is left to Delta.
+    """
+    if "://" in path:
+        return
+    delta_log = Path(path.removeprefix("file:")) / "_delta_log"
+    if delta_log.is_dir() and not any(_VERSION_FILE.match(entry.name) for entry in delta_log.iterdir()):
+        print(f"[delta] {delta_log}: no commit yet (a creation was interrupted); removed", flush=True)
+        shutil.rmtree(delta_log)
 
 
 def app_id(checkpoint: str) -> str:

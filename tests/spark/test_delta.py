@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+from pyspark.sql.types import IntegerType, StructField, StructType
 
 pytestmark = pytest.mark.spark
 
@@ -36,6 +37,23 @@ def test_txn_app_id_makes_a_replayed_append_a_no_op(spark: SparkSession, tmp_pat
     append_idempotent(df, path, "app-1", 8)
     append_idempotent(df, path, "app-2", 7)  # a new checkpoint has a new app id
     assert spark.read.format("delta").load(path).count() == 3
+
+
+def test_ensure_table_recovers_a_creation_killed_before_its_first_commit(spark: SparkSession, tmp_path) -> None:
+    from spark_jobs.io import ensure_table
+
+    # What a SIGKILL during createIfNotExists can leave: the log folder, no commit in it.
+    unborn = tmp_path / "unborn"
+    (unborn / "_delta_log" / "_commits").mkdir(parents=True)
+    (unborn / "_delta_log" / ".00000000000000000000.json.4f1c.tmp").write_text('{"commitInfo":')
+    ensure_table(spark, str(unborn), StructType([StructField("id", IntegerType())]))
+    assert DeltaTable.forPath(spark, str(unborn)).toDF().columns == ["id"]
+
+    # A table that has a commit is never touched, whatever its state.
+    born = str(tmp_path / "born")
+    spark.createDataFrame([(1,), (2,)], "id int").write.format("delta").save(born)
+    ensure_table(spark, born, StructType([StructField("id", IntegerType())]))
+    assert spark.read.format("delta").load(born).count() == 2
 
 
 def test_session_is_utc_with_delta_and_small_shuffles(spark: SparkSession) -> None:
