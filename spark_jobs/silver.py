@@ -233,7 +233,9 @@ def promote(
         counts = quality_counts(classified, rules)
         if not counts:
             return
-        io.append_idempotent(to_quarantine(classified), cfg.table("quarantine", entity_name), f"{txn_app_id}-quarantine", micro_batch_id)
+        # An empty append still costs a Delta commit (~1 s); skipped, as a replay skips it alike.
+        if any(c["quarantine_rows"] for c in counts):
+            io.append_idempotent(to_quarantine(classified), cfg.table("quarantine", entity_name), f"{txn_app_id}-quarantine", micro_batch_id)
         failing = [r.name for r in rules if r.action == "fail" and any(c[f"f_{rules.index(r)}"] for c in counts)]
         rows = quality_rows(entity_name, micro_batch_id, counts, rules)
         quality_df = spark.createDataFrame(rows, QUALITY_SCHEMA)
@@ -243,7 +245,8 @@ def promote(
                 f"{entity_name}: expectation(s) {failing} with action 'fail' were broken in micro-batch "
                 f"{micro_batch_id}; fix the data or change the action, then restart (the batch is retried)"
             )
-        io.append_idempotent(classified.transform(to_silver(entity)), silver_path, f"{txn_app_id}-silver", micro_batch_id)
+        if any(c["silver_rows"] for c in counts):
+            io.append_idempotent(classified.transform(to_silver(entity)), silver_path, f"{txn_app_id}-silver", micro_batch_id)
         io.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
         for row in rows:
             if row[3] == "_batch":
