@@ -15,7 +15,7 @@ from pyspark.sql.streaming import StreamingQuery
 from generators.scenario import Entity
 from spark_jobs import io
 from spark_jobs.config import PipelineConfig
-from spark_jobs.lifecycle import GracefulStop
+from spark_jobs.lifecycle import GracefulStop, InputWatch
 from spark_jobs.schemas import BRONZE_PROPERTIES, CORRUPT_RECORD, bronze_schema, read_schema
 
 BATCH_IN_FILE_NAME = r"-b(\d{6})-p\d{2}\.jsonl$"
@@ -81,17 +81,19 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> Streami
     )
 
 
-def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None) -> None:
+def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None, watch: InputWatch | None = None) -> None:
     """Promote the landing zone of every entity to bronze, until what has landed is in.
 
     One entity at a time, referrers before what they reference: producers land a batch's
     dimension files before its fact files, so a fact file seen here has its dimension files
     seen after it, and silver never meets a fact before its dimension rows.
     """
-    from spark_jobs.lifecycle import STOP, run_queries
+    from spark_jobs.lifecycle import STOP, Planned, run_queries
 
     order = list(reversed(cfg.scenario.processing_order))
-    run_queries([[partial(start, spark, cfg, name)] for name in order], stop or STOP)
+    stages = [[Planned(f"bronze/{name}", partial(start, spark, cfg, name), partial(io.landing_state, cfg, name))]
+              for name in order]
+    run_queries(stages, stop or STOP, watch)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from pyspark.sql.streaming import StreamingQuery
 from generators.scenario import GoldTable, Metric, Scenario
 from spark_jobs import io
 from spark_jobs.config import PipelineConfig
-from spark_jobs.lifecycle import GracefulStop
+from spark_jobs.lifecycle import GracefulStop, InputWatch
 
 EXACT_DECIMAL = "decimal(38,9)"
 # Called after each gold commit with (gold table, highest landing batch id merged); the latency
@@ -187,11 +187,13 @@ def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> Streamin
     return io.start_batches(io.read_delta_stream(spark, source, cfg.scenario.pipeline.max_files_per_trigger), f"gold_{gold.name}", checkpoint, each_batch)
 
 
-def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None) -> None:
+def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None, watch: InputWatch | None = None) -> None:
     """Maintain every gold table of the scenario (side by side)."""
-    from spark_jobs.lifecycle import STOP, run_queries
+    from spark_jobs.lifecycle import STOP, Planned, run_queries
 
-    run_queries([[partial(start, spark, cfg, g) for g in cfg.scenario.gold]], stop or STOP)
+    stage = [Planned(f"gold/{g.name}", partial(start, spark, cfg, g), partial(io.table_state, cfg.table("silver", g.source)))
+             for g in cfg.scenario.gold]
+    run_queries([stage], stop or STOP, watch)
 
 
 def gold_sources(scenario: Scenario) -> set[str]:

@@ -5,10 +5,11 @@ Transforms live in the job modules; this module is the only one that touches sto
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -84,6 +85,36 @@ def discard_unborn_log(path: str) -> None:
     if delta_log.is_dir() and not any(_VERSION_FILE.match(entry.name) for entry in delta_log.iterdir()):
         print(f"[delta] {delta_log}: no commit yet (a creation was interrupted); removed", flush=True)
         shutil.rmtree(delta_log)
+
+
+def landing_state(cfg: PipelineConfig, entity: str) -> Hashable:
+    """Every file in an entity's landing folder with its size and mtime: changes when one lands."""
+    folder = cfg.data.landing_dir(entity)
+    files = set()
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:  # a temporary file, renamed in the meantime
+                continue
+            files.add((os.path.relpath(path, folder), stat.st_size, stat.st_mtime_ns))
+    return frozenset(files)
+
+
+def table_state(path: str) -> Hashable | None:
+    """A local Delta table's latest commit (file name and mtime); None when unknown."""
+    if "://" in path:
+        return None
+    try:
+        with os.scandir(Path(path.removeprefix("file:")) / "_delta_log") as entries:
+            commits = [e for e in entries if e.name.endswith(".json") and _VERSION_FILE.match(e.name)]
+    except FileNotFoundError:
+        return None
+    if not commits:
+        return None
+    latest = max(commits, key=lambda e: e.name)
+    return latest.name, latest.stat().st_mtime_ns
 
 
 def app_id(checkpoint: str) -> str:

@@ -2,7 +2,8 @@
 
 A stage is a list of queries that may run side by side; stages run one after the other so
 dimensions reach silver before the facts that reference them. `--continuous` repeats that
-ordered run on the trigger interval (`run_cycles`).
+ordered run on the trigger interval (`run_cycles`), skipping the queries whose input has not
+changed since they last ran to the end (`InputWatch`).
 """
 
 from __future__ import annotations
@@ -13,21 +14,51 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from medallion.errors import MedallionError, PipelineError
 from medallion.layout import DataRoot
-from spark_jobs.config import PipelineConfig, add_job_arguments, config_from_args
+from spark_jobs.config import add_job_arguments, config_from_args
 from spark_jobs.session import SessionOptions, build_session
 
 Starter = Callable[[], StreamingQuery]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One query of a stage: its name, how to start it, and a snapshot of its input (a listing
+    or a Delta version; None when unknown) for `InputWatch`."""
+
+    name: str
+    start: Starter
+    input_state: Callable[[], Hashable | None]
+
+
+@dataclass
+class InputWatch:
+    """`--continuous`: the input each query had when it last ran to the end.
+
+    Starting an availableNow query costs seconds even when it finds nothing new (query start,
+    checkpoint and Delta log reads). A pass skips a query whose input is unchanged since its last
+    complete run: that run already took everything in, so running again would change nothing.
+    Kept per process, so the first pass after a start always runs every query.
+    """
+
+    done: dict[str, Hashable] = field(default_factory=dict)
+
+    def unchanged(self, name: str, state: Hashable | None) -> bool:
+        return state is not None and self.done.get(name) == state
+
+    def record(self, name: str, state: Hashable | None) -> None:
+        if state is not None:
+            self.done[name] = state
 
 
 class GracefulStop:
@@ -128,16 +159,23 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def run_queries(stages: Sequence[Sequence[Starter]], stop: GracefulStop = STOP) -> None:
+def run_queries(stages: Sequence[Sequence[Planned]], stop: GracefulStop = STOP, watch: InputWatch | None = None) -> None:
     """Run stages in order, each query until what is there now is processed (availableNow).
 
     `--continuous` repeats these ordered runs (see `run_cycles`), because independent always-on
-    queries would let a fact outrun the dimension it references.
+    queries would let a fact outrun the dimension it references. With a `watch`, queries whose
+    input is unchanged since their last complete run are not started.
     """
     for stage in stages:
         if stop.requested.is_set():
             break
-        await_queries([starter() for starter in stage], stop)
+        # The snapshot is taken before the start: input arriving during the run counts as new.
+        states = {plan.name: plan.input_state() for plan in stage} if watch else {}
+        due = [plan for plan in stage if not (watch and watch.unchanged(plan.name, states[plan.name]))]
+        await_queries([plan.start() for plan in due], stop)
+        if watch and not stop.requested.is_set():
+            for plan in due:
+                watch.record(plan.name, states[plan.name])
 
 
 def run_cycles(
@@ -160,7 +198,7 @@ def run_cycles(
     return cycles
 
 
-def job_main(job: str, run: Callable[[SparkSession, PipelineConfig], None]) -> None:
+def job_main(job: str, run: Callable[..., None]) -> None:
     """`main()` of a job module under spark-submit: parse, load config, build session, run."""
     parser = argparse.ArgumentParser(prog=f"spark_jobs/{job}.py", description=f"medallion {job} job")
     add_job_arguments(parser)
@@ -173,7 +211,8 @@ def job_main(job: str, run: Callable[[SparkSession, PipelineConfig], None]) -> N
             if cfg.once:
                 run(spark, cfg)
             else:
-                run_cycles(lambda: run(spark, cfg), cfg.scenario.pipeline.trigger_interval.total_seconds())
+                watch = InputWatch()
+                run_cycles(lambda: run(spark, cfg, watch=watch), cfg.scenario.pipeline.trigger_interval.total_seconds())
     except MedallionError as exc:
         print(f"medallion {job}: error: {exc}", flush=True)
         raise SystemExit(exc.exit_code) from None

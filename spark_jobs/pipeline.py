@@ -21,7 +21,7 @@ from medallion.errors import ConfigError, QualityAlert
 from medallion.layout import DataRoot
 from spark_jobs import bronze, gold, silver
 from spark_jobs.config import ALL_LAYERS, PipelineConfig
-from spark_jobs.lifecycle import STOP, CheckpointLock, GracefulStop, run_cycles
+from spark_jobs.lifecycle import STOP, CheckpointLock, GracefulStop, InputWatch, run_cycles
 from spark_jobs.metrics import MetricsRecorder
 from spark_jobs.session import SessionOptions, build_session
 
@@ -45,18 +45,19 @@ def parse_layers(text: str) -> tuple[str, ...]:
 
 
 def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder, alerts: silver.QualityAlerts,
-             stop: GracefulStop, result: PipelineResult) -> None:
-    """One ordered pass: every configured layer until what has landed so far is processed."""
+             stop: GracefulStop, result: PipelineResult, watch: InputWatch | None = None) -> None:
+    """One ordered pass: every configured layer until what has landed so far is processed
+    (with a `watch`, the queries whose input is unchanged since their last run are skipped)."""
     for layer in cfg.layers:
         if stop.requested.is_set():
             break
         started = time.perf_counter()
         if layer == "bronze":
-            bronze.run(spark, cfg, stop)
+            bronze.run(spark, cfg, stop, watch)
         elif layer == "silver":
-            silver.run(spark, cfg, alerts, stop)
+            silver.run(spark, cfg, alerts, stop, watch)
         else:
-            gold.run(spark, cfg, stop)
+            gold.run(spark, cfg, stop, watch)
         result.seconds[layer] = result.seconds.get(layer, 0.0) + time.perf_counter() - started
     recorder.flush(spark, cfg)
 
@@ -74,7 +75,8 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP) -> 
             interval = cfg.scenario.pipeline.trigger_interval.total_seconds()
             print(f"[pipeline] continuous: a pass over {','.join(cfg.layers)} every {interval:g}s; "
                   "SIGTERM or Ctrl-C to stop", flush=True)
-            result.cycles = run_cycles(lambda: run_once(spark, cfg, recorder, alerts, stop, result), interval, stop)
+            watch = InputWatch()
+            result.cycles = run_cycles(lambda: run_once(spark, cfg, recorder, alerts, stop, result, watch), interval, stop)
     finally:
         recorder.flush(spark, cfg)
         spark.streams.removeListener(recorder)

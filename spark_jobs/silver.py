@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -27,7 +28,7 @@ from generators.scenario import Entity
 from medallion.errors import PipelineError
 from spark_jobs import io
 from spark_jobs.config import PipelineConfig
-from spark_jobs.lifecycle import GracefulStop
+from spark_jobs.lifecycle import GracefulStop, InputWatch
 from spark_jobs.rules import (
     DROP,
     QUARANTINE,
@@ -275,18 +276,25 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: Qu
 
 
 def run(
-    spark: SparkSession, cfg: PipelineConfig, alerts: QualityAlerts | None = None, stop: GracefulStop | None = None
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    alerts: QualityAlerts | None = None,
+    stop: GracefulStop | None = None,
+    watch: InputWatch | None = None,
 ) -> None:
     """Promote every entity's bronze rows to silver, in stages: an entity starts once every
     entity it references is done (so foreign keys are checked against complete tables);
     the entities of one stage run side by side."""
-    from spark_jobs.lifecycle import STOP, run_queries
+    from spark_jobs.lifecycle import STOP, Planned, run_queries
 
     alerts = alerts or QualityAlerts(cfg.scenario.pipeline.quality_threshold)
+    # Silver's input is its bronze table: a row is classified once, when it first arrives.
     stages = [
-        [lambda n=name: start(spark, cfg, n, alerts) for name in stage] for stage in cfg.scenario.processing_stages
+        [Planned(f"silver/{name}", partial(start, spark, cfg, name, alerts), partial(io.table_state, cfg.table("bronze", name)))
+         for name in stage]
+        for stage in cfg.scenario.processing_stages
     ]
-    run_queries(stages, stop or STOP)
+    run_queries(stages, stop or STOP, watch)
 
 
 def main() -> None:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQueryListener
 
 from generators.scenario import load_scenario
 from medallion.layout import DataRoot
 from medallion.verify import verify
 from spark_jobs.config import PipelineConfig
-from spark_jobs.lifecycle import GracefulStop
-from spark_jobs.pipeline import run
+from spark_jobs.lifecycle import GracefulStop, InputWatch
+from spark_jobs.metrics import MetricsRecorder
+from spark_jobs.pipeline import PipelineResult, run, run_once
+from spark_jobs.silver import QualityAlerts
 
 pytestmark = pytest.mark.spark
 
@@ -61,13 +65,51 @@ def test_second_run_is_a_no_op(spark: SparkSession, processed: tuple[PipelineCon
     assert {k: v for k, v in after.items() if k != "_metrics"} == {k: v for k, v in before.items() if k != "_metrics"}
 
 
-def test_new_batches_are_picked_up_incrementally(spark: SparkSession, tmp_path: Path) -> None:
+class StartedQueries(StreamingQueryListener):
+    """Names of the streaming queries started (called synchronously by `start()`)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def onQueryStarted(self, event: Any) -> None:
+        self.names.append(event.name)
+
+    def onQueryProgress(self, event: Any) -> None:
+        pass
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        pass
+
+
+def test_continuous_passes_pick_up_new_batches_and_skip_unchanged_inputs(spark: SparkSession, tmp_path: Path) -> None:
     data = DataRoot(tmp_path)
     generate(data.root, batches=2)
-    cfg = PipelineConfig(scenario=load_scenario("driving", profile="small"), data=data)
-    run(spark, cfg, GracefulStop())
-    generate(data.root, batches=4)  # resumes after batch 1: batches 2 and 3 land
-    run(spark, cfg, GracefulStop())
+    cfg = PipelineConfig(scenario=load_scenario("driving", profile="small"), data=data, once=False)
+    watch, started = InputWatch(), StartedQueries()
+
+    def one_pass() -> list[str]:
+        """What one `--continuous` cycle does (pipeline.run_cycles calls run_once)."""
+        started.names.clear()
+        run_once(spark, cfg, MetricsRecorder(), QualityAlerts(0.0), GracefulStop(), PipelineResult(), watch)
+        return sorted(started.names)
+
+    def queries(entities: set[str]) -> list[str]:
+        gold = [f"gold_{g.name}" for g in cfg.scenario.gold if g.source in entities]
+        return sorted([f"bronze_{e}" for e in entities] + [f"silver_{e}" for e in entities] + gold)
+
+    spark.streams.addListener(started)
+    try:
+        assert one_pass() == queries(set(cfg.scenario.entities))
+        assert one_pass() == []  # nothing landed: no query starts
+        generate(data.root, batches=4)  # resumes after batch 1: batches 2 and 3 land
+        landed = {path.parent.name for batch in (2, 3) for path in data.landing.glob(f"*/*-b{batch:06d}-*.jsonl")}
+        assert landed < set(cfg.scenario.entities)  # the dimensions' cadence is hourly
+        assert one_pass() == queries(landed)
+    finally:
+        spark.streams.removeListener(started)
     failed = [c for c in verify(spark, cfg.scenario, data) if not c.ok]
     assert failed == []
     batches = {r[0] for r in spark.read.format("delta").load(cfg.table("silver", "driver_events")).select("_batch_id").distinct().collect()}
