@@ -63,6 +63,7 @@ from medallion.databases.dialects import (
 from medallion.databases.sql import SqlSession, connect
 from medallion.databases.targets import resolve_connections
 from medallion.errors import ConfigError, ExportError, MedallionError
+from spark_jobs import io
 from spark_jobs.config import PipelineConfig, add_job_arguments, config_from_args
 from spark_jobs.session import SessionOptions, build_session
 
@@ -205,7 +206,7 @@ class GoldVersion:
 
 def gold_version(spark: SparkSession, path: str, name: str) -> GoldVersion:
     """The Delta table id and latest version of a gold table."""
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not io.is_delta_table(spark, path):
         raise ExportError(
             f"gold table {name!r} does not exist at {path}: run `medallion pipeline` for this "
             "scenario and data root first"

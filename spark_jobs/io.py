@@ -51,9 +51,21 @@ def read_delta_stream(spark: SparkSession, path: str, max_files_per_trigger: int
     return reader.load(path)
 
 
+def is_delta_table(spark: SparkSession, path: str) -> bool:
+    """Whether a Delta table with at least one commit is at `path`.
+
+    For a local path this looks for a commit on disk: `DeltaTable.isDeltaTable` answers from
+    the session's cached log, which it does not refresh, so a table first looked at while
+    another process was creating it would stay "missing" for that session.
+    """
+    if "://" in path:
+        return bool(DeltaTable.isDeltaTable(spark, path))
+    return table_state(path) is not None
+
+
 def read_delta(spark: SparkSession, path: str) -> DataFrame | None:
     """A Delta table's current snapshot, or None when it does not exist yet."""
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not is_delta_table(spark, path):
         return None
     return spark.read.format("delta").load(path)
 

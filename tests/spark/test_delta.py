@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
@@ -54,6 +56,21 @@ def test_ensure_table_recovers_a_creation_killed_before_its_first_commit(spark: 
     spark.createDataFrame([(1,), (2,)], "id int").write.format("delta").save(born)
     ensure_table(spark, born, StructType([StructField("id", IntegerType())]))
     assert spark.read.format("delta").load(born).count() == 2
+
+
+def test_a_table_created_by_another_process_is_seen_after_a_look_at_it_mid_creation(spark: SparkSession, tmp_path) -> None:
+    from spark_jobs.io import read_delta
+
+    made_elsewhere = str(tmp_path / "elsewhere")
+    spark.createDataFrame([(1,), (2,), (3,)], "id int").write.format("delta").save(made_elsewhere)
+    target = tmp_path / "target"
+    (target / "_delta_log").mkdir(parents=True)  # another process has begun creating it
+    assert read_delta(spark, str(target)) is None
+    DeltaTable.isDeltaTable(spark, str(target))  # any reader in this session caches the empty log
+    # Its first commit lands (files appear on disk, as when the other process commits).
+    shutil.copytree(made_elsewhere, target, dirs_exist_ok=True)
+    table = read_delta(spark, str(target))
+    assert table is not None and table.count() == 3
 
 
 def test_session_is_utc_with_delta_and_small_shuffles(spark: SparkSession) -> None:
