@@ -51,6 +51,13 @@ def read_delta_stream(spark: SparkSession, path: str, max_files_per_trigger: int
     return reader.load(path)
 
 
+def _local_delta_log(path: str) -> Path | None:
+    """The `_delta_log` folder of a table on the local disk; None for a URI (left to Delta)."""
+    if "://" in path:
+        return None
+    return Path(path.removeprefix("file:")) / "_delta_log"
+
+
 def is_delta_table(spark: SparkSession, path: str) -> bool:
     """Whether a Delta table with at least one commit is at `path`.
 
@@ -58,7 +65,7 @@ def is_delta_table(spark: SparkSession, path: str) -> bool:
     the session's cached log, which it does not refresh, so a table first looked at while
     another process was creating it would stay "missing" for that session.
     """
-    if "://" in path:
+    if _local_delta_log(path) is None:
         return bool(DeltaTable.isDeltaTable(spark, path))
     return table_state(path) is not None
 
@@ -89,11 +96,11 @@ def discard_unborn_log(path: str) -> None:
 
     Such a folder is not a table (no commit, so no data either), yet Delta's createIfNotExists
     refuses it with DELTA_TABLE_NOT_FOUND, so a pipeline killed at that moment could never
-    restart. Local paths only; a URI is left to Delta.
+    restart. Local paths only.
     """
-    if "://" in path:
+    delta_log = _local_delta_log(path)
+    if delta_log is None:
         return
-    delta_log = Path(path.removeprefix("file:")) / "_delta_log"
     if delta_log.is_dir() and not any(_VERSION_FILE.match(entry.name) for entry in delta_log.iterdir()):
         print(f"[delta] {delta_log}: no commit yet (a creation was interrupted); removed", flush=True)
         shutil.rmtree(delta_log)
@@ -116,10 +123,11 @@ def landing_state(cfg: PipelineConfig, entity: str) -> Hashable:
 
 def table_state(path: str) -> Hashable | None:
     """A local Delta table's latest commit (file name and mtime); None when unknown."""
-    if "://" in path:
+    delta_log = _local_delta_log(path)
+    if delta_log is None:
         return None
     try:
-        with os.scandir(Path(path.removeprefix("file:")) / "_delta_log") as entries:
+        with os.scandir(delta_log) as entries:
             commits = [e for e in entries if e.name.endswith(".json") and _VERSION_FILE.match(e.name)]
     except FileNotFoundError:
         return None
