@@ -1,7 +1,9 @@
 """The notebooks, executed top to bottom with nbclient on a kernel from this venv's Python.
 
-Each runs in a temporary working directory with `MEDALLION_NOTEBOOK_DATA` pointing into it (as
-the compose file's `jupyter` service points it at /data/notebooks), and the tests read what the
+Both run, one after the other, on one kernel started in a temporary working directory with
+`MEDALLION_NOTEBOOK_DATA` pointing into it (as the compose file's `jupyter` service points it at
+/data/notebooks, and as a JupyterLab user would run them): each notebook builds and stops its own
+Spark session, but the second skips the kernel's and the JVM's start-up. The tests read what the
 cells printed and drew. The committed files must carry no outputs.
 """
 
@@ -10,10 +12,14 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,23 +45,41 @@ def test_notebooks_are_committed_clean_and_parameterised() -> None:
         assert 'master="local[2]"' in source and "shuffle_partitions=2" in source
 
 
-@pytest.fixture
-def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A kernel spec running this venv's interpreter, found through JUPYTER_PATH only."""
-    spec = tmp_path / "jupyter" / "kernels" / KERNEL
+@dataclass(frozen=True)
+class Kernel:
+    """A running kernel and the folders it works in."""
+
+    manager: AsyncKernelManager
+    workdir: Path
+    data_root: Path
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    """One kernel of this venv's interpreter (its spec found through JUPYTER_PATH only) for
+    both notebooks; they write into different folders of one data root."""
+    root = tmp_path_factory.mktemp("notebooks")
+    spec = root / "jupyter" / "kernels" / KERNEL
     spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "medallion (test)", "language": "python"}))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    return KERNEL
+    workdir, data_root = root / "work", root / "work" / "notebook-data"
+    workdir.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PATH", str(root / "jupyter"))
+        patch.setenv("MEDALLION_NOTEBOOK_DATA", str(data_root))
+        manager = AsyncKernelManager(kernel_name=KERNEL)
+        run_sync(manager.start_kernel)(cwd=str(workdir))
+    try:
+        yield Kernel(manager, workdir, data_root)
+    finally:
+        run_sync(manager.shutdown_kernel)(now=True)
 
 
-def execute(name: str, kernel: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int, Path]:
-    """Run a notebook; return all its text output, the number of images drawn, and its data root."""
-    data_root = workdir / "notebook-data"
-    monkeypatch.setenv("MEDALLION_NOTEBOOK_DATA", str(data_root))
+def execute(name: str, kernel: Kernel) -> tuple[str, int]:
+    """Run a notebook on the shared kernel; return all its text output and the number of images drawn."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = NotebookClient(notebook, kernel_name=kernel, timeout=1200, resources={"metadata": {"path": str(workdir)}})
+    client = NotebookClient(notebook, km=kernel.manager, timeout=1200, resources={"metadata": {"path": str(kernel.workdir)}})
     client.execute()
     texts, images = [], 0
     for cell in notebook.cells:
@@ -65,14 +89,14 @@ def execute(name: str, kernel: str, workdir: Path, monkeypatch: pytest.MonkeyPat
             elif output.output_type in ("execute_result", "display_data"):
                 texts.append(output.data.get("text/plain", ""))
                 images += "image/png" in output.data
-    return "\n".join(texts), images, data_root
+    return "\n".join(texts), images
 
 
 @pytest.mark.integration
 @pytest.mark.spark
 @pytest.mark.slow
-def test_quickstart_notebook(kernel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text, images, data_root = execute("01_quickstart.ipynb", kernel, tmp_path, monkeypatch)
+def test_quickstart_notebook(kernel: Kernel) -> None:
+    text, images = execute("01_quickstart.ipynb", kernel)
     assert re.search(r"^all \d+ checks hold$", text, re.MULTILINE), text[-3000:]
     assert int(re.search(r"gold\.company_activity_15m: ([\d,]+) windows", text)[1].replace(",", "")) > 0
     silver = re.search(r"^driver_events\s+bronze\s+([\d,]+)\s+silver\s+([\d,]+)\s+quarantine\s+([\d,]+)", text, re.MULTILINE)
@@ -81,14 +105,14 @@ def test_quickstart_notebook(kernel: str, tmp_path: Path, monkeypatch: pytest.Mo
     assert "pipeline: bronze" in text and "gold" in text
     assert images == 1
     # It wrote where the environment told it to.
-    assert (data_root / "quickstart" / "lake" / "silver" / "driver_events" / "_delta_log").is_dir()
+    assert (kernel.data_root / "quickstart" / "lake" / "silver" / "driver_events" / "_delta_log").is_dir()
 
 
 @pytest.mark.integration
 @pytest.mark.spark
 @pytest.mark.slow
-def test_defects_and_quality_notebook(kernel: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text, images, data_root = execute("02_defects_and_quality.ipynb", kernel, tmp_path, monkeypatch)
+def test_defects_and_quality_notebook(kernel: Kernel) -> None:
+    text, images = execute("02_defects_and_quality.ipynb", kernel)
     assert "every ledgered kind has its expected fate: True" in text, text[-4000:]
     assert "bronze = silver + quarantine + duplicates + dropped for every batch: True" in text
     shown = set(re.findall(r"^=== (\w+(?: \(\w+\))?) -> (\w+)", text, re.MULTILINE))
@@ -101,4 +125,4 @@ def test_defects_and_quality_notebook(kernel: str, tmp_path: Path, monkeypatch: 
     assert len(reasons) >= 7 and all(r.strip() for r in reasons)
     assert "NOT FOUND" not in text
     assert images == 1
-    assert (data_root / "defects" / "lake" / "quality" / "_delta_log").is_dir()
+    assert (kernel.data_root / "defects" / "lake" / "quality" / "_delta_log").is_dir()
