@@ -298,21 +298,26 @@ def test_generator_and_continuous_pipeline_services_on_the_compose_cluster(
     pipeline = start(service_command(services["pipeline"], local, BIN), logs["pipeline"], pipeline_env, tmp_path)
     processes, all_logs = [generator, pipeline], list(logs.values())
     try:
-        def gold_rows() -> int:
-            no_failed_query(logs["pipeline"])
-            return delta_rows(gold)
+        def rows_of(table: Path) -> Callable[[], int]:
+            def probe() -> int:
+                no_failed_query(logs["pipeline"])
+                return delta_rows(table)
+            return probe
 
-        wait_for("gold rows from the continuous pipeline", gold_rows, 420, processes, all_logs)
+        wait_for("the generator's batches in bronze", rows_of(data / "lake" / "bronze" / "driver_events"), 300,
+                 processes, all_logs)
+        health = http_json(f"http://127.0.0.1:{port}/api/health")
+        assert health["status"] == "running" and health["entities"]["driver_events"]["batches"] >= 2
+        # The pipeline has taken the running generator's output: pause it, so the catch-up and
+        # `verify` below deal with a few batches, not with all the generator would land meanwhile.
+        assert http_json(f"http://127.0.0.1:{port}/api/pause", method="POST")["status"] == "paused"
+        wait_for("gold rows from the continuous pipeline", rows_of(gold), 420, processes, all_logs)
         # The master's default core cap leaves room for a second application (export).
         apps = {app["name"]: app for app in cluster.status()["activeapps"]}
         granted = int(apps["medallion-pipeline"]["cores"])
         assert granted == int(master_options["spark.deploy.defaultCores"])
         total = sum(int(w["cores"]) for w in cluster.status()["workers"])
         assert total - granted >= granted
-
-        health = http_json(f"http://127.0.0.1:{port}/api/health")
-        assert health["status"] == "running" and health["entities"]["driver_events"]["batches"] >= 2
-        assert http_json(f"http://127.0.0.1:{port}/api/pause", method="POST") is not None
     finally:
         pipeline_code, generator_code = stop(pipeline), stop(generator)
     pipeline_output = logs["pipeline"].read_text(errors="replace")
