@@ -90,10 +90,13 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = No
     """
     from spark_jobs.lifecycle import STOP, Planned, run_queries
 
+    stop = stop or STOP
     order = list(reversed(cfg.scenario.processing_order))
     stages = [[Planned(f"bronze/{name}", partial(start, spark, cfg, name), partial(io.landing_state, cfg, name))]
               for name in order]
-    run_queries(stages, stop or STOP, watch)
+    run_queries(stages, stop, watch)
+    if not stop.requested.is_set():
+        io.compact_small_files(spark, [cfg.table("bronze", name) for name in order])
 
 
 def main() -> None:

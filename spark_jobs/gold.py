@@ -30,7 +30,6 @@ EXACT_DECIMAL = "decimal(38,9)"
 COMMIT_OBSERVERS: list[Callable[[str, int], None]] = []
 GOLD_PROPERTIES = {
     "delta.enableChangeDataFeed": "true",  # export reads only what changed since its last run
-    "delta.autoOptimize.autoCompact": "true",
 }
 
 
@@ -166,6 +165,7 @@ def update(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, changed: D
             highest = changed.agg(F.max("_batch_id")).collect()[0][0]
             for observer in COMMIT_OBSERVERS:
                 observer(gold.name, int(highest))
+        io.compact_small_files(spark, [cfg.table("gold", gold.name)])  # this query is its only writer
     finally:
         changed.unpersist()
 

@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 from generators.scenario import load_scenario
 from medallion.errors import ConfigError, QualityAlert
 from medallion.layout import DataRoot
-from spark_jobs import bronze, gold, silver
+from spark_jobs import bronze, gold, io, silver
 from spark_jobs.config import ALL_LAYERS, PipelineConfig
 from spark_jobs.lifecycle import STOP, CheckpointLock, GracefulStop, InputWatch, run_cycles
 from spark_jobs.metrics import MetricsRecorder
@@ -60,6 +60,7 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
             gold.run(spark, cfg, stop, watch)
         result.seconds[layer] = result.seconds.get(layer, 0.0) + time.perf_counter() - started
     recorder.flush(spark, cfg)
+    io.compact_small_files(spark, [cfg.metrics_table])
 
 
 def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP) -> PipelineResult:

@@ -249,6 +249,9 @@ def promote(
         if any(c["silver_rows"] for c in counts):
             io.append_idempotent(classified.transform(to_silver(entity)), silver_path, f"{txn_app_id}-silver", micro_batch_id)
         io.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
+        # This query is the only writer of these two tables, so they can be compacted here, in
+        # a long run too (dedupe reads all of silver); the shared quality table, after the pass.
+        io.compact_small_files(spark, [silver_path, cfg.table("quarantine", entity_name)])
         for row in rows:
             if row[3] == "_batch":
                 alerts.check(entity_name, row[1], row[14])
@@ -288,13 +291,16 @@ def run(
     from spark_jobs.lifecycle import STOP, Planned, run_queries
 
     alerts = alerts or QualityAlerts(cfg.scenario.pipeline.quality_threshold)
+    stop = stop or STOP
     # Silver's input is its bronze table: a row is classified once, when it first arrives.
     stages = [
         [Planned(f"silver/{name}", partial(start, spark, cfg, name, alerts), partial(io.table_state, cfg.table("bronze", name)))
          for name in stage]
         for stage in cfg.scenario.processing_stages
     ]
-    run_queries(stages, stop or STOP, watch)
+    run_queries(stages, stop, watch)
+    if not stop.requested.is_set():
+        io.compact_small_files(spark, [cfg.quality_table])
 
 
 def main() -> None:

@@ -73,6 +73,26 @@ def test_a_table_created_by_another_process_is_seen_after_a_look_at_it_mid_creat
     assert table is not None and table.count() == 3
 
 
+def test_tables_with_many_small_files_are_compacted_and_keep_their_rows(spark: SparkSession, tmp_path) -> None:
+    from spark_jobs.io import append_idempotent, compact_small_files, data_file_count
+
+    many, few = str(tmp_path / "many"), str(tmp_path / "few")
+    for version in range(6):
+        append_idempotent(spark.createDataFrame([(version,)], "id int"), many, "app", version)
+    append_idempotent(spark.createDataFrame([(0,)], "id int"), few, "app", 0)
+    assert data_file_count(spark, many) == DeltaTable.forPath(spark, many).detail().first()["numFiles"] == 6
+
+    assert compact_small_files(spark, [many, few, str(tmp_path / "absent")], min_files=6) == [many]
+    assert data_file_count(spark, many) == 1
+    assert sorted(r.id for r in spark.read.format("delta").load(many).collect()) == list(range(6))
+    assert [r["operation"] for r in DeltaTable.forPath(spark, many).history(1).collect()] == ["OPTIMIZE"]
+    assert DeltaTable.forPath(spark, few).history(1).first()["operation"] == "WRITE"
+    # Without the commit's checksum file the count comes from Delta itself.
+    for crc in (tmp_path / "few" / "_delta_log").glob("*.crc"):
+        crc.unlink()
+    assert data_file_count(spark, few) == 1
+
+
 def test_session_is_utc_with_delta_and_small_shuffles(spark: SparkSession) -> None:
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
