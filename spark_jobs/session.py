@@ -49,9 +49,9 @@ def session_config(options: SessionOptions, with_jars: bool = True) -> dict[str,
         "spark.driver.memory": options.driver_memory,
         # Delta rebuilds table state with 50 partitions by default: far too many on a laptop.
         "spark.databricks.delta.snapshotPartitions": str(max(2, options.shuffle_partitions)),
-        # Small tables, many commits: write fewer, larger files. The small ones are compacted
-        # after each layer's pass (spark_jobs.io.compact_small_files), not by auto-compaction,
-        # whose hook costs about 1 s on the first write to each table in a process.
+        # Small tables, many commits: write fewer, larger files. Their writers compact them
+        # (spark_jobs.io.compact_small_files), not auto-compaction, whose hook costs about 1 s
+        # on the first write to each table in a process.
         "spark.databricks.delta.autoCompact.enabled": "false",
         "spark.databricks.delta.optimizeWrite.enabled": "true",
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",
