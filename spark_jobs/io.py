@@ -141,15 +141,19 @@ def table_state(path: str) -> tuple[str, int] | None:
     return latest.name, latest.stat().st_mtime_ns
 
 
-def data_file_count(spark: SparkSession, path: str) -> int:
-    """Data files in a table's current version: from the checksum file Delta writes with each
-    commit when the table is on the local disk (no Spark job), else from its details."""
+def data_file_count(spark: SparkSession, path: str) -> int | None:
+    """Data files in a table's current version (None when there is no table): from the checksum
+    file Delta writes with each commit when the table is on the local disk (no Spark job), else
+    from its details."""
+    # One listing of a local log answers both "is there a table" and "which commit".
     delta_log, latest = _local_delta_log(path), table_state(path)
     if delta_log is not None and latest is not None:
         try:
             return int(json.loads((delta_log / latest[0].replace(".json", ".crc")).read_text())["numFiles"])
         except (OSError, KeyError, ValueError):
             pass  # no checksum for that commit (e.g. a crash right after it): ask Delta
+    if not is_delta_table(spark, path):
+        return None
     return int(DeltaTable.forPath(spark, path).detail().collect()[0]["numFiles"])
 
 
@@ -163,10 +167,8 @@ def compact_small_files(spark: SparkSession, paths: list[str], min_files: int = 
     """
     compacted = []
     for path in paths:
-        if not is_delta_table(spark, path):
-            continue
         files = data_file_count(spark, path)
-        if files >= min_files:
+        if files is not None and files >= min_files:
             DeltaTable.forPath(spark, path).optimize().executeCompaction()
             print(f"[delta] {path}: {files} data files compacted", flush=True)
             compacted.append(path)
