@@ -73,12 +73,13 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> Streami
     entity = cfg.scenario.entities[entity_name]
     path = ensure_bronze_table(spark, cfg, entity_name)
     lines = io.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity))
-    return io.start_delta_sink(
-        lines,
-        name=f"bronze_{entity_name}",
-        path=path,
-        checkpoint=cfg.checkpoint("bronze", entity_name),
-    )
+    checkpoint = cfg.checkpoint("bronze", entity_name)
+    txn_app_id = io.app_id(checkpoint)
+
+    def each_batch(batch_df: DataFrame, micro_batch_id: int) -> None:
+        io.append_idempotent(batch_df, path, txn_app_id, micro_batch_id)
+
+    return io.start_batches(lines, f"bronze_{entity_name}", checkpoint, each_batch)
 
 
 def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None, watch: InputWatch | None = None) -> None:

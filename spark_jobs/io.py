@@ -125,20 +125,23 @@ def landing_state(cfg: PipelineConfig, entity: str) -> Hashable:
     return frozenset(files)
 
 
-def table_state(path: str) -> tuple[str, int] | None:
-    """A local Delta table's latest commit (file name and mtime); None when unknown."""
-    delta_log = _local_delta_log(path)
-    if delta_log is None:
-        return None
+def _commit_names(delta_log: Path) -> list[os.DirEntry[str]]:
+    """The commit files of a local log (not checkpoints or checksums), newest first."""
     try:
         with os.scandir(delta_log) as entries:
             commits = [e for e in entries if e.name.endswith(".json") and _VERSION_FILE.match(e.name)]
     except FileNotFoundError:
-        return None
+        return []
+    return sorted(commits, key=lambda e: e.name, reverse=True)
+
+
+def table_state(path: str) -> tuple[str, int] | None:
+    """A local Delta table's latest commit (file name and mtime); None when unknown."""
+    delta_log = _local_delta_log(path)
+    commits = _commit_names(delta_log) if delta_log is not None else []
     if not commits:
         return None
-    latest = max(commits, key=lambda e: e.name)
-    return latest.name, latest.stat().st_mtime_ns
+    return commits[0].name, commits[0].stat().st_mtime_ns
 
 
 def data_file_count(spark: SparkSession, path: str) -> int | None:
@@ -176,10 +179,10 @@ def compact_small_files(spark: SparkSession, paths: list[str], min_files: int = 
 
 
 def app_id(checkpoint: str) -> str:
-    """A stable id per checkpoint for Delta's idempotent writes (txnAppId).
+    """A stable id per checkpoint for its idempotent writes (`append_idempotent`).
 
     Stored beside the checkpoint, so a restart reuses it and a fresh checkpoint gets a new one
-    (reusing an id with a new checkpoint would make Delta skip its writes silently).
+    (reusing an id with a new checkpoint would skip its writes silently).
     """
     folder = Path(checkpoint)
     folder.mkdir(parents=True, exist_ok=True)
@@ -191,16 +194,69 @@ def app_id(checkpoint: str) -> str:
     return id_file.read_text().strip()
 
 
-def append_idempotent(df: DataFrame, path: str, txn_app_id: str, txn_version: int) -> None:
-    """Append once per (app id, version): a replayed micro-batch's second write is skipped."""
-    (
-        df.write.format("delta")
-        .mode("append")
-        .option("txnAppId", txn_app_id)
-        .option("txnVersion", txn_version)
-        .option("mergeSchema", "false")
-        .save(path)
-    )
+# Delta's own txnAppId/txnVersion write options answer "was this batch written already?" by
+# rebuilding the table's whole state first: three Spark jobs on every append, 1.2 s against
+# 0.3 s for a 5-row append here (measured). The answer is in the newest commits, so on a local
+# table each write names its (app id, batch id) in the commit's userMetadata and the check reads
+# the log back to the app's latest commit. A table elsewhere (a URI) keeps Delta's options.
+_TXN_MARKER = "medallion_txn"
+
+
+def _marker_of(commit_text: str) -> tuple[str, int] | None:
+    """The (app id, batch id) a commit names in its userMetadata, if it names one."""
+    for line in commit_text.splitlines():
+        if line.startswith('{"commitInfo"'):
+            metadata = json.loads(line)["commitInfo"].get("userMetadata") or ""
+            marker = json.loads(metadata).get(_TXN_MARKER) if metadata.startswith("{") else None
+            return (str(marker["app"]), int(marker["version"])) if isinstance(marker, dict) else None
+    return None
+
+
+def committed_version(path: str, txn_app_id: str) -> int | None:
+    """The highest batch id `txn_app_id` has appended to a local table, -1 for none; None when
+    the table is not on the local disk. A SetTransaction recorded by Delta's own options (the
+    newest checksum lists them) counts too.
+
+    Only the app's last write matters (a replay is of the batch after its last complete one),
+    and Delta keeps commits for 30 days (`delta.logRetentionDuration`): a batch left half-done by
+    a crash is recognised if the pipeline restarts within that time."""
+    delta_log = _local_delta_log(path)
+    if delta_log is None:
+        return None
+    commits = _commit_names(delta_log)
+    if not commits:
+        return -1
+    try:
+        checksum = json.loads((delta_log / commits[0].name.replace(".json", ".crc")).read_text())
+        recorded = [int(t["version"]) for t in checksum.get("setTransactions") or [] if t["appId"] == txn_app_id]
+    except (OSError, ValueError, KeyError):
+        recorded = []
+    needle = json.dumps(txn_app_id)[1:-1]
+    for commit in commits:  # the app writes in batch id order: its latest commit is enough
+        text = Path(commit.path).read_text(encoding="utf-8")
+        marker = _marker_of(text) if needle in text else None
+        if marker is not None and marker[0] == txn_app_id:
+            return max([marker[1], *recorded])
+    return max(recorded, default=-1)
+
+
+def append_idempotent(df: DataFrame, path: str, txn_app_id: str, txn_version: int) -> bool:
+    """Append once per (app id, batch id): a replayed micro-batch's second write is skipped.
+    Returns whether it wrote."""
+    writer = df.write.format("delta").mode("append").option("mergeSchema", "false")
+    committed = committed_version(path, txn_app_id)
+    if committed is None:
+        writer.option("txnAppId", txn_app_id).option("txnVersion", txn_version).save(path)
+        return True
+    if committed >= txn_version:
+        return False
+    writer.option("userMetadata", json.dumps({_TXN_MARKER: {"app": txn_app_id, "version": txn_version}})).save(path)
+    return True
+
+
+def append(df: DataFrame, path: str) -> None:
+    """A plain append, for rows written once by design (e.g. progress metrics)."""
+    df.write.format("delta").mode("append").option("mergeSchema", "false").save(path)
 
 
 # Every query runs availableNow: it processes what is there, then stops (`--continuous` repeats
@@ -211,14 +267,3 @@ def start_batches(df: DataFrame, name: str, checkpoint: str, function: BatchFunc
     """Run `function(batch_df, batch_id)` for each micro-batch (at least once per batch id)."""
     writer = df.writeStream.queryName(name).option("checkpointLocation", checkpoint)
     return writer.trigger(availableNow=True).foreachBatch(function).start()
-
-
-def start_delta_sink(df: DataFrame, name: str, path: str, checkpoint: str) -> StreamingQuery:
-    """Append a stream to a Delta table; the Delta sink itself is exactly-once per batch id."""
-    writer = (
-        df.writeStream.queryName(name)
-        .format("delta")
-        .outputMode("append")
-        .option("checkpointLocation", checkpoint)
-    )
-    return writer.trigger(availableNow=True).start(path)

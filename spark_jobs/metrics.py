@@ -7,7 +7,6 @@ Progress events arrive on a listener thread; they are buffered and flushed to th
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,6 +68,6 @@ class MetricsRecorder(StreamingQueryListener):
         if not rows:
             return 0
         df = spark.createDataFrame(rows, METRICS_SCHEMA)
-        io.append_idempotent(df, cfg.metrics_table, f"metrics-{uuid.uuid4().hex}", 0)
+        io.append(df, cfg.metrics_table)
         self.flushes += 1
         return len(rows)

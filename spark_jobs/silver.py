@@ -9,7 +9,7 @@ Per micro-batch of bronze rows (foreachBatch, so at least once):
    against silver. A key already in silver *from the same landing file* is this batch's own
    earlier write (a replay after a crash), not a duplicate - so counts survive replays;
 4. append the new rows to silver, and the per-rule counts to the quality table.
-Every write is idempotent per (checkpoint app id, micro-batch id) via Delta's txnAppId/txnVersion.
+Every write is idempotent per (checkpoint app id, micro-batch id): see spark_jobs.io.append_idempotent.
 """
 
 from __future__ import annotations

@@ -29,16 +29,29 @@ def test_delta_write_read_merge_and_history(spark: SparkSession, tmp_path) -> No
     assert operations == ["MERGE", "WRITE"]
 
 
-def test_txn_app_id_makes_a_replayed_append_a_no_op(spark: SparkSession, tmp_path) -> None:
-    from spark_jobs.io import append_idempotent
+def test_a_replayed_append_is_a_no_op(spark: SparkSession, tmp_path) -> None:
+    from spark_jobs.io import append_idempotent, committed_version
 
     path = str(tmp_path / "t")
     df = spark.createDataFrame([(1,)], "id int")
-    append_idempotent(df, path, "app-1", 7)
-    append_idempotent(df, path, "app-1", 7)  # the replay of micro-batch 7
-    append_idempotent(df, path, "app-1", 8)
-    append_idempotent(df, path, "app-2", 7)  # a new checkpoint has a new app id
+    assert committed_version(path, "app-1") == -1
+    assert append_idempotent(df, path, "app-1", 7)
+    assert not append_idempotent(df, path, "app-1", 7)  # the replay of micro-batch 7
+    assert append_idempotent(df, path, "app-2", 7)  # a new checkpoint has a new app id
+    DeltaTable.forPath(spark, path).optimize().executeCompaction()  # commits without a marker between
+    assert not append_idempotent(df, path, "app-1", 6)
+    assert append_idempotent(df, path, "app-1", 8)
+    assert (committed_version(path, "app-1"), committed_version(path, "app-2"), committed_version(path, "app")) == (8, 7, -1)
     assert spark.read.format("delta").load(path).count() == 3
+    # What Delta's own options recorded (a table written before medallion named its batches in
+    # the commit) still counts, so a replay after an upgrade is skipped too.
+    df.write.format("delta").mode("append").option("txnAppId", "app-3").option("txnVersion", 4).save(path)
+    assert committed_version(path, "app-3") == 4
+    assert not append_idempotent(df, path, "app-3", 4)
+    assert spark.read.format("delta").load(path).count() == 4
+    # The commit that wrote a batch says so, for anyone reading the table's history.
+    latest = DeltaTable.forPath(spark, path).history().where("operation = 'WRITE'").orderBy("version").collect()
+    assert '"app": "app-1", "version": 8' in latest[-2]["userMetadata"]
 
 
 def test_ensure_table_recovers_a_creation_killed_before_its_first_commit(spark: SparkSession, tmp_path) -> None:
