@@ -222,13 +222,12 @@ def promote(
     pre = batch_df.transform(classify(entity, dict.fromkeys(refs))) if entity_name in refs else None
     keys = dimension_keys(spark, cfg, entity_name, pre)
     existing = io.read_delta(spark, silver_path)
-    # Persist only what the writes and counts read: the check columns would triple the cache.
+    # Keep only what the writes and counts read: the check columns would triple the memory.
     kept = [*silver_schema(entity).fieldNames(), *KEPT_COLUMNS]
-    classified = (
+    classified = io.materialize(
         batch_df.transform(classify(entity, keys))
         .transform(with_dedupe_status(entity, existing))
         .select(*dict.fromkeys(kept))
-        .persist()
     )
     try:
         counts = quality_counts(classified, rules)
@@ -256,7 +255,7 @@ def promote(
             if row[3] == "_batch":
                 alerts.check(entity_name, row[1], row[14])
     finally:
-        classified.unpersist()
+        io.release(classified)
 
 
 def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: QualityAlerts) -> StreamingQuery:
