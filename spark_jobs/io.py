@@ -207,8 +207,11 @@ def _marker_of(commit_text: str) -> tuple[str, int] | None:
     for line in commit_text.splitlines():
         if line.startswith('{"commitInfo"'):
             metadata = json.loads(line)["commitInfo"].get("userMetadata") or ""
-            marker = json.loads(metadata).get(_TXN_MARKER) if metadata.startswith("{") else None
-            return (str(marker["app"]), int(marker["version"])) if isinstance(marker, dict) else None
+            try:  # someone else's userMetadata may be any text
+                marker = json.loads(metadata).get(_TXN_MARKER) if metadata.startswith("{") else None
+                return (str(marker["app"]), int(marker["version"])) if isinstance(marker, dict) else None
+            except (ValueError, KeyError, TypeError, AttributeError):
+                return None
     return None
 
 
