@@ -75,9 +75,13 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> Streami
     lines = io.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity))
     checkpoint = cfg.checkpoint("bronze", entity_name)
     txn_app_id = io.app_id(checkpoint)
+    # Until 2026-11-30 Delta's streaming sink wrote bronze: a batch it wrote whose checkpoint
+    # commit a crash lost must not be written again by the new path.
+    sink_written = io.delta_sink_version(checkpoint, path)
 
     def each_batch(batch_df: DataFrame, micro_batch_id: int) -> None:
-        io.append_idempotent(batch_df, path, txn_app_id, micro_batch_id)
+        if micro_batch_id > sink_written:
+            io.append_idempotent(batch_df, path, txn_app_id, micro_batch_id)
 
     return io.start_batches(lines, f"bronze_{entity_name}", checkpoint, each_batch)
 

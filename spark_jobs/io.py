@@ -215,6 +215,29 @@ def _marker_of(commit_text: str) -> tuple[str, int] | None:
     return None
 
 
+def _checksum_transactions(delta_log: Path, commit_name: str, txn_app_id: str) -> list[int]:
+    """The versions Delta's own SetTransactions record for an app id, from a commit's checksum."""
+    try:
+        checksum = json.loads((delta_log / commit_name.replace(".json", ".crc")).read_text())
+        return [int(t["version"]) for t in checksum.get("setTransactions") or [] if t["appId"] == txn_app_id]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def delta_sink_version(checkpoint: str, path: str) -> int:
+    """The last batch Delta's streaming sink appended to a local table from this checkpoint
+    (it records them under the query id, kept in the checkpoint's `metadata`); -1 for none."""
+    delta_log = _local_delta_log(path)
+    commits = _commit_names(delta_log) if delta_log is not None else []
+    try:
+        query_id = json.loads((Path(checkpoint) / "metadata").read_text())["id"]
+    except (OSError, ValueError, KeyError):
+        return -1
+    if delta_log is None or not commits:
+        return -1
+    return max(_checksum_transactions(delta_log, commits[0].name, query_id), default=-1)
+
+
 def committed_version(path: str, txn_app_id: str) -> int | None:
     """The highest batch id `txn_app_id` has appended to a local table, -1 for none; None when
     the table is not on the local disk. A SetTransaction recorded by Delta's own options (the
@@ -229,11 +252,7 @@ def committed_version(path: str, txn_app_id: str) -> int | None:
     commits = _commit_names(delta_log)
     if not commits:
         return -1
-    try:
-        checksum = json.loads((delta_log / commits[0].name.replace(".json", ".crc")).read_text())
-        recorded = [int(t["version"]) for t in checksum.get("setTransactions") or [] if t["appId"] == txn_app_id]
-    except (OSError, ValueError, KeyError):
-        recorded = []
+    recorded = _checksum_transactions(delta_log, commits[0].name, txn_app_id)
     needle = json.dumps(txn_app_id)[1:-1]
     for commit in commits:  # the app writes in batch id order: its latest commit is enough
         text = Path(commit.path).read_text(encoding="utf-8")

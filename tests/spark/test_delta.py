@@ -54,6 +54,34 @@ def test_a_replayed_append_is_a_no_op(spark: SparkSession, tmp_path) -> None:
     assert '"app": "app-1", "version": 8' in latest[-2]["userMetadata"]
 
 
+def test_a_bronze_batch_written_by_delta_s_sink_before_a_crash_is_not_written_again(spark: SparkSession, tmp_path) -> None:
+    # Bronze was written by Delta's streaming sink until 2026-11-30; a crash between its commit and
+    # the checkpoint's leaves the batch to replay, and the foreachBatch writer must skip it.
+    import subprocess
+    import sys
+
+    from generators.scenario import load_scenario
+    from medallion.layout import DataRoot
+    from spark_jobs import bronze, io
+    from spark_jobs.config import PipelineConfig
+
+    subprocess.run([sys.executable, "-m", "medallion.cli", "generate", "--scenario", "driving", "--profile", "small",
+                    "--seed", "4", "--data", str(tmp_path), "--batches", "1", "--quiet"], check=True)
+    cfg = PipelineConfig(scenario=load_scenario("driving", profile="small"), data=DataRoot(tmp_path))
+    entity = cfg.scenario.entities["companies"]
+    path, checkpoint = bronze.ensure_bronze_table(spark, cfg, "companies"), cfg.checkpoint("bronze", "companies")
+    old = (io.read_landing_stream(spark, cfg, "companies").transform(bronze.to_bronze(entity)).writeStream
+           .format("delta").option("checkpointLocation", checkpoint).trigger(availableNow=True).start(path))
+    old.awaitTermination()
+    lines = spark.read.format("delta").load(path).count()
+    assert lines > 0 and io.delta_sink_version(checkpoint, path) == 0
+    shutil.rmtree(f"{checkpoint}/commits")  # the crash: batch 0 written, its checkpoint commit lost
+    new = bronze.start(spark, cfg, "companies")
+    new.awaitTermination()
+    assert new.lastProgress["batchId"] == 0  # batch 0 ran again, through the new writer
+    assert spark.read.format("delta").load(path).count() == lines
+
+
 def test_ensure_table_recovers_a_creation_killed_before_its_first_commit(spark: SparkSession, tmp_path) -> None:
     from spark_jobs.io import ensure_table
 
