@@ -12,9 +12,10 @@ import shutil
 import uuid
 from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StructType
@@ -135,6 +136,15 @@ def _commit_names(delta_log: Path) -> list[os.DirEntry[str]]:
     return sorted(commits, key=lambda e: e.name, reverse=True)
 
 
+def _checksum(delta_log: Path, commit_name: str) -> dict[str, Any] | None:
+    """The checksum file (`.crc`) Delta wrote with a commit, parsed; None if there is none."""
+    try:
+        checksum = json.loads((delta_log / commit_name.replace(".json", ".crc")).read_text())
+    except (OSError, ValueError):
+        return None
+    return checksum if isinstance(checksum, dict) else None
+
+
 def table_state(path: str) -> tuple[str, int] | None:
     """A local Delta table's latest commit (file name and mtime); None when unknown."""
     delta_log = _local_delta_log(path)
@@ -151,10 +161,10 @@ def data_file_count(spark: SparkSession, path: str) -> int | None:
     # One listing of a local log answers both "is there a table" and "which commit".
     delta_log, latest = _local_delta_log(path), table_state(path)
     if delta_log is not None and latest is not None:
-        try:
-            return int(json.loads((delta_log / latest[0].replace(".json", ".crc")).read_text())["numFiles"])
-        except (OSError, KeyError, ValueError):
-            pass  # no checksum for that commit (e.g. a crash right after it): ask Delta
+        checksum = _checksum(delta_log, latest[0])
+        if checksum is not None and "numFiles" in checksum:
+            return int(checksum["numFiles"])
+        # no checksum for that commit (e.g. a crash right after it): ask Delta
     if not is_delta_table(spark, path):
         return None
     return int(DeltaTable.forPath(spark, path).detail().collect()[0]["numFiles"])
@@ -217,22 +227,19 @@ def _marker_of(commit_text: str) -> tuple[str, int] | None:
 
 def _checksum_transactions(delta_log: Path, commit_name: str, txn_app_id: str) -> list[int]:
     """The versions Delta's own SetTransactions record for an app id, from a commit's checksum."""
-    try:
-        checksum = json.loads((delta_log / commit_name.replace(".json", ".crc")).read_text())
-        return [int(t["version"]) for t in checksum.get("setTransactions") or [] if t["appId"] == txn_app_id]
-    except (OSError, ValueError, KeyError):
-        return []
+    transactions = (_checksum(delta_log, commit_name) or {}).get("setTransactions") or []
+    return [int(t["version"]) for t in transactions if t.get("appId") == txn_app_id and "version" in t]
 
 
 def delta_sink_version(checkpoint: str, path: str) -> int:
     """The last batch Delta's streaming sink appended to a local table from this checkpoint
     (it records them under the query id, kept in the checkpoint's `metadata`); -1 for none."""
-    delta_log = _local_delta_log(path)
-    commits = _commit_names(delta_log) if delta_log is not None else []
     try:
         query_id = json.loads((Path(checkpoint) / "metadata").read_text())["id"]
     except (OSError, ValueError, KeyError):
-        return -1
+        return -1  # a fresh checkpoint (or none): the sink never wrote from it
+    delta_log = _local_delta_log(path)
+    commits = _commit_names(delta_log) if delta_log is not None else []
     if delta_log is None or not commits:
         return -1
     return max(_checksum_transactions(delta_log, commits[0].name, query_id), default=-1)
@@ -265,7 +272,7 @@ def committed_version(path: str, txn_app_id: str) -> int | None:
 def append_idempotent(df: DataFrame, path: str, txn_app_id: str, txn_version: int) -> bool:
     """Append once per (app id, batch id): a replayed micro-batch's second write is skipped.
     Returns whether it wrote."""
-    writer = df.write.format("delta").mode("append").option("mergeSchema", "false")
+    writer = _appender(df)
     committed = committed_version(path, txn_app_id)
     if committed is None:
         writer.option("txnAppId", txn_app_id).option("txnVersion", txn_version).save(path)
@@ -278,7 +285,12 @@ def append_idempotent(df: DataFrame, path: str, txn_app_id: str, txn_version: in
 
 def append(df: DataFrame, path: str) -> None:
     """A plain append, for rows written once by design (e.g. progress metrics)."""
-    df.write.format("delta").mode("append").option("mergeSchema", "false").save(path)
+    _appender(df).save(path)
+
+
+def _appender(df: DataFrame) -> DataFrameWriter:
+    """An append to a Delta table whose schema the rows must match (no silent evolution)."""
+    return df.write.format("delta").mode("append").option("mergeSchema", "false")
 
 
 def materialize(df: DataFrame) -> DataFrame:
