@@ -61,6 +61,16 @@ CASES = [
     (event() + " junk", ["malformed_json"]),
     (event() + "}", ["malformed_json"]),
     (event() + ' {"a":1}', ["malformed_json"]),
+    # Content after the object that a parser reading one value (or a `[...]` wrapper) would miss.
+    (event() + ",", ["malformed_json"]),
+    (event() + ", null", ["malformed_json"]),
+    (event() + "]", ["malformed_json"]),
+    (event() + "] junk", ["malformed_json"]),
+    (event() + '] {"a":1}', ["malformed_json"]),
+    (event() + '"x"', ["malformed_json"]),
+    (event() + "<EOF>", ["malformed_json"]),
+    (event(event_type="a]b"), ["event_type_enum"]),
+    (" " + event() + " ", []),
     ('["not", "an", "object"]', ["malformed_json"]),
     ("", ["malformed_json"]),
 ]
