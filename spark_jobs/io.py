@@ -49,11 +49,36 @@ def read_landing_stream(spark: SparkSession, cfg: PipelineConfig, entity: str) -
 
 
 def read_delta_stream(spark: SparkSession, path: str, max_files_per_trigger: int | None = None) -> DataFrame:
-    """A Delta table as a stream of its appended rows (compaction commits are skipped)."""
+    """A Delta table as a stream of its appended rows (compaction commits are skipped).
+
+    A query on a new checkpoint starts from the table's current snapshot, which Delta computes
+    with Spark jobs (1.2-1.7 s per query here, measured). While every file the table ever added
+    is still in it, reading its commits from version 0 yields the same rows without that.
+    """
     reader = spark.readStream.format("delta")
     if max_files_per_trigger is not None:
         reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+    if has_only_appends(path):
+        reader = reader.option("startingVersion", 0)  # used by a new checkpoint only
     return reader.load(path)
+
+
+def has_only_appends(path: str, max_commits: int = 50) -> bool:
+    """Whether a local table's log still starts at version 0 and no commit removed a file
+    (no compaction, delete or overwrite: all its data files are still live and on disk).
+    Tables with more than `max_commits` commits are not read through; they answer False."""
+    delta_log = _local_delta_log(path)
+    commits = _commit_names(delta_log) if delta_log is not None else []
+    if not commits or len(commits) > max_commits or not commits[-1].name.startswith("0" * 20):
+        return False
+    for commit in commits:
+        try:
+            with open(commit.path, "rb") as actions:
+                if any("remove" in json.loads(line) for line in actions if line.strip()):
+                    return False
+        except (OSError, ValueError):
+            return False
+    return True
 
 
 def _local_delta_log(path: str) -> Path | None:

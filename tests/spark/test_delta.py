@@ -139,3 +139,33 @@ def test_session_is_utc_with_delta_and_small_shuffles(spark: SparkSession) -> No
     assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
     assert "DeltaSparkSessionExtension" in spark.conf.get("spark.sql.extensions")
     assert spark.version == "4.2.0"
+
+
+def test_a_new_stream_reads_an_append_only_table_from_its_log_and_a_compacted_one_from_its_snapshot(
+    spark: SparkSession, tmp_path
+) -> None:
+    from spark_jobs.io import (
+        append,
+        compact_small_files,
+        has_only_appends,
+        read_delta_stream,
+        start_batches,
+    )
+
+    path = str(tmp_path / "t")
+    for start in range(0, 30, 10):
+        append(spark.range(start, start + 10).withColumnRenamed("id", "n"), path)
+
+    def streamed(name: str) -> list[int]:
+        seen: list[int] = []
+        checkpoint = str(tmp_path / f"checkpoint-{name}")
+        start_batches(read_delta_stream(spark, path), name, checkpoint,
+                      lambda df, _: seen.extend(r.n for r in df.collect())).awaitTermination()
+        return sorted(seen)
+
+    assert has_only_appends(path)
+    assert streamed("log") == list(range(30))
+    compact_small_files(spark, [path], min_files=2)
+    append(spark.range(30, 35).withColumnRenamed("id", "n"), path)
+    assert not has_only_appends(path)  # the compacted files are removed: back to the snapshot
+    assert streamed("snapshot") == list(range(35))
