@@ -68,7 +68,7 @@ def has_only_appends(path: str, max_commits: int = 50) -> bool:
     (no compaction, delete or overwrite: all its data files are still live and on disk).
     Tables with more than `max_commits` commits are not read through; they answer False."""
     delta_log = _local_delta_log(path)
-    commits = _commit_names(delta_log) if delta_log is not None else []
+    commits = _commit_names(delta_log)
     if not commits or len(commits) > max_commits or not commits[-1].name.startswith("0" * 20):
         return False
     for commit in commits:
@@ -151,8 +151,11 @@ def landing_state(cfg: PipelineConfig, entity: str) -> Hashable:
     return frozenset(files)
 
 
-def _commit_names(delta_log: Path) -> list[os.DirEntry[str]]:
-    """The commit files of a local log (not checkpoints or checksums), newest first."""
+def _commit_names(delta_log: Path | None) -> list[os.DirEntry[str]]:
+    """The commit files of a local log (not checkpoints or checksums), newest first; none for a
+    table that is not on the local disk (`delta_log` None)."""
+    if delta_log is None:
+        return []
     try:
         with os.scandir(delta_log) as entries:
             commits = [e for e in entries if e.name.endswith(".json") and _VERSION_FILE.match(e.name)]
@@ -173,7 +176,7 @@ def _checksum(delta_log: Path, commit_name: str) -> dict[str, Any] | None:
 def table_state(path: str) -> tuple[str, int] | None:
     """A local Delta table's latest commit (file name and mtime); None when unknown."""
     delta_log = _local_delta_log(path)
-    commits = _commit_names(delta_log) if delta_log is not None else []
+    commits = _commit_names(delta_log)
     if not commits:
         return None
     return commits[0].name, commits[0].stat().st_mtime_ns
@@ -264,7 +267,7 @@ def delta_sink_version(checkpoint: str, path: str) -> int:
     except (OSError, ValueError, KeyError):
         return -1  # a fresh checkpoint (or none): the sink never wrote from it
     delta_log = _local_delta_log(path)
-    commits = _commit_names(delta_log) if delta_log is not None else []
+    commits = _commit_names(delta_log)
     if delta_log is None or not commits:
         return -1
     return max(_checksum_transactions(delta_log, commits[0].name, query_id), default=-1)
