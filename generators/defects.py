@@ -229,8 +229,10 @@ class DefectInjector:
                 spec = drift_specs[drift_index]
                 layout.override_keys(spec.field, rows, spec.to or spec.field)
                 injected.add(rows, "schema_drift", spec.field, "rename")
-            elif kind == "orphan_fk" and self._orphans(rows, sources, variant, columns, layout, injected):
-                pass
+            elif (kind == "orphan_fk" and self._orphans(rows, sources, variant, columns, layout, injected)) or (
+                kind == "schema_drift" and drift_index is not None and self._quoted(drift_specs[drift_index], rows, sources, columns, layout, injected)
+            ):
+                pass  # written all at once
             else:
                 # Rare and irregular: row by row, recorded per (kind, field, change) group.
                 marks: dict[tuple[str, str | None, str | None], list[int]] = {}
@@ -267,6 +269,25 @@ class DefectInjector:
             marker = np.full((texts.shape[0], 1), ord("x"), dtype=np.uint8)
             layout.override_values(name, rows[mine], np.hstack([texts[:, :head], marker, texts[:, head:]]))
             injected.add(rows[mine], "orphan_fk", name)
+        return True
+
+    def _quoted(
+        self, spec: DriftSpec, rows: np.ndarray, sources: np.ndarray, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected
+    ) -> bool:
+        """A number or boolean retyped to a string, all at once: its own text in quotes, as
+        `retyped_value` writes it (nulls have no other JSON type and stay). False for any other
+        drift, which takes the row-by-row path."""
+        if spec.change != "retype" or self.entity.fields[spec.field].type not in ("int", "long", "double", "boolean"):
+            return False
+        column = columns[spec.field]
+        if column.nulls is not None:
+            valued = ~column.nulls[sources]
+            rows, sources = rows[valued], sources[valued]
+        # Padding anywhere in a row is dropped when the line is laid out, so the quotes can sit
+        # around the padded value.
+        quote = np.full((rows.size, 1), ord('"'), dtype=np.uint8)
+        layout.override_values(spec.field, rows, np.hstack([quote, np.take(column.enc, sources, axis=0), quote]))
+        injected.add(rows, "schema_drift", spec.field, "retype")
         return True
 
     def _shift_times(self, kind: str, rows: np.ndarray, u1: np.ndarray, interval: tuple[int, int], layout: encode.LineLayout, injected: Injected) -> None:
