@@ -230,7 +230,9 @@ class DefectInjector:
                 layout.override_keys(spec.field, rows, spec.to or spec.field)
                 injected.add(rows, "schema_drift", spec.field, "rename")
             elif (kind == "orphan_fk" and self._orphans(rows, sources, variant, columns, layout, injected)) or (
-                kind == "schema_drift" and drift_index is not None and self._quoted(drift_specs[drift_index], rows, sources, columns, layout, injected)
+                kind == "schema_drift"
+                and drift_index is not None
+                and self._drift_at_once(drift_specs[drift_index], rows, sources, columns, added_columns, layout, injected)
             ):
                 pass  # written all at once
             else:
@@ -238,7 +240,7 @@ class DefectInjector:
                 marks: dict[tuple[str, str | None, str | None], list[int]] = {}
                 for i, (row, source) in enumerate(zip(rows.tolist(), sources.tolist(), strict=True)):
                     pick = Pick(kind, drift_index, int(variant[i]), float(u1[i]), float(u2[i]))
-                    mark = self._write(pick, row, source, columns, layout, added_columns, drift_specs)
+                    mark = self._write(pick, row, source, columns, layout, drift_specs)
                     if mark is not None:
                         marks.setdefault(mark, []).append(row)
                 for (mark_kind, mark_field, change), marked in marks.items():
@@ -271,23 +273,35 @@ class DefectInjector:
             injected.add(rows[mine], "orphan_fk", name)
         return True
 
-    def _quoted(
-        self, spec: DriftSpec, rows: np.ndarray, sources: np.ndarray, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected
+    def _drift_at_once(
+        self,
+        spec: DriftSpec,
+        rows: np.ndarray,
+        sources: np.ndarray,
+        columns: dict[str, Column],
+        added_columns: dict[str, Column],
+        layout: encode.LineLayout,
+        injected: Injected,
     ) -> bool:
-        """A number or boolean retyped to a string, all at once: its own text in quotes, as
-        `retyped_value` writes it (nulls have no other JSON type and stay). False for any other
-        drift, which takes the row-by-row path."""
-        if spec.change != "retype" or self.entity.fields[spec.field].type not in ("int", "long", "double", "boolean"):
+        """Drift that is the same text operation on every row, all at once: a number or boolean
+        retyped to a string (its own text in quotes, as `retyped_value` writes it; nulls have no
+        other JSON type and stay), and an undeclared added field (after the last declared one).
+        Padding anywhere in a row is dropped when the line is laid out, so the pieces can stay
+        padded. False for any other drift, which takes the row-by-row path."""
+        if spec.change == "retype" and self.entity.fields[spec.field].type in ("int", "long", "double", "boolean"):
+            column = columns[spec.field]
+            if column.nulls is not None:
+                valued = ~column.nulls[sources]
+                rows, sources = rows[valued], sources[valued]
+            quote = np.full((rows.size, 1), ord('"'), dtype=np.uint8)
+            layout.override_values(spec.field, rows, np.hstack([quote, np.take(column.enc, sources, axis=0), quote]))
+        elif spec.change == "add" and spec.field not in self.entity.fields:
+            key = np.frombuffer(encode.key_literal(spec.field, first=False), dtype=np.uint8)
+            values = np.take(added_columns[spec.field].enc, sources, axis=0)
+            layout.add_tails(rows, np.hstack([np.broadcast_to(key, (rows.size, key.size)), values]))
+        else:
             return False
-        column = columns[spec.field]
-        if column.nulls is not None:
-            valued = ~column.nulls[sources]
-            rows, sources = rows[valued], sources[valued]
-        # Padding anywhere in a row is dropped when the line is laid out, so the quotes can sit
-        # around the padded value.
-        quote = np.full((rows.size, 1), ord('"'), dtype=np.uint8)
-        layout.override_values(spec.field, rows, np.hstack([quote, np.take(column.enc, sources, axis=0), quote]))
-        injected.add(rows, "schema_drift", spec.field, "retype")
+        injected.add(rows, "schema_drift", spec.field, spec.change)
         return True
 
     def _shift_times(self, kind: str, rows: np.ndarray, u1: np.ndarray, interval: tuple[int, int], layout: encode.LineLayout, injected: Injected) -> None:
@@ -373,7 +387,6 @@ class DefectInjector:
         source: int,
         columns: dict[str, Column],
         layout: encode.LineLayout,
-        added_columns: dict[str, Column],
         drift_specs: list[DriftSpec],
     ) -> tuple[str, str | None, str | None] | None:
         """Write one row's defect; returns what to record (kind, field, change). `row` is the
@@ -416,12 +429,7 @@ class DefectInjector:
             text = retyped_value(entity.fields[spec.field], column, source, spec.to or "string")
             layout.override_value(spec.field, row, text)
             return "schema_drift", spec.field, "retype"
-        # An undeclared added field goes after the last declared one.
-        if spec.change == "add" and spec.field not in entity.fields:
-            value = added_columns[spec.field].text(source)
-            layout.add_tail(row, encode.key_literal(spec.field, first=False) + value)
-            return "schema_drift", spec.field, "add"
-        return None
+        return None  # other drift is written all at once (`_drift_at_once`)
 
 
 def _is_null(column: Column, row: int) -> bool:

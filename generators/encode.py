@@ -242,6 +242,7 @@ class LineLayout:
         self._overrides: list[dict[int, bytes]] = [{}]
         self._field_slots: dict[str, tuple[int, int]] = {}
         self._tail: dict[int, bytes] = {}
+        self._bulk_tails: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, padded texts)
         self._garbage: dict[int, bytes] = {}
         self._cuts: dict[int, tuple[float, int]] = {}
         self._omitted: list[tuple[int, np.ndarray]] = []
@@ -305,6 +306,11 @@ class LineLayout:
         """Text inside the object after the last field (an added field)."""
         self._tail[row] = text
 
+    def add_tails(self, rows: np.ndarray, texts: np.ndarray) -> None:
+        """`add_tail` for many rows at once (`texts`: a padded (len(rows), width) matrix)."""
+        if rows.size:
+            self._bulk_tails.append((np.asarray(rows, dtype=np.int64), texts))
+
     def add_garbage(self, row: int, text: bytes) -> None:
         """Text after the closing brace (trailing garbage)."""
         self._garbage[row] = text
@@ -326,6 +332,7 @@ class LineLayout:
         bulk: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         for slot, bulk_rows, bulk_texts in self._bulk:
             bulk.setdefault(slot, []).append((bulk_rows, bulk_texts))
+        bulk.setdefault(len(self._slots), []).extend(self._bulk_tails)  # the slot of the tails
         base_widths = [payload.size if kind == "literal" else payload.shape[1] for kind, payload in slots]
         full_widths = []
         grouped = []

