@@ -27,11 +27,6 @@ _MS_PER_DAY = 86_400_000
 _HEX = np.array([list(f"{i:02x}".encode()) for i in range(256)], dtype=np.uint8)
 
 
-def digits(values: np.ndarray, width: int) -> np.ndarray:
-    """Zero-padded decimal digits of non-negative ints below 10**width, as (n, width) ASCII."""
-    return kernels.zero_padded_digits(np.ascontiguousarray(values, dtype=np.int64), width)
-
-
 def _trim_leading_zeros(digit_matrix: np.ndarray, keep: int = 1) -> np.ndarray:
     """Replace leading '0' characters with padding, keeping at least `keep` digits."""
     if digit_matrix.shape[1] <= keep:
@@ -155,14 +150,10 @@ def encode_sequence(numbers: np.ndarray, prefix: str, width: int) -> np.ndarray:
     numbers = np.asarray(numbers, dtype=np.int64)
     n = numbers.size
     full = max(width, width_of(int(numbers.max())) if n else width)
-    body = digits(numbers, full)
-    if full > width:
-        _trim_leading_zeros(body, keep=width)
     head = np.frombuffer(b'"' + json.dumps(prefix, ensure_ascii=False).encode()[1:-1], dtype=np.uint8)
-    out = np.empty((n, head.size + full + 1), dtype=np.uint8)
-    out[:, : head.size] = head
-    out[:, head.size : head.size + full] = body
-    out[:, -1] = _QUOTE
+    out = kernels.quoted_sequence_text(np.ascontiguousarray(numbers), head, full)
+    if full > width:
+        _trim_leading_zeros(out[:, head.size : head.size + full], keep=width)
     return out
 
 

@@ -153,14 +153,19 @@ _TEN = np.uint64(10)
 
 
 @njit(nogil=True, cache=True)
-def zero_padded_digits(values: np.ndarray, width: int) -> np.ndarray:
-    """Decimal digits of non-negative ints below 10**width, zero-padded: (n, width) ASCII."""
-    out = np.empty((values.size, width), dtype=np.uint8)
-    for i in range(values.size):
-        rest = np.uint64(values[i])
-        for j in range(width - 1, -1, -1):
-            out[i, j] = 48 + rest % _TEN
+def quoted_sequence_text(numbers: np.ndarray, head: np.ndarray, width: int) -> np.ndarray:
+    """`head` (an opening quote and a prefix), the non-negative ints below 10**width
+    zero-padded to `width` digits, a closing quote: (n, head + width + 1) ASCII in one pass."""
+    h = head.size
+    out = np.empty((numbers.size, h + width + 1), dtype=np.uint8)
+    for i in range(numbers.size):
+        for j in range(h):
+            out[i, j] = head[j]
+        rest = np.uint64(numbers[i])
+        for t in range(width):
+            out[i, h + width - 1 - t] = 48 + rest % _TEN
             rest //= _TEN
+        out[i, h + width] = 34
     return out
 
 

@@ -112,7 +112,9 @@ def test_numbers_are_written_like_python_writes_them() -> None:
         assert _texts(encode.encode_fixed(floats, decimals)) == expected
     ints = np.concatenate([rng.integers(-(10**12), 10**12, 2000), [0, -1, 9, 10, 9999, 10_000, -10_000, 10**15]])
     assert _texts(encode.encode_int(ints)) == [str(int(i)) for i in ints]
-    assert _texts(encode.digits(np.array([0, 7, 42, 999]), 3)) == ["000", "007", "042", "999"]
+    ids = np.array([0, 7, 42, 999, 1000, 123_456])  # the last two outgrow the width
+    assert _texts(encode.encode_sequence(ids, "d-", 3)) == [f'"{encode.format_sequence(int(i), "d-", 3)}"' for i in ids]
+    assert _texts(encode.encode_sequence(ids[:4], "d-", 3)) == ['"d-000"', '"d-007"', '"d-042"', '"d-999"']
 
 
 def test_timestamps_are_iso_8601_with_milliseconds() -> None:
