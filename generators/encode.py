@@ -418,8 +418,7 @@ class LineLayout:
         out[:] = geometry.template
         for index, (kind, payload) in enumerate(slots):
             if kind == "values" and index - 1 not in sparse:
-                matrix = payload[shown_rows]
-                out[:, starts[index] : starts[index] + matrix.shape[1]] = matrix
+                kernels.place_rows(out, starts[index], _kernel_matrix(payload), shown_rows)
         for key_slot, mask in self._omitted:
             if key_slot in sparse:
                 shown = np.flatnonzero(~mask[rows])
@@ -433,12 +432,11 @@ class LineLayout:
         for index, override_rows, block in grouped:
             where = np.searchsorted(rows, override_rows)  # every override row is among `rows`
             out[where, starts[index] : starts[index] + widths[index]] = block[:, : widths[index]]
-        for row, (fraction, slot) in self._cuts.items():
-            line = out[int(np.searchsorted(rows, row))]
-            nonzero = np.flatnonzero(line[:-1])
-            floor = int(np.count_nonzero(line[: starts[slot + 1]]))
-            keep = floor + int(fraction * max(nonzero.size - 1 - floor, 0))
-            line[nonzero[keep:]] = PAD
+        if self._cuts:
+            cut_rows = np.fromiter(self._cuts, dtype=np.int64, count=len(self._cuts))
+            fractions = np.array([fraction for fraction, _ in self._cuts.values()], dtype=np.float64)
+            floors = np.array([starts[slot + 1] for _, slot in self._cuts.values()], dtype=np.int64)
+            kernels.cut_rows(out, np.searchsorted(rows, cut_rows), fractions, floors)
         return out
 
     def line(self, row: int) -> bytes:
