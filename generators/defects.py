@@ -155,7 +155,7 @@ class DefectInjector:
                 continue
             purpose = f"defect:{kind}" if drift_index is None else f"drift:{drift_index}"
             rng = self.streams.rng(self.name, purpose, batch)
-            chosen = np.flatnonzero(rng.random(n) < rate)
+            chosen = bernoulli_rows(rng, n, rate)
             # Detail draws for every chosen row, taken or not, keep this stream's draws fixed.
             variants = rng.integers(0, 1 << 30, chosen.size)
             u1 = rng.random(chosen.size)
@@ -430,6 +430,26 @@ class DefectInjector:
             layout.override_value(spec.field, row, text)
             return "schema_drift", spec.field, "retype"
         return None  # other drift is written all at once (`_drift_at_once`)
+
+
+def bernoulli_rows(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+    """The rows of range(n) that each turn up independently with probability `rate`, ascending.
+
+    Drawn as the geometric gaps between chosen rows, so a rate of 1% draws about n / 100
+    numbers instead of n (a uniform per row took most of planning a batch's defects)."""
+    if n <= 0 or rate <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rate = min(rate, 1.0)
+    expected = n * rate
+    chosen: list[np.ndarray] = []
+    last = -1
+    while last < n:
+        # Enough gaps to pass n almost always in one draw; the loop covers the rest.
+        gaps = rng.geometric(rate, int(expected + 6 * math.sqrt(expected) + 16))
+        rows = last + np.cumsum(gaps)
+        chosen.append(rows[rows < n])
+        last = int(rows[-1])
+    return np.concatenate(chosen)
 
 
 def _is_null(column: Column, row: int) -> bool:

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from generators.defects import bernoulli_rows
+from tests.unit.generator_stats import chi2_goodness, chi2_sf
 from tests.unit.generator_support import audit, generate, load, scenario_variant
 
 BATCHES = 3
@@ -81,3 +84,24 @@ def test_turning_one_kind_off_keeps_every_clean_record(tmp_path: Path, baseline:
     # And the variant run is itself consistent with its ledger.
     found = audit(tmp_path / "run", load(path))
     assert found.orphans_in_clean == 0
+
+
+def test_defect_rows_are_a_bernoulli_process_at_the_configured_rate() -> None:
+    """Each row turns up with the rate, independently: the count per draw is binomial, every
+    position is equally likely, and a rate of 1 takes every row."""
+    n, rate, draws = 50_000, 0.004, 400
+    counts = np.zeros(draws)
+    positions = np.zeros(10)
+    for seed in range(draws):
+        rows = bernoulli_rows(np.random.default_rng(seed), n, rate)
+        assert rows.size == 0 or (np.all(np.diff(rows) > 0) and rows[0] >= 0 and rows[-1] < n)
+        counts[seed] = rows.size
+        positions += np.bincount(rows * 10 // n, minlength=10)
+    mean, variance = n * rate, n * rate * (1 - rate)
+    # The mean of 400 binomial counts, within 4.5 standard errors; the dispersion index near 1.
+    assert abs(counts.mean() - mean) < 4.5 * np.sqrt(variance / draws)
+    assert 0.8 < counts.var(ddof=1) / variance < 1.2
+    statistic, dof = chi2_goodness(positions, np.full(10, positions.sum() / 10))
+    assert chi2_sf(statistic, dof) > 1e-4
+    assert np.array_equal(bernoulli_rows(np.random.default_rng(1), 1000, 1.0), np.arange(1000))
+    assert bernoulli_rows(np.random.default_rng(1), 0, 0.5).size == 0
