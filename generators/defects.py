@@ -120,6 +120,7 @@ class DefectInjector:
         self.delay_ms = int(scenario.watermark_delay.total_seconds() * 1000)
         self.interval_ms = int(scenario.clock.interval.total_seconds() * 1000)
         self._wrong_tables = {f: encode.bytes_table(wrong_values(entity.fields[f])) for f in usable}
+        self._enum_tables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -372,13 +373,30 @@ class DefectInjector:
             if not mine.any():
                 continue
             spec = self.entity.fields[name]
-            if spec.range is None:
+            column = columns[name]
+            if spec.range is None and column.labels is not None and column.raw is not None:
+                layout.override_values(name, rows[mine], self._outside_enum(name, column, sources[mine], variant[mine]))
+            elif spec.range is None:
                 for i in np.flatnonzero(mine).tolist():
                     pick = Pick("out_of_range", None, int(variant[i]), float(u1[i]), float(u2[i]))
-                    layout.override_value(name, int(rows[i]), out_of_range_value(spec, columns[name], int(sources[i]), pick))
+                    layout.override_value(name, int(rows[i]), out_of_range_value(spec, column, int(sources[i]), pick))
             else:
                 layout.override_values(name, rows[mine], out_of_range_numbers(spec, u1[mine], u2[mine]))
             injected.add(rows[mine], "out_of_range", name)
+
+    def _outside_enum(self, name: str, column: Column, sources: np.ndarray, variant: np.ndarray) -> np.ndarray:
+        """`out_of_range_value` for many rows of a column of words: looked up in a table of
+        every (word, variant) answer, built once per field."""
+        assert column.labels is not None and column.raw is not None
+        table = self._enum_tables.get(name)
+        if table is None or table[0] != column.labels:
+            words = [*column.labels, NULL_WORD]
+            texts = [outside_enum(self.entity.fields[name], word, start) for word in words for start in range(ENUM_VARIANTS)]
+            table = self._enum_tables[name] = (column.labels, encode.bytes_table(texts))
+        codes = np.take(column.raw, sources).astype(np.int64)
+        if column.nulls is not None:
+            codes = np.where(column.nulls[sources], len(column.labels), codes)
+        return np.take(table[1], codes * ENUM_VARIANTS + variant % ENUM_VARIANTS, axis=0)
 
     def _write(
         self,
@@ -497,12 +515,21 @@ def out_of_range_numbers(spec: FieldSpec, side: np.ndarray, distance_draw: np.nd
     return encode.encode_fixed(np.where(below, np.minimum(lower, low - step_size), np.maximum(upper, high + step_size)), places)
 
 
+NULL_WORD = "x"  # what a null value is varied from
+ENUM_VARIANTS = 6  # the candidates `outside_enum` tries
+
+
 def out_of_range_value(spec: FieldSpec, column: Column, row: int, pick: Pick) -> bytes:
     """A string outside the enum (numbers: see `out_of_range_numbers`)."""
+    current = json.loads(column.text(row)) if not _is_null(column, row) else NULL_WORD
+    return outside_enum(spec, current, pick.variant)
+
+
+def outside_enum(spec: FieldSpec, current: object, variant: int) -> bytes:
+    """JSON text of a variation of `current` that is not in the field's enum."""
     allowed = set(spec.enum or [])
-    current = json.loads(column.text(row)) if not _is_null(column, row) else "x"
     candidates = [str(current).upper(), f"{current}_v2", "unknown", "", "N/A", f"{current} "]
-    for candidate in candidates[pick.variant % len(candidates) :] + candidates:
+    for candidate in candidates[variant % ENUM_VARIANTS :] + candidates:
         if candidate not in allowed:
             return encode.json_scalar(candidate)
     return encode.json_scalar("\u2205" + "".join(sorted(allowed)))
