@@ -354,33 +354,31 @@ class LineLayout:
         touched += [np.flatnonzero(~mask if slot in sparse else mask) for slot, mask in self._omitted]
         touched.append(np.fromiter(self._cuts, dtype=np.int64, count=len(self._cuts)))
         irregular = np.unique(np.concatenate(touched)).astype(np.int64)
-        columns: list[np.ndarray] = []
-        lengths: list[np.ndarray | int] = []
-        literals = [b""]
+        # Each value with the key literal before it, as one piece: the kernel copies half as
+        # many pieces per line (10 scaling batches: line assembly 0.20 -> 0.10 s, this
+        # preparation 0.04 s more).
+        line_pieces: list[np.ndarray] = []
+        lengths: list[np.ndarray] = []
+        literal = b""
         for index, (kind, payload) in enumerate(slots):
             if index in sparse or index - 1 in sparse:
                 continue
             if kind == "literal":
-                literals[-1] += payload.tobytes()
+                literal += payload.tobytes()
             else:
                 values = _kernel_matrix(payload)
-                if values.size and not values.all():  # padded somewhere: values to the front
-                    values, value_lengths = kernels.left_aligned(values)
-                    lengths.append(value_lengths)
-                else:
-                    lengths.append(values.shape[1])
-                columns.append(values)
-                literals.append(b"")
+                padded = bool(values.size) and not values.all()
+                piece, piece_lengths = kernels.prefixed_values(values, _literal(literal), padded)
+                line_pieces.append(piece)
+                lengths.append(piece_lengths)
+                literal = b""
         geometry = _Geometry.of(slots, full_widths, sparse)
         matrix = self._fill(slots, grouped, sparse, geometry, irregular)
         irregular_text, irregular_ends = kernels.compress_rows(_kernel_matrix(matrix))
-        length_matrix = np.empty((columns[0].shape[0] if columns else 0, len(columns)), dtype=np.int32)
-        for index, length in enumerate(lengths):
-            length_matrix[:, index] = length
+        length_matrix = np.stack(lengths, axis=1) if lengths else np.zeros((0, 0), dtype=np.int32)
         self._prepared = _Prepared(
-            irregular, irregular_text, irregular_ends, tuple(columns), length_matrix,
-            np.frombuffer(b"".join(literals), dtype=np.uint8).copy(),
-            np.cumsum([0, *(len(text) for text in literals)]).astype(np.int64),
+            irregular, irregular_text, irregular_ends, tuple(line_pieces), np.ascontiguousarray(length_matrix),
+            np.frombuffer(literal, dtype=np.uint8).copy(),
         )
         return self._prepared
 
@@ -397,7 +395,7 @@ class LineLayout:
         laid_out = rows[rows >= 0]
         low, high = np.searchsorted(prepared.irregular, [laid_out[0], laid_out[-1] + 1]) if laid_out.size else (0, 0)
         return kernels.assemble_lines(
-            prepared.columns, prepared.lengths, self.source, prepared.literals, prepared.literal_ends, rows,
+            prepared.pieces, prepared.lengths, self.source, prepared.tail, rows,
             prepared.irregular[low:high], prepared.irregular_text, prepared.irregular_ends[low : high + 1],
             given.text, given.ends,
         )
@@ -490,7 +488,6 @@ class _Prepared:
     irregular: np.ndarray  # sorted rows that differ from the template
     irregular_text: np.ndarray  # their lines, rendered once
     irregular_ends: np.ndarray
-    columns: tuple[np.ndarray, ...]  # value matrices of the template, in line order, left-aligned
-    lengths: np.ndarray  # (rows, columns): the length of each value
-    literals: np.ndarray  # the template's literals (one before each column and one after)
-    literal_ends: np.ndarray
+    pieces: tuple[np.ndarray, ...]  # the template's key literals and values, in line order
+    lengths: np.ndarray  # (rows, pieces): the length of each piece
+    tail: np.ndarray  # the template's literal after the last value

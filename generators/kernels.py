@@ -41,29 +41,38 @@ def compress_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(nogil=True, cache=True)
-def left_aligned(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's bytes but its padding, moved to the front (zeros after them), and how many
-    there are: what `assemble_lines` takes, so that it copies a value without looking at it."""
+def prefixed_values(matrix: np.ndarray, prefix: np.ndarray, compact: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each row as `assemble_lines` takes it: `prefix` (the key literal before the value), then
+    the row's bytes but its padding (every byte, unless `compact`), zeros after them; and how
+    many bytes that is. The line layout then copies a piece without looking at its bytes (nor
+    at what follows them: left as allocated)."""
     n, width = matrix.shape
-    out = np.zeros((n, width), dtype=np.uint8)
+    head = np.uint64(prefix.size)
+    out = np.empty((n, head + width), dtype=np.uint8)
     lengths = np.empty(n, dtype=np.int32)
     for i in range(n):
-        k = _U0
-        for j in range(np.uint64(width)):
-            byte = matrix[i, j]
-            out[i, k] = byte
-            k += np.uint64(byte != 0)  # branch-free: padding is written, then overwritten
-        lengths[i] = k
+        for j in range(head):
+            out[i, j] = prefix[j]
+        if compact:
+            k = head
+            for j in range(np.uint64(width)):
+                byte = matrix[i, j]
+                out[i, k] = byte
+                k += np.uint64(byte != 0)  # branch-free: padding is written, then overwritten
+            lengths[i] = k
+        else:
+            for j in range(np.uint64(width)):
+                out[i, head + j] = matrix[i, j]
+            lengths[i] = head + width
     return out, lengths
 
 
 @njit(nogil=True, cache=True)
 def assemble_lines(
-    columns: tuple[np.ndarray, ...],
+    pieces: tuple[np.ndarray, ...],
     lengths: np.ndarray,
     source: np.ndarray,
-    literals: np.ndarray,
-    literal_ends: np.ndarray,
+    tail: np.ndarray,
     rows: np.ndarray,
     irregular: np.ndarray,
     irregular_text: np.ndarray,
@@ -71,27 +80,26 @@ def assemble_lines(
     repeat_text: np.ndarray,
     repeat_ends: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One line per entry of `rows`: row r >= 0 is literal 0, column 0, literal 1, ...,
-    column c-1, literal c; an entry -(i + 1) is given text i (a duplicate's line).
+    """One line per entry of `rows`: row r >= 0 is piece 0, piece 1, ..., the `tail`; an entry
+    -(i + 1) is given text i (a duplicate's line).
 
-    `literals` holds the c + 1 literals back to back (literal i is
-    `literals[literal_ends[i]:literal_ends[i + 1]]`); each column is an (n, width) matrix whose
-    row holds its value's `lengths[row, column]` bytes first (see `left_aligned`), read at row
-    `source[row]` (at `row` itself when `source` is empty). The rows >= 0 are in increasing
-    order. Rows listed in `irregular` (sorted, none below the first row) are copied from
-    `irregular_text` instead (its line i is `irregular_text[irregular_ends[i]:irregular_ends[i + 1]]`);
-    given text i is `repeat_text[repeat_ends[i]:repeat_ends[i + 1]]`. Returns the text and the
-    len(rows) + 1 offsets where lines end.
+    Each piece is an (n, width) matrix whose row holds its `lengths[row, piece]` bytes first
+    (a key literal and a value: see `prefixed_values`), read at row `source[row]` (at `row`
+    itself when `source` is empty). The rows >= 0 are in increasing order. Rows listed in
+    `irregular` (sorted, none below the first row) are copied from `irregular_text` instead
+    (its line i is `irregular_text[irregular_ends[i]:irregular_ends[i + 1]]`); given text i is
+    `repeat_text[repeat_ends[i]:repeat_ends[i + 1]]`. Returns the text and the len(rows) + 1
+    offsets where lines end.
 
     Row by row, so the output is written once, front to back (column by column measured
-    slower: it revisits the whole output once per column). A value is copied at its full width
+    slower: it revisits the whole output once per column). A piece is copied at its full width
     and the end moved by its length: the next piece overwrites the rest, and a fixed-length
     copy runs in vector instructions where a byte-by-byte one that skips padding cannot.
     """
     count = rows.size
-    row_width = literal_ends[-1]
-    for c in range(len(columns)):
-        row_width += columns[c].shape[1]
+    row_width = tail.size
+    for c in range(len(pieces)):
+        row_width += pieces[c].shape[1]
     # Irregular rows and given texts may be longer than the template: room for all of them.
     size = count * row_width + irregular_ends[-1] - irregular_ends[0]
     for line in range(count):
@@ -114,10 +122,9 @@ def assemble_lines(
                 following += 1
             else:
                 at = np.uint64(row if source.size == 0 else source[row])
-                for c in range(len(columns) + 1):
-                    k = _copy(out, k, literals, literal_ends[c], literal_ends[c + 1])
-                    if c < len(columns):
-                        k = _copy_value(out, k, columns[c], at, lengths[at, c])
+                for c in range(len(pieces)):
+                    k = _copy_value(out, k, pieces[c], at, lengths[at, c])
+                k = _copy(out, k, tail, 0, tail.size)
         ends[line + 1] = k
     return out[:k], ends
 

@@ -87,16 +87,19 @@ def test_compress_rows_drops_padding_anywhere() -> None:
     assert np.array_equal(np.diff(ends), np.count_nonzero(matrix, axis=1))
 
 
-def test_left_aligned_moves_each_value_to_the_front_and_counts_it() -> None:
+def test_prefixed_values_hold_the_prefix_then_each_value_without_its_padding() -> None:
     rng = np.random.default_rng(12)
     matrix = rng.integers(1, 255, (300, 23), dtype=np.uint8)
     matrix[rng.random(matrix.shape) < 0.3] = 0  # padding at random places, whole rows too
     matrix[5] = 0
-    aligned, lengths = kernels.left_aligned(matrix)
-    assert np.array_equal(lengths, np.count_nonzero(matrix, axis=1))
-    for row, aligned_row, length in zip(matrix, aligned, lengths, strict=True):
-        assert aligned_row[:length].tobytes() == row[row != 0].tobytes()
-        assert not aligned_row[length:].any()
+    prefix = np.frombuffer(b',"key":', dtype=np.uint8)
+    pieces, lengths = kernels.prefixed_values(matrix, prefix, True)
+    assert np.array_equal(lengths, prefix.size + np.count_nonzero(matrix, axis=1))
+    for row, piece, length in zip(matrix, pieces, lengths, strict=True):
+        assert piece[:length].tobytes() == prefix.tobytes() + row[row != 0].tobytes()
+    dense = rng.integers(1, 255, (50, 9), dtype=np.uint8)
+    pieces, lengths = kernels.prefixed_values(dense, prefix, False)
+    assert (lengths == prefix.size + 9).all() and np.array_equal(pieces[:, prefix.size :], dense)
 
 
 def _texts(matrix: np.ndarray) -> list[str]:
