@@ -1,10 +1,11 @@
 """Compiled loops over numpy arrays, for the generator's two hottest steps (see generators.encode).
 
 Value columns: digits, fixed-point numbers and timestamps become padded byte matrices in one
-pass per column (numpy needs a pass per digit group and a lookup table per piece). Lines: the
-value matrices and key literals are laid side by side without their padding, one block of rows
-at a time; numpy's boolean indexing walks every byte with a branch, and a newline scan reads
-the block again to find where lines end.
+pass per column (numpy needs a pass per digit group and a lookup table per piece). Lines: each
+value, with its key literal before it and its padding moved to the end, is one piece; a line is
+its pieces copied at full width, each advancing the end by its length, one block of rows at a
+time (numpy's boolean indexing walks every byte with a branch, and a newline scan reads the
+block again to find where lines end).
 
 Every kernel takes and returns plain arrays, so it runs without the GIL (`nogil`) beside the
 other threads (the line layout runs in the writer's stager thread while the engine samples the
