@@ -12,12 +12,14 @@ diff well and a ledger of thousands of defects stays cheap to write and to read.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import hashlib
 import json
 import os
 import platform
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -60,6 +62,20 @@ def manifest_text(payload: dict[str, Any]) -> str:
         else:
             lines.append(f"{name}:{json.dumps(value, ensure_ascii=False, separators=(',', ':'))}")
     return "{" + ",\n ".join(lines) + "}\n"
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing a file's dirty pages now, without waiting (Linux
+    `sync_file_range`): the disk works on a batch's files while the next ones are generated,
+    and the fsync before the commit finds most of it done (10 scaling batches: disk ratio
+    0.65-0.68 -> 0.67-0.74; 3 batches 0.43-0.51 -> 0.53-0.61). Only a hint: its result is not
+    checked, the fsync is what makes the file durable. Elsewhere a no-op."""
+    if _LIBC is not None:
+        _LIBC.sync_file_range(ctypes.c_int(fd), ctypes.c_int64(0), ctypes.c_int64(0), ctypes.c_uint(_SYNC_FILE_RANGE_WRITE))
 
 
 def _fsync_path(path: Path | str) -> None:
@@ -277,6 +293,9 @@ class LandingWriter:
                 digest.update(view)
                 handle.write(view)
                 size += len(view)
+            if self.durable:
+                handle.flush()
+                start_writeback(handle.fileno())
         return digest.hexdigest(), size
 
     def manifest_payload(self, batch: Batch, entity_batch: EntityBatch, files: list[dict[str, Any]]) -> dict[str, Any]:
