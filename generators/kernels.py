@@ -19,8 +19,8 @@ import numpy as np
 from numba import njit
 
 # Offsets are unsigned: numba checks every signed array index for a negative (wrap-around)
-# value, and that check alone kept the copy loops out of vector instructions (line assembly
-# 360 -> 230 ns per driving event line).
+# value, and that check alone kept the copy loops out of vector instructions (it took line
+# assembly from 360 to 230 ns per driving event line, before pieces took it to 80 ns).
 _U0 = np.uint64(0)
 
 
@@ -44,9 +44,9 @@ def compress_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @njit(nogil=True, cache=True)
 def prefixed_values(matrix: np.ndarray, prefix: np.ndarray, compact: bool) -> tuple[np.ndarray, np.ndarray]:
     """Each row as `assemble_lines` takes it: `prefix` (the key literal before the value), then
-    the row's bytes but its padding (every byte, unless `compact`), zeros after them; and how
-    many bytes that is. The line layout then copies a piece without looking at its bytes (nor
-    at what follows them: left as allocated)."""
+    the row's bytes but its padding (every byte, unless `compact`); and how many bytes that is.
+    The bytes after them are left as allocated: the line layout copies a piece at its full
+    width without looking at it, and the next piece overwrites them."""
     n, width = matrix.shape
     head = np.uint64(prefix.size)
     out = np.empty((n, head + width), dtype=np.uint8)
