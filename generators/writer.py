@@ -64,7 +64,8 @@ def manifest_text(payload: dict[str, Any]) -> str:
     return "{" + ",\n ".join(lines) + "}\n"
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+# Linux's sync_file_range from the C library, where there is one (None elsewhere).
+_SYNC_FILE_RANGE = getattr(ctypes.CDLL(None), "sync_file_range", None) if sys.platform == "linux" else None
 _SYNC_FILE_RANGE_WRITE = 2
 
 
@@ -74,8 +75,8 @@ def start_writeback(fd: int) -> None:
     and the fsync before the commit finds most of it done (10 scaling batches: disk ratio
     0.65-0.68 -> 0.67-0.74; 3 batches 0.43-0.51 -> 0.53-0.61). Only a hint: its result is not
     checked, the fsync is what makes the file durable. Elsewhere a no-op."""
-    if _LIBC is not None:
-        _LIBC.sync_file_range(ctypes.c_int(fd), ctypes.c_int64(0), ctypes.c_int64(0), ctypes.c_uint(_SYNC_FILE_RANGE_WRITE))
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(ctypes.c_int(fd), ctypes.c_int64(0), ctypes.c_int64(0), ctypes.c_uint(_SYNC_FILE_RANGE_WRITE))
 
 
 def _fsync_path(path: Path | str) -> None:
