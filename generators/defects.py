@@ -285,11 +285,11 @@ class DefectInjector:
         injected: Injected,
     ) -> bool:
         """Drift that is the same text operation on every row, all at once: a number or boolean
-        retyped to a string (its own text in quotes, as `retyped_value` writes it; nulls have no
-        other JSON type and stay), and an undeclared added field (after the last declared one).
+        retyped to a string (its own text in quotes; nulls have no other JSON type and stay),
+        and an undeclared added field (after the last declared one).
         Padding anywhere in a row is dropped when the line is laid out, so the pieces can stay
         padded. False for any other drift, which takes the row-by-row path."""
-        if spec.change == "retype" and self.entity.fields[spec.field].type in ("int", "long", "double", "boolean"):
+        if spec.change == "retype" and self.entity.fields[spec.field].type in QUOTED_WHEN_RETYPED:
             column = columns[spec.field]
             if column.nulls is not None:
                 valued = ~column.nulls[sources]
@@ -535,13 +535,16 @@ def outside_enum(spec: FieldSpec, current: object, variant: int) -> bytes:
     return encode.json_scalar("\u2205" + "".join(sorted(allowed)))
 
 
+# Field types whose retyped value is their own text in quotes, written for all rows at once
+# (`DefectInjector._drift_at_once`); `retyped_value` handles the others row by row.
+QUOTED_WHEN_RETYPED = ("int", "long", "double", "boolean")
+
+
 def retyped_value(spec: FieldSpec, column: Column, row: int, to: str) -> bytes:
-    """The same value in another JSON type that still converts to the field's type."""
+    """The same value in another JSON type that still converts to the field's type (types
+    other than `QUOTED_WHEN_RETYPED`)."""
+    assert spec.type not in QUOTED_WHEN_RETYPED
     text = column.text(row)
-    if spec.type in ("int", "long", "double"):
-        return b'"' + text + b'"'
-    if spec.type == "boolean":
-        return b'"' + text + b'"'
     if spec.type == "timestamp":
         assert column.raw is not None
         return encode.json_scalar(round(int(column.raw[row]) / 1000, 3))
