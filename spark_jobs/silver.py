@@ -40,7 +40,13 @@ from spark_jobs.rules import (
     with_rule_results,
     with_typed_fields,
 )
-from spark_jobs.schemas import QUALITY_SCHEMA, QUARANTINE_SCHEMA, silver_schema
+from spark_jobs.schemas import (
+    QUALITY_SCHEMA,
+    QUARANTINE_PROPERTIES,
+    QUARANTINE_SCHEMA,
+    silver_properties,
+    silver_schema,
+)
 
 NEW, REPLAY, DUPLICATE = "new", "replay", "duplicate"
 KEPT_COLUMNS = ("_raw", "_ingested_at", "_key", "_malformed", "_reasons", "_kinds", "_action", "_fail", "_status")
@@ -128,21 +134,25 @@ def to_quarantine(df: DataFrame) -> DataFrame:
 
 
 def quality_counts(df: DataFrame, rules: list[Rule]) -> list[dict[str, Any]]:
-    """Per landing batch: line counts by fate and failures per rule (one small collect)."""
+    """Per landing batch: line counts by fate and failures per rule (one small collect).
+
+    Most lines break no rule: each per-rule test starts with one size test (`broke`), and the
+    schema test is an `arrays_overlap`, not a lambda (`exists`), which runs outside generated
+    code on every row (together 30-40% of this job, measured)."""
+    broke = F.size("_reasons") > 0
+    schema_names = F.array(*[F.lit(name) for name in _schema_names(rules)])
     aggregates = [
         F.count(F.lit(1)).alias("bronze_rows"),
         F.count_if(~F.col("_malformed")).alias("parsed_rows"),
-        F.count_if(F.size("_reasons") == 0).alias("clean_rows"),
+        F.count_if(~broke).alias("clean_rows"),
         F.count_if(F.col("_action") == QUARANTINE).alias("quarantine_rows"),
         F.count_if(F.col("_action") == DROP).alias("dropped_rows"),
         F.count_if(F.col("_action") == "valid").alias("valid_rows"),
         F.count_if(F.col("_status") == DUPLICATE).alias("duplicate_rows"),
         F.count_if(F.col("_status").isin(NEW, REPLAY)).alias("silver_rows"),
-        F.count_if(~F.col("_malformed") & ~F.exists("_reasons", lambda r: r.isin(*_schema_names(rules)))).alias(
-            "schema_ok_rows"
-        ),
+        F.count_if(~F.col("_malformed") & (~broke | ~F.arrays_overlap("_reasons", schema_names))).alias("schema_ok_rows"),
     ]
-    aggregates += [F.count_if(F.array_contains("_reasons", r.name)).alias(f"f_{i}") for i, r in enumerate(rules)]
+    aggregates += [F.count_if(broke & F.array_contains("_reasons", r.name)).alias(f"f_{i}") for i, r in enumerate(rules)]
     return [row.asDict() for row in df.groupBy("_batch_id").agg(*aggregates).collect()]
 
 
@@ -264,8 +274,8 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: Qu
 
     entity = cfg.scenario.entities[entity_name]
     bronze_path = ensure_bronze_table(spark, cfg, entity_name)
-    io.ensure_table(spark, cfg.table("silver", entity_name), silver_schema(entity))
-    io.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA)
+    io.ensure_table(spark, cfg.table("silver", entity_name), silver_schema(entity), silver_properties(entity))
+    io.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA, QUARANTINE_PROPERTIES)
     io.ensure_table(spark, cfg.quality_table, QUALITY_SCHEMA)
     checkpoint = cfg.checkpoint("silver", entity_name)
     txn_app_id = io.app_id(checkpoint)

@@ -58,6 +58,56 @@ def test_verify_holds_after_one_run(spark: SparkSession, processed: tuple[Pipeli
     assert failed == []
 
 
+def test_quality_counts_per_rule_match_the_quarantined_rows(spark: SparkSession, processed: tuple[PipelineConfig, dict[str, int]]) -> None:
+    """Each quarantine rule's failures = the quarantined rows that list it; rules on parsed lines
+    check every line but the malformed ones; expectations check exactly the lines that broke no
+    schema rule (computed here from quarantine's `_reasons`, not by the job's own counts)."""
+    from pyspark.sql import functions as F
+
+    from spark_jobs.rules import QUARANTINE, rules_for
+
+    cfg, _ = processed
+    quality = spark.read.format("delta").load(cfg.quality_table)
+    quarantined = 0
+    for name, entity in cfg.scenario.entities.items():
+        rules = rules_for(entity)
+        schema_rules = [r.name for r in rules if r.schema_derived]
+        assert all(r.action == QUARANTINE for r in rules if r.schema_derived)
+        quarantine = spark.read.format("delta").load(cfg.table("quarantine", name))
+        sums = {row["rule"]: row for row in quality.where(F.col("entity") == name).groupBy("rule").agg(
+            F.sum("checked").alias("checked"), F.sum("failed").alias("failed"), F.sum("bronze_rows").alias("bronze")).collect()}
+        lines = sums["_batch"]["bronze"]
+        malformed = quarantine.where(F.array_contains("_reasons", "malformed_json")).count()
+        schema_broken = quarantine.where(F.arrays_overlap("_reasons", F.array(*map(F.lit, schema_rules)))).count()
+        assert schema_broken < lines, name
+        quarantined += schema_broken
+        for rule in rules:
+            counted = sums[rule.name]
+            if rule.action == QUARANTINE:
+                listed = quarantine.where(F.array_contains("_reasons", rule.name)).count()
+                assert counted["failed"] == listed, (name, rule.name)
+            expected_checked = lines if rule.kind == "malformed_json" else lines - malformed if rule.schema_derived else lines - schema_broken
+            assert counted["checked"] == expected_checked, (name, rule.name)
+    assert quarantined > 0  # the generator's defects reached quarantine: the counts above were exercised
+
+
+def test_silver_and_quarantine_keep_statistics_only_where_reads_filter(processed: tuple[PipelineConfig, dict[str, int]]) -> None:
+    """The data files' min/max statistics (in the Delta log) cover the key, time fields and
+    lineage only, not the raw line or every measure."""
+    import json
+
+    cfg, _ = processed
+    entity = cfg.scenario.entities["driver_events"]
+    allowed = {"silver": {entity.key, "event_time", "_batch_id"}, "quarantine": {"_key", "_source_file", "_batch_id", "_ingested_at"}}
+    for layer, columns in allowed.items():
+        log = Path(cfg.table(layer, "driver_events")) / "_delta_log"
+        stats = [json.loads(action["add"]["stats"]) for commit in sorted(log.glob("*.json"))
+                 for action in map(json.loads, commit.read_text().splitlines()) if "add" in action]
+        assert stats, layer
+        assert all(set(s["minValues"]) <= columns and s["numRecords"] > 0 for s in stats), (layer, stats[0])
+        assert any(set(s["minValues"]) == columns for s in stats), (layer, stats[0])
+
+
 def test_second_run_is_a_no_op(spark: SparkSession, processed: tuple[PipelineConfig, dict[str, int]]) -> None:
     cfg, before = processed
     run(spark, cfg, GracefulStop())
