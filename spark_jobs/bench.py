@@ -119,6 +119,17 @@ def throughput(spark: SparkSession, workdir: Path, batches: int, profile: str = 
     return results
 
 
+def land_batch(staged: DataRoot, live: DataRoot, batch: int) -> None:
+    """Land one generated batch's files from `staged` into `live` (each renamed into place whole)."""
+    for entity_dir in sorted(staged.landing.iterdir()):
+        target = live.landing / entity_dir.name
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted(entity_dir.glob(f"*-b{batch:06d}-p*.jsonl")):
+            tmp = target / f".{path.name}"
+            shutil.copyfile(path, tmp)
+            tmp.rename(target / path.name)
+
+
 def latency(spark: SparkSession, workdir: Path, batches: int, cadence: float) -> list[Result]:
     """Continuous mode, steady state: once a first batch (with the dimensions) is in gold, land
     one batch every `cadence` seconds; time from each batch's files landing until gold has it."""
@@ -140,13 +151,7 @@ def latency(spark: SparkSession, workdir: Path, batches: int, cadence: float) ->
                 in_gold[batch] = now
 
     def land(batch: int) -> None:
-        for entity_dir in sorted(staged.landing.iterdir()):
-            target = live.landing / entity_dir.name
-            target.mkdir(parents=True, exist_ok=True)
-            for path in sorted(entity_dir.glob(f"*-b{batch:06d}-p*.jsonl")):
-                tmp = target / f".{path.name}"
-                shutil.copyfile(path, tmp)
-                tmp.rename(target / path.name)
+        land_batch(staged, live, batch)
         landed[batch] = time.perf_counter()
 
     def wait_for_gold(wanted: int, seconds: float) -> None:
@@ -189,38 +194,48 @@ def latency(spark: SparkSession, workdir: Path, batches: int, cadence: float) ->
 
 
 def table_health(spark: SparkSession, workdir: Path, batches: int) -> list[Result]:
-    """Data files per table after ~100 micro-batches (one landing file per trigger).
+    """Data files per table after about 100 micro-batches in every layer (one file per trigger).
 
-    Each micro-batch appends small files; auto-compaction must keep the count bounded.
+    A first pass over the first batch starts every query's checkpoint; the second pass then
+    takes the other batches' files one per trigger in bronze, and silver and gold follow bronze's
+    and silver's commits one by one (on a fresh checkpoint they would start from the current,
+    compacted snapshot in one micro-batch). Each micro-batch appends small files; the writers'
+    compaction must keep the count bounded.
     """
     from delta.tables import DeltaTable
 
     from spark_jobs.pipeline import run
 
-    data = DataRoot(workdir / "health")
-    generate(data.root, batches)
+    staged, data = DataRoot(workdir / "health-staged"), DataRoot(workdir / "health")
+    generate(staged.root, batches)
+    shutil.copytree(staged.manifests, data.manifests)
     scenario = load_scenario("driving", profile="small")
     scenario = scenario.model_copy(
         update={"pipeline": scenario.pipeline.model_copy(update={"max_files_per_trigger": 1})}
     )
+    cfg = PipelineConfig(scenario=scenario, data=data)
+    land_batch(staged, data, 0)
+    run(spark, cfg, GracefulStop())
+    for batch in range(1, batches):
+        land_batch(staged, data, batch)
     started = time.perf_counter()
-    run(spark, PipelineConfig(scenario=scenario, data=data), GracefulStop())
+    run(spark, cfg, GracefulStop())
     seconds = time.perf_counter() - started
-    micro_batches = max(
-        (len(list((data.checkpoint(job, e) / "commits").glob("[0-9]*"))) for job in ("bronze", "silver")
-         for e in scenario.entities),
-        default=0,
-    )
+    micro_batches = {
+        job: max((len(list((data.checkpoint(job, name) / "commits").glob("[0-9]*"))) for name in names), default=0)
+        for job, names in (("bronze", scenario.entities), ("silver", scenario.entities), ("gold", [g.name for g in scenario.gold]))
+    }
     files = {}
     for log in sorted(data.lake.glob("*/*/_delta_log")) + sorted(data.lake.glob("quality/_delta_log")):
         table = log.parent
         files[str(table.relative_to(data.lake))] = DeltaTable.forPath(spark, str(table)).detail().collect()[0]["numFiles"]
     worst = max(files, key=files.__getitem__)
+    fewest = min(micro_batches.values())
     return [{
-        "name": f"data files per table after {micro_batches} micro-batches", "value": files[worst], "unit": "files",
-        "baseline": f"{micro_batches} appends without compaction", "ratio": round(files[worst] / max(1, micro_batches), 3),
+        "name": f"data files per table after {fewest}+ micro-batches per layer", "value": files[worst], "unit": "files",
+        "baseline": f"{fewest} appends without compaction", "ratio": round(files[worst] / max(1, fewest), 3),
         "goal": "bounded (<= 25)", "ok": files[worst] <= 25,
-        "notes": f"largest: {worst}; all: {files}; pipeline {seconds:.0f}s",
+        "notes": f"largest: {worst}; micro-batches (busiest query per layer): {micro_batches}; all: {files}; second pass {seconds:.0f}s",
     }]
 
 
