@@ -177,10 +177,10 @@ def update(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, changed: D
 
 def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> StreamingQuery:
     """Start the gold stream of one aggregate (reading its silver source as a stream)."""
-    from spark_jobs.schemas import silver_properties, silver_schema
+    from spark_jobs.schemas import silver_schema
+    from spark_jobs.silver import ensure_silver_table
 
-    source = cfg.table("silver", gold.source)
-    io.ensure_table(spark, source, silver_schema(cfg.scenario.entities[gold.source]), silver_properties(cfg.scenario.entities[gold.source]))
+    source = ensure_silver_table(spark, cfg, gold.source)
     # The gold table exists from the start (empty if no rows arrive), for export and verify.
     empty = spark.createDataFrame([], silver_schema(cfg.scenario.entities[gold.source]))
     io.ensure_table(spark, cfg.table("gold", gold.name), recompute(gold, empty, load_dimensions(spark, cfg, gold)).schema, GOLD_PROPERTIES)

@@ -268,13 +268,21 @@ def promote(
         io.release(classified)
 
 
+def ensure_silver_table(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> str:
+    """Create an entity's silver table unless it exists (its writer or gold, its reader, may
+    come first); returns its path."""
+    entity = cfg.scenario.entities[entity_name]
+    path = cfg.table("silver", entity_name)
+    io.ensure_table(spark, path, silver_schema(entity), silver_properties(entity))
+    return path
+
+
 def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: QualityAlerts) -> StreamingQuery:
     """Start the silver stream of one entity (reading its bronze table as a stream)."""
     from spark_jobs.bronze import ensure_bronze_table
 
-    entity = cfg.scenario.entities[entity_name]
     bronze_path = ensure_bronze_table(spark, cfg, entity_name)
-    io.ensure_table(spark, cfg.table("silver", entity_name), silver_schema(entity), silver_properties(entity))
+    ensure_silver_table(spark, cfg, entity_name)
     io.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA, QUARANTINE_PROPERTIES)
     io.ensure_table(spark, cfg.quality_table, QUALITY_SCHEMA)
     checkpoint = cfg.checkpoint("silver", entity_name)
