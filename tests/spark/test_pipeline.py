@@ -164,3 +164,23 @@ def test_continuous_passes_pick_up_new_batches_and_skip_unchanged_inputs(spark: 
     assert failed == []
     batches = {r[0] for r in spark.read.format("delta").load(cfg.table("silver", "driver_events")).select("_batch_id").distinct().collect()}
     assert batches == {0, 1, 2, 3}
+
+
+def test_three_layer_floor_reads_every_line_and_writes_gold_s_columns(
+    spark: SparkSession, processed: tuple[PipelineConfig, dict[str, int]], tmp_path: Path
+) -> None:
+    """The bench's floor does the three layers' irreducible work on the same files."""
+    from spark_jobs.bench import skeleton_seconds
+
+    cfg, _ = processed
+    total, seconds = skeleton_seconds(spark, cfg.data, tmp_path, profile="small")
+    assert list(seconds) == ["bronze", "silver", "gold"] and all(s > 0 for s in seconds.values())
+    assert total == sum(seconds.values())
+    for name in cfg.scenario.entities:
+        lines = sum(1 for path in cfg.data.landing_dir(name).glob("*.jsonl") for _ in path.open("rb"))
+        for layer in ("bronze", "silver"):
+            assert spark.read.format("delta").load(str(tmp_path / layer / name)).count() == lines, (layer, name)
+    for table in cfg.scenario.gold:
+        floor = spark.read.format("delta").load(str(tmp_path / "gold" / table.name))
+        ours = spark.read.format("delta").load(str(cfg.table("gold", table.name)))
+        assert floor.columns == ours.columns and floor.count() > 0
