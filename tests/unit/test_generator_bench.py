@@ -23,8 +23,8 @@ def test_generator_run_counts_what_it_wrote(tmp_path: Path) -> None:
 
 
 def test_faker_baseline_writes_the_same_record_shape(tmp_path: Path) -> None:
-    records, seconds = bench.faker_baseline(tmp_path / "faker.jsonl", 200)
-    assert records == 200 and seconds > 0
+    records, seconds, cpu = bench.faker_baseline(tmp_path / "faker.jsonl", 200)
+    assert records == 200 and seconds > 0 and cpu > 0
     rows = [json.loads(line) for line in (tmp_path / "faker.jsonl").read_text().splitlines()]
     assert len(rows) == 200
     assert list(rows[0]) == ["event_id", "driver_id", "event_type", "event_time", "speed_kmh", "latitude", "longitude"]
