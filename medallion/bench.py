@@ -6,7 +6,7 @@ ratio to a baseline timed right beside it, not an absolute time alone. Groups:
 - `generator`: records/s on one core, vs a row-by-row Faker + json.dumps generator, vs copying
   the same bytes on the same disk; memory over many batches (generators/bench.py);
 - `pipeline`: landing -> gold vs a bare JSON -> Parquet copy and vs the three-layer floor (bare
-  Delta jobs: what the hardware allows for this shape of pipeline), 1x -> 10x scaling,
+  Delta jobs: the bound for a pipeline that does more than them), 1x -> 10x scaling,
   continuous latency p50/p95, files after 100 micro-batches (spark_jobs/bench.py).
 """
 
