@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from generators import bench
+from generators.scenario import load_scenario
 
 
 def test_encode_only_counts_events() -> None:
@@ -39,6 +41,31 @@ def test_copy_baseline_copies_every_byte(tmp_path: Path) -> None:
     assert sorted(p.read_bytes() for p in (tmp_path / "copy").iterdir()) == sorted(p.read_bytes() for p in run.files)
 
 
+def test_floor_writes_every_byte_and_counts_every_event(tmp_path: Path) -> None:
+    run = bench._generate(tmp_path / "gen", 1, profile="small")
+    rate = bench.floor_per_cpu(run.files, run.events, 1, tmp_path / "floor")
+    assert rate > 0
+    written = sorted(p.read_bytes() for p in (tmp_path / "floor").iterdir())
+    assert written == sorted(p.read_bytes() for p in run.files)
+
+
+def test_declared_draws_follow_the_scenario() -> None:
+    scenario = load_scenario("driving", profile="scaling")
+    rng = np.random.default_rng(1)
+    drawn = bench._declared_draws(rng, scenario.entities["driver_events"], 100, 20_000, 900_000)
+    # The sampled fields of driver_events (ids and event_time come from sequences and the arrivals).
+    assert set(drawn) == {"unit", "instant", "event_type", "speed_kmh", "latitude", "longitude", "app_version"}
+    assert drawn["latitude"].size == 20_000 and 52.30 <= drawn["latitude"].min() <= drawn["latitude"].max() <= 52.45
+    assert abs(drawn["speed_kmh"].mean() - 52) < 1 and abs(drawn["speed_kmh"].std() - 18) < 1
+    assert np.all(np.diff(drawn["instant"]) >= 0) and drawn["instant"].max() < 900_000
+    assert set(np.unique(drawn["event_type"])) == {0, 1, 2}
+    assert drawn["unit"].max() < 100
+
+
+def test_warm_memory_touches_what_it_is_asked_for() -> None:
+    assert bench.warm_memory(8) > 0
+
+
 @pytest.mark.slow
 def test_run_benchmarks_quick_reports_every_figure() -> None:
     results = bench.run_benchmarks(quick=True)
@@ -47,10 +74,14 @@ def test_run_benchmarks_quick_reports_every_figure() -> None:
         "generator: driving events per CPU-second, written durably (one core)",
         "generator vs row-by-row Faker + json.dumps (per core)",
         "generator vs copying the same bytes on the same disk",
+        "generator floor (the same draws, bytes hashed and written) vs Faker",
+        "generator vs its floor (per core)",
         "generator memory over many batches",
     ]
     for result in results:
         assert {"name", "value", "baseline", "ratio", "goal", "ok", "unit", "notes"} <= set(result)
         assert result["value"] > 0 and result["ratio"] > 0
     # A stationary fleet must not grow in memory from one day to the next.
-    assert results[4]["ok"], results[4]
+    assert results[6]["ok"], results[6]
+    # The floor does less than the generator, so it is faster.
+    assert results[5]["ratio"] < 1.0, results[5]
