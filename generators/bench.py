@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -179,13 +180,16 @@ def _declared_draws(rng: np.random.Generator, entity: Entity, units: int, n: int
     return drawn
 
 
-def floor_per_cpu(files: list[Path], events: int, batches: int, target: Path, warm_mb: int = 0) -> float:
+def floor_per_cpu(files: list[Path], events: int, batches: int, target: Path, warm_mb: int = 0, repeats: int = 3) -> float:
     """The least work any generator of the same driving events, landed as ours are, must do;
     returns events per CPU-second. It draws the random numbers the scenario declares for them
     (`_declared_draws`, one batch's worth at a time), puts each byte of the files `files` in
     memory once (one copy: formatting at no cost, no defects, no ledger) and hashes and writes
     them as the writer does (sha256, write, writeback, one fsync per file). Their ratio to the
-    Faker baseline bounds the ratio any such generator can reach on this machine."""
+    Faker baseline bounds the ratio any such generator can reach on this machine.
+
+    A bound, so the best of `repeats` runs (one run varied by up to 1.6x on this shared
+    machine, the first after a generator run most)."""
     scenario = load_scenario("driving", profile="scaling")
     entity = scenario.entities["driver_events"]
     spawn = scenario.entities["drivers"].spawn
@@ -193,28 +197,32 @@ def floor_per_cpu(files: list[Path], events: int, batches: int, target: Path, wa
     interval_ms = int(scenario.clock.interval.total_seconds() * 1000)
     contents = [path.read_bytes() for path in files]  # untimed: the bytes are given
     target.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED)
+    sizes = [events // batches + (batch < events % batches) for batch in range(batches)]
+    best = math.inf
     warm_memory(warm_mb)
-    cpu = time.process_time()
-    drawn = 0
-    for batch in range(batches):
-        size = events // batches + (batch < events % batches)
-        _declared_draws(rng, entity, units, size, interval_ms)
-        drawn += size
-    written = []
-    for index, content in enumerate(contents):
-        formatted = bytearray(content)
-        digest = hashlib.sha256(formatted)
-        path = target / f"f{index:05d}.jsonl"
-        with open(path, "wb") as handle:
-            handle.write(formatted)
-            handle.flush()
-            start_writeback(handle.fileno())
-        written.append((path, digest.hexdigest()))
-    for path, _ in written:
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    return drawn / (time.process_time() - cpu)
+    for attempt in range(repeats):
+        rng = np.random.default_rng(SEED)
+        cpu = time.process_time()
+        for size in sizes:
+            _declared_draws(rng, entity, units, size, interval_ms)
+        written = []
+        for index, content in enumerate(contents):
+            formatted = bytearray(content)
+            digest = hashlib.sha256(formatted)
+            path = target / f"f{index:05d}.jsonl"
+            with open(path, "wb") as handle:
+                handle.write(formatted)
+                handle.flush()
+                start_writeback(handle.fileno())
+            written.append((path, digest.hexdigest()))
+        for path, _ in written:
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        best = min(best, time.process_time() - cpu)
+        if attempt < repeats - 1:
+            for path, _ in written:  # their pages go back to the next run at once
+                path.unlink()
+    return events / best
 
 
 def memory_over_batches(root: Path, days: int) -> tuple[float, float, float, float]:
