@@ -153,8 +153,8 @@ def warm_memory(megabytes: int) -> float:
 
     Called right before each timed run that writes files. This virtual machine hands memory
     freed for about 2 s back to its host, and the next touch of such a page costs 2.2 ms per MB
-    of CPU (the host backs it again), against 0.07 ms for a page freed a moment ago (both
-    measured with this function on 1 GB, before and after sleeps of 0 to 8 s). Every new page
+    of CPU (the host backs it again), against 0.07 ms for a page freed a moment ago (1 GB
+    touched this way, then again after sleeps of 0 to 8 s). Every new page
     of the page cache pays that, so a run writing 200 MB of files took 0.4 s more CPU than the
     same run on reused pages: a price of the machine's memory, not of the generator, and it
     fell on whichever side of a ratio found cold pages. Pages freed here are handed out first,
@@ -191,7 +191,7 @@ def floor_per_cpu(files: list[Path], events: int, batches: int, target: Path, wa
     returns events per CPU-second. It draws the random numbers the scenario declares for them
     (`_declared_draws`, one batch's worth at a time), puts each byte of the files `files` in
     memory once (one copy: formatting at no cost, no defects, no ledger) and hashes and writes
-    them as the writer does (sha256, write, writeback, one fsync per file). Their ratio to the
+    them as the writer does (sha256, write, writeback, one fsync per file). Its ratio to the
     Faker baseline bounds the ratio any such generator can reach on this machine.
 
     A bound, so the best of `repeats` runs (one run varied by up to 1.6x on this shared
