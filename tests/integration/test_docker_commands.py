@@ -306,8 +306,14 @@ def test_generator_and_continuous_pipeline_services_on_the_compose_cluster(
 
         wait_for("the generator's batches in bronze", rows_of(data / "lake" / "bronze" / "driver_events"), 300,
                  processes, all_logs)
-        health = http_json(f"http://127.0.0.1:{port}/api/health")
-        assert health["status"] == "running" and health["entities"]["driver_events"]["batches"] >= 2
+        # The generator goes on landing batches (one per 10 s at --speed 90) while the pipeline
+        # runs; on a fast machine bronze may hold the first one before the second lands.
+        def running_on() -> dict[str, Any] | None:
+            health = http_json(f"http://127.0.0.1:{port}/api/health")
+            return health if health["entities"]["driver_events"]["batches"] >= 2 else None
+
+        health = wait_for("a second batch from the running generator", running_on, 60, processes, all_logs)
+        assert health["status"] == "running"
         # The pipeline has taken the running generator's output: pause it, so the catch-up and
         # `verify` below deal with a few batches, not with all the generator would land meanwhile.
         assert http_json(f"http://127.0.0.1:{port}/api/pause", method="POST")["status"] == "paused"
