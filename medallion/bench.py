@@ -4,7 +4,9 @@ This machine (and most laptops and CI runners) is shared and noisy, so each benc
 ratio to a baseline timed right beside it, not an absolute time alone. Groups:
 
 - `generator`: records/s on one core, vs a row-by-row Faker + json.dumps generator, vs copying
-  the same bytes on the same disk; memory over many batches (generators/bench.py);
+  the same bytes on the same disk, vs the generator's floor (the declared draws, the bytes
+  hashed and written: the bound for the Faker ratio); memory over many batches
+  (generators/bench.py);
 - `pipeline`: landing -> gold vs a bare JSON -> Parquet copy and vs the three-layer floor (bare
   Delta jobs: the bound for a pipeline that does more than them), 1x -> 10x scaling,
   continuous latency p50/p95, files after 100 micro-batches (spark_jobs/bench.py).
