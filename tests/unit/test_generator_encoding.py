@@ -93,13 +93,17 @@ def test_prefixed_values_hold_the_prefix_then_each_value_without_its_padding() -
     matrix[rng.random(matrix.shape) < 0.3] = 0  # padding at random places, whole rows too
     matrix[5] = 0
     prefix = np.frombuffer(b',"key":', dtype=np.uint8)
-    pieces, lengths = kernels.prefixed_values(matrix, prefix, True)
+    table = np.zeros((matrix.shape[0], 2), dtype=np.int32)
+    pieces = kernels.prefixed_values(matrix, prefix, True, table, 1)
+    lengths = table[:, 1]
+    assert not table[:, 0].any()  # only its own column of the table is written
     assert np.array_equal(lengths, prefix.size + np.count_nonzero(matrix, axis=1))
     for row, piece, length in zip(matrix, pieces, lengths, strict=True):
         assert piece[:length].tobytes() == prefix.tobytes() + row[row != 0].tobytes()
     dense = rng.integers(1, 255, (50, 9), dtype=np.uint8)
-    pieces, lengths = kernels.prefixed_values(dense, prefix, False)
-    assert (lengths == prefix.size + 9).all() and np.array_equal(pieces[:, prefix.size :], dense)
+    table = np.zeros((50, 1), dtype=np.int32)
+    pieces = kernels.prefixed_values(dense, prefix, False, table, 0)
+    assert (table[:, 0] == prefix.size + 9).all() and np.array_equal(pieces[:, prefix.size :], dense)
 
 
 def _texts(matrix: np.ndarray) -> list[str]:
