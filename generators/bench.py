@@ -302,10 +302,14 @@ def run_benchmarks(quick: bool) -> list[Result]:
     batches = 3 if quick else 10
     fakes = 20_000 if quick else 100_000
     memory_days = 2 if quick else 8
+    # Each timed figure, ours and every baseline's alike, is the best of `repeats` runs: on
+    # this shared machine one run of a row varied by up to a third from the next.
+    repeats = 1 if quick else 3
+    best = f"best of {repeats} runs, " if repeats > 1 else ""
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="medallion-bench-") as tmp:
         root = Path(tmp)
-        encoded, encode_cpu = encode_only(batches)
+        encoded, encode_cpu = min((encode_only(batches) for _ in range(repeats)), key=lambda timed: timed[1])
         per_cpu_encode = encoded / encode_cpu
         results.append({
             "name": "generator: driving events per CPU-second, in memory (one core)",
@@ -315,11 +319,18 @@ def run_benchmarks(quick: bool) -> list[Result]:
             "ratio": round(per_cpu_encode / 1_000_000, 3),
             "goal": ">= 1.0",
             "ok": per_cpu_encode >= 1_000_000,
-            "notes": f"{encoded:,} events in {batches} scaling batches: sampling, defects, JSON lines, ledger",
+            "notes": f"{best}{encoded:,} events in {batches} scaling batches: sampling, defects, JSON lines, ledger",
         })
-        run = _generate(root / "gen", batches, warm_mb=WARM_MEGABYTES)
-        per_cpu = run.events / run.cpu
-        per_wall = run.events / run.wall
+        runs: list[_Run] = []
+        for attempt in range(repeats):
+            if runs:  # the same bytes every time (one seed): keep one run's files, free the others' pages
+                shutil.rmtree(root / f"gen{attempt - 1}")
+            runs.append(_generate(root / f"gen{attempt}", batches, warm_mb=WARM_MEGABYTES))
+        run = runs[-1]
+        per_cpu = max(r.events / r.cpu for r in runs)
+        per_wall = max(r.events / r.wall for r in runs)
+        ours = max(r.bytes / r.wall for r in runs)
+        steady = max(r.steady for r in runs)
         results.append({
             "name": "generator: driving events per CPU-second, written durably (one core)",
             "value": round(per_cpu),
@@ -328,12 +339,13 @@ def run_benchmarks(quick: bool) -> list[Result]:
             "ratio": round(per_cpu / 1_000_000, 3),
             "goal": ">= 1.0",
             "ok": per_cpu >= 1_000_000,
-            "notes": f"{run.events:,} events, {run.lines:,} lines in {batches} scaling batches with sha256, manifests "
-                     f"and fsync (CPU of both threads); wall clock {per_wall:,.0f} records/s "
-                     f"({run.bytes / run.wall / 1e6:,.0f} MB/s); on reused memory (`warm_memory`), as every "
-                     "timed run that writes files",
+            "notes": f"{best}{run.events:,} events, {run.lines:,} lines in {batches} scaling batches with sha256, "
+                     f"manifests and fsync (CPU of both threads); wall clock {per_wall:,.0f} records/s "
+                     f"({ours / 1e6:,.0f} MB/s); on reused memory (`warm_memory`), as every timed run that writes files",
         })
-        records, seconds, faker_cpu = faker_baseline(root / "faker.jsonl", fakes, warm_mb=WARM_MEGABYTES)
+        fakers = [faker_baseline(root / "faker.jsonl", fakes, warm_mb=WARM_MEGABYTES) for _ in range(repeats)]
+        records = fakers[0][0]
+        seconds, faker_cpu = min(timed[1] for timed in fakers), min(timed[2] for timed in fakers)
         faker_rate = records / faker_cpu
         ratio = per_cpu / faker_rate
         results.append({
@@ -344,12 +356,16 @@ def run_benchmarks(quick: bool) -> list[Result]:
             "ratio": round(ratio, 1),
             "goal": ">= 100",
             "ok": ratio >= 100,
-            "notes": f"same driving_events fields and formats, {records:,} Faker records, both written to disk; "
+            "notes": f"{best}same driving_events fields and formats, {records:,} Faker records, both written to disk; "
                      f"per CPU-second on both sides (wall clock: {per_wall:,.0f} vs {records / seconds:,.0f} records/s)",
         })
-        copied, copy_seconds = copy_baseline(run.files, root / "copy", WARM_MEGABYTES)
+        copies: list[tuple[int, float]] = []
+        for attempt in range(repeats):
+            if copies:
+                shutil.rmtree(root / f"copy{attempt - 1}")
+            copies.append(copy_baseline(run.files, root / f"copy{attempt}", WARM_MEGABYTES))
+        copied, copy_seconds = copies[0][0], min(timed[1] for timed in copies)
         copy_rate = copied / copy_seconds
-        ours = run.bytes / run.wall
         results.append({
             "name": "generator vs copying the same bytes on the same disk",
             "value": round(ours / 1e6, 1),
@@ -358,8 +374,8 @@ def run_benchmarks(quick: bool) -> list[Result]:
             "ratio": round(ours / copy_rate, 3),
             "goal": ">= 0.5",
             "ok": ours / copy_rate >= 0.5,
-            "notes": f"{len(run.files)} files, {copied / 1e6:,.0f} MB, both fsync every file; wall clock on both sides; "
-                     f"once under way (first commit to last) {run.steady / 1e6:,.1f} MB/s, ratio {run.steady / copy_rate:.3f}",
+            "notes": f"{best}{len(run.files)} files, {copied / 1e6:,.0f} MB, both fsync every file; wall clock on both "
+                     f"sides; once under way (first commit to last) {steady / 1e6:,.1f} MB/s, ratio {steady / copy_rate:.3f}",
         })
         floor = floor_per_cpu(run.files, run.events, batches, root / "floor", WARM_MEGABYTES)
         results.append({
@@ -370,9 +386,9 @@ def run_benchmarks(quick: bool) -> list[Result]:
             "ratio": round(floor / faker_rate, 1),
             "goal": "reported (the most any generator writing these records can reach)",
             "ok": True,
-            "notes": f"{run.events:,} events: the random numbers the scenario declares for them, each landed byte put "
-                     f"in memory once (formatting free, no defects, no ledger), sha256, write and fsync as ours; per "
-                     "CPU-second, one thread",
+            "notes": f"best of 3 runs, {run.events:,} events: the random numbers the scenario declares for them, "
+                     "each landed byte put in memory once (formatting free, no defects, no ledger), sha256, write "
+                     "and fsync as ours; per CPU-second, one thread",
         })
         results.append({
             "name": "generator vs its floor (per core)",
