@@ -350,10 +350,15 @@ class LineLayout:
         sparse = {slot: mask for slot, mask in self._omitted if mask.mean() > 0.5}
         # Rows that differ from the template in any way ("irregular": an override, a field
         # left out or shown, a cut) are rendered once, apart; the kernel copies the rest.
-        touched = [rows for _, rows, _ in grouped]
-        touched += [np.flatnonzero(~mask if slot in sparse else mask) for slot, mask in self._omitted]
-        touched.append(np.fromiter(self._cuts, dtype=np.int64, count=len(self._cuts)))
-        irregular = np.unique(np.concatenate(touched)).astype(np.int64)
+        # A mask, not np.unique of the row lists: a tenth of the rows is touched, and sorting
+        # them cost 10 ns per line.
+        touched = np.zeros(self.n, dtype=bool)
+        for _, rows, _ in grouped:
+            touched[rows] = True
+        for slot, mask in self._omitted:
+            touched |= ~mask if slot in sparse else mask
+        touched[np.fromiter(self._cuts, dtype=np.int64, count=len(self._cuts))] = True
+        irregular = np.flatnonzero(touched).astype(np.int64)
         # Each value with the key literal before it, as one piece: the kernel copies half as
         # many pieces per line (10 scaling batches: line assembly 0.20 -> 0.10 s, this
         # preparation 0.04 s more).

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from generators.samplers import categorical_codes
 from tests.unit.generator_stats import (
     chi2_goodness,
     chi2_sf,
@@ -122,3 +123,17 @@ def test_hour_of_day_multiplier_is_visible_in_the_counts(tmp_path: Path) -> None
     multipliers = np.array(load(path, "small").entities["driver_events"].arrival.hour_of_day)  # type: ignore[union-attr]
     assert np.corrcoef(by_hour_observed, multipliers)[0, 1] > 0.95
     assert by_hour_observed[16] > 8 * by_hour_observed[2]  # 1.5 vs 0.1 in the scenario
+
+
+@pytest.mark.parametrize("categories", [2, 3, 8, 9, 40])
+def test_categorical_codes_are_numpys_choice(categories: int) -> None:
+    """The categorical sampler takes the codes numpy's `choice` would from the same stream
+    (the fast path compares with each boundary, the other searches), so its weights are
+    exactly numpy's and seeds written before it still give the same data."""
+    weights = np.random.default_rng(categories).random(categories) + 0.01
+    p = weights / weights.sum()
+    ours = categorical_codes(np.random.default_rng(5), p, 50_000)
+    numpys = np.random.default_rng(5).choice(categories, size=50_000, p=p)
+    assert ours.dtype == numpys.dtype
+    np.testing.assert_array_equal(ours, numpys)
+    assert set(np.unique(ours).tolist()) == set(range(categories))
