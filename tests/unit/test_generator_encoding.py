@@ -103,7 +103,9 @@ def test_prefixed_values_hold_the_prefix_then_each_value_without_its_padding() -
     dense = rng.integers(1, 255, (50, 9), dtype=np.uint8)
     table = np.zeros((50, 1), dtype=np.int32)
     pieces = kernels.prefixed_values(dense, prefix, False, table, 0)
-    assert (table[:, 0] == prefix.size + 9).all() and np.array_equal(pieces[:, prefix.size :], dense)
+    assert (table[:, 0] == prefix.size + 9).all() and np.array_equal(pieces[:, prefix.size : prefix.size + 9], dense)
+    assert pieces.shape[1] % kernels.BLOCK == 0  # copied by whole blocks
+    assert (pieces[:, : prefix.size] == prefix).all()
 
 
 def _texts(matrix: np.ndarray) -> list[str]:
