@@ -360,15 +360,12 @@ class LineLayout:
         touched[np.fromiter(self._cuts, dtype=np.int64, count=len(self._cuts))] = True
         irregular = np.flatnonzero(touched).astype(np.int64)
         # Each value with the key literal before it, as one piece: the kernel copies half as
-        # many pieces per line (10 scaling batches: line assembly 0.20 -> 0.10 s, this
-        # preparation 0.04 s more).
-        line_pieces: list[np.ndarray] = []
-        shown = [
-            index for index, (kind, _) in enumerate(slots)
-            if kind == "values" and index not in sparse and index - 1 not in sparse
-        ]
-        value_rows = slots[shown[0]][1].shape[0] if shown else 0
-        length_matrix = np.empty((value_rows, len(shown)), dtype=np.int32)
+        # many pieces per line (10 scaling batches: line assembly 0.20 -> 0.10 s, making the
+        # pieces 0.04 s more). The pieces are made as lines are assembled, a block at a time.
+        columns: list[np.ndarray] = []
+        prefixes: list[np.ndarray] = []
+        heads: list[int] = []
+        compact: list[bool] = []
         literal = b""
         for index, (kind, payload) in enumerate(slots):
             if index in sparse or index - 1 in sparse:
@@ -377,14 +374,17 @@ class LineLayout:
                 literal += payload.tobytes()
             else:
                 values = _kernel_matrix(payload)
-                padded = bool(values.size) and not values.all()
-                line_pieces.append(kernels.prefixed_values(values, _literal(literal), padded, length_matrix, len(line_pieces)))
+                columns.append(values)
+                prefixes.append(kernels.prefix_blocks(literal))
+                heads.append(len(literal))
+                compact.append(bool(values.size) and not values.all())
                 literal = b""
         geometry = _Geometry.of(slots, full_widths, sparse)
         matrix = self._fill(slots, grouped, sparse, geometry, irregular)
         irregular_text, irregular_ends = kernels.compress_rows(_kernel_matrix(matrix))
         self._prepared = _Prepared(
-            irregular, irregular_text, irregular_ends, tuple(line_pieces), length_matrix,
+            irregular, irregular_text, irregular_ends, tuple(columns), tuple(prefixes),
+            np.asarray(heads, dtype=np.int64), np.asarray(compact, dtype=np.bool_),
             np.frombuffer(literal, dtype=np.uint8).copy(),
         )
         return self._prepared
@@ -402,7 +402,7 @@ class LineLayout:
         laid_out = rows[rows >= 0]
         low, high = np.searchsorted(prepared.irregular, [laid_out[0], laid_out[-1] + 1]) if laid_out.size else (0, 0)
         return kernels.assemble_lines(
-            prepared.pieces, prepared.lengths, self.source, prepared.tail, rows,
+            prepared.columns, prepared.prefixes, prepared.heads, prepared.compact, self.source, prepared.tail, rows,
             prepared.irregular[low:high], prepared.irregular_text, prepared.irregular_ends[low : high + 1],
             given.text, given.ends,
         )
@@ -495,6 +495,8 @@ class _Prepared:
     irregular: np.ndarray  # sorted rows that differ from the template
     irregular_text: np.ndarray  # their lines, rendered once
     irregular_ends: np.ndarray
-    pieces: tuple[np.ndarray, ...]  # the template's key literals and values, in line order
-    lengths: np.ndarray  # (rows, pieces): the length of each piece
+    columns: tuple[np.ndarray, ...]  # the template's values, in line order
+    prefixes: tuple[np.ndarray, ...]  # the key literal before each (see kernels.prefix_blocks)
+    heads: np.ndarray  # the length of each key literal
+    compact: np.ndarray  # whether a column has padding to leave out
     tail: np.ndarray  # the template's literal after the last value

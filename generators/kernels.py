@@ -76,51 +76,67 @@ def compress_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out[:k], ends
 
 
+def piece_width(prefix_size: int, value_width: int) -> int:
+    """The width of a piece (a key literal, then a value): a whole number of blocks."""
+    return -(-(prefix_size + value_width) // BLOCK) * BLOCK
+
+
+def prefix_blocks(prefix: bytes) -> np.ndarray:
+    """A key literal padded to a whole number of blocks, so that it is copied by blocks."""
+    text = np.zeros(-(-len(prefix) // BLOCK) * BLOCK, dtype=np.uint8)
+    text[: len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+    return text
+
+
 @njit(nogil=True, cache=True)
-def prefixed_values(matrix: np.ndarray, prefix: np.ndarray, compact: bool, lengths: np.ndarray, column: int) -> np.ndarray:
-    """Each row as `assemble_lines` takes it: `prefix` (the key literal before the value), then the row's bytes but its padding (every byte, unless `compact`); how
-    many bytes that is goes to `lengths[row, column]` (filled in place: stacking one array per
-    piece afterwards cost as much again as a fifth of this loop). Rows are a whole number of
-    blocks wide, with a block of room after the last, so that they are copied by blocks; the
-    bytes after a row's text are left as they fall: the line layout copies a piece at its full
-    width without looking at them, and the next piece overwrites them."""
+def fill_pieces(
+    pieces: np.ndarray, offset: int, matrix: np.ndarray, prefix: np.ndarray, head: int, compact: bool,
+    value_rows: np.ndarray, lengths: np.ndarray, column: int,
+) -> None:
+    """Piece `column` of each line, at `pieces[t, offset:]` for line t, which shows row
+    `value_rows[t]` of `matrix`: the key literal (`prefix`: `head` bytes, padded to whole
+    blocks), then the row's bytes but its padding (every byte, unless `compact`); how many
+    bytes that is goes to `lengths[t, column]`. The piece's width is `piece_width(head, width)`;
+    a value copied by blocks may run up to a block past it, into the next piece of the line
+    (filled afterwards) or, for the last, into a block of room at the end of each row of
+    `pieces`. The bytes after a piece's text are left as they fall: `assemble_lines` copies a
+    piece at its full width without looking at them, and the next piece overwrites them."""
     n, width = matrix.shape
-    head = np.uint64(prefix.size)
     w = np.uint64(width)
-    full = (head + w + _BLOCK - np.uint64(1)) // _BLOCK * _BLOCK
-    out = np.empty((n + 1, full), dtype=np.uint8)  # a row of room: blocks may run past a row
-    head_blocks = (head + _BLOCK - np.uint64(1)) // _BLOCK
-    start = np.zeros(head_blocks * _BLOCK, dtype=np.uint8)
-    start[: prefix.size] = prefix
+    stride = np.uint64(pieces.shape[1])
+    first = np.uint64(offset)
+    start = np.uint64(head)
     blocks = (w + _BLOCK - np.uint64(1)) // _BLOCK
     readable = np.uint64(n) * w  # a block read from a row must end inside the matrix
-    for i in range(np.uint64(n)):
-        at = i * full
-        for c in range(head_blocks):
-            _copy_block(out, at + c * _BLOCK, start, c * _BLOCK)
+    for t in range(np.uint64(value_rows.size)):
+        i = np.uint64(value_rows[t])
+        at = t * stride + first
+        for c in range(np.uint64(prefix.size) // _BLOCK):
+            _copy_block(pieces, at + c * _BLOCK, prefix, c * _BLOCK)
         if compact:
-            k = head
+            k = first + start
             for j in range(w):
                 byte = matrix[i, j]
-                out[i, k] = byte
+                pieces[t, k] = byte
                 k += np.uint64(byte != 0)  # branch-free: padding is written, then overwritten
-            lengths[i, column] = k
+            lengths[t, column] = k - first
         else:
             origin = i * w
             if origin + blocks * _BLOCK <= readable:
                 for c in range(blocks):
-                    _copy_block(out, at + head + c * _BLOCK, matrix, origin + c * _BLOCK)
+                    _copy_block(pieces, at + start + c * _BLOCK, matrix, origin + c * _BLOCK)
             else:
                 for j in range(w):
-                    out[i, head + j] = matrix[i, j]
-            lengths[i, column] = head + w
-    return out[:n]
+                    pieces[t, first + start + j] = matrix[i, j]
+            lengths[t, column] = start + w
 
 
 @njit(nogil=True, cache=True)
 def assemble_lines(
-    pieces: tuple[np.ndarray, ...],
-    lengths: np.ndarray,
+    columns: tuple[np.ndarray, ...],
+    prefixes: tuple[np.ndarray, ...],
+    heads: np.ndarray,
+    compact: np.ndarray,
     source: np.ndarray,
     tail: np.ndarray,
     rows: np.ndarray,
@@ -130,26 +146,45 @@ def assemble_lines(
     repeat_text: np.ndarray,
     repeat_ends: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One line per entry of `rows`: row r >= 0 is piece 0, piece 1, ..., the `tail`; an entry
-    -(i + 1) is given text i (a duplicate's line).
+    """One line per entry of `rows`: row r >= 0 is key literal 0 and value 0, key literal 1
+    and value 1, ..., then the `tail`; an entry -(i + 1) is given text i (a duplicate's line).
 
-    Each piece is an (n, width) matrix whose row holds its `lengths[row, piece]` bytes first
-    (a key literal and a value: see `prefixed_values`), read at row `source[row]` (at `row`
-    itself when `source` is empty). The rows >= 0 are in increasing order. Rows listed in
-    `irregular` (sorted, none below the first row) are copied from `irregular_text` instead
-    (its line i is `irregular_text[irregular_ends[i]:irregular_ends[i + 1]]`); given text i is
+    Values are read at row `source[r]` of `columns` (at `r` itself when `source` is empty),
+    each without its padding (all of it, unless `compact[c]`), after `prefixes[c]` (its first
+    `heads[c]` bytes). The rows >= 0 are in increasing order. Rows listed in `irregular`
+    (sorted, none below the first row) are copied from `irregular_text` instead (its line i is
+    `irregular_text[irregular_ends[i]:irregular_ends[i + 1]]`); given text i is
     `repeat_text[repeat_ends[i]:repeat_ends[i + 1]]`. Returns the text and the len(rows) + 1
     offsets where lines end.
 
-    Row by row, so the output is written once, front to back (column by column measured
-    slower: it revisits the whole output once per column). A piece is copied at its full width
-    and the end moved by its length: the next piece overwrites the rest, and a fixed-length
-    copy runs in vector instructions where a byte-by-byte one that skips padding cannot.
+    First each key literal with its value becomes one piece per line (`fill_pieces`), for
+    these rows only: a writer's block of lines at a time, the pieces stay in the CPU cache
+    between being made and copied (made for a whole batch ahead, they cost twice as much, in
+    memory traffic). Then row by row, so the output is written once, front to back (column by
+    column measured slower: it revisits the whole output once per column). A piece is copied
+    at its full width by blocks and the end moved by its length: the next piece overwrites the
+    rest, and a fixed-length copy runs in vector instructions where a byte-by-byte one that
+    skips padding cannot.
     """
     count = rows.size
-    row_width = tail.size
-    for c in range(len(pieces)):
-        row_width += pieces[c].shape[1]
+    laid_out = 0
+    for line in range(count):
+        laid_out += rows[line] >= 0
+    value_rows = np.empty(laid_out, dtype=np.int64)
+    t = 0
+    for line in range(count):
+        if rows[line] >= 0:
+            value_rows[t] = rows[line] if source.size == 0 else source[rows[line]]
+            t += 1
+    offsets = np.zeros(len(columns) + 1, dtype=np.int64)
+    for c in range(len(columns)):
+        offsets[c + 1] = offsets[c] + (heads[c] + columns[c].shape[1] + BLOCK - 1) // BLOCK * BLOCK
+    pieces = np.empty((laid_out, offsets[-1] + BLOCK), dtype=np.uint8)  # see fill_pieces
+    lengths = np.empty((laid_out, len(columns)), dtype=np.int32)
+    for c in range(len(columns)):
+        fill_pieces(pieces, offsets[c], columns[c], prefixes[c], heads[c], compact[c], value_rows, lengths, c)
+
+    row_width = tail.size + offsets[-1]
     # Irregular rows and given texts may be longer than the template: room for all of them.
     size = count * row_width + irregular_ends[-1] - irregular_ends[0]
     for line in range(count):
@@ -160,6 +195,8 @@ def assemble_lines(
     ends[0] = 0
     k = _U0
     following = 0
+    t = 0
+    stride = np.uint64(pieces.shape[1])
     for line in range(count):
         row = rows[line]
         if row < 0:
@@ -171,10 +208,14 @@ def assemble_lines(
                 k = _copy(out, k, irregular_text, irregular_ends[following], irregular_ends[following + 1])
                 following += 1
             else:
-                at = np.uint64(row if source.size == 0 else source[row])
-                for c in range(len(pieces)):
-                    k = _copy_piece(out, k, pieces[c], at, lengths[at, c])
+                origin = np.uint64(t) * stride
+                for c in range(len(columns)):
+                    first = origin + np.uint64(offsets[c])
+                    for b in range(np.uint64(offsets[c + 1] - offsets[c]) // _BLOCK):
+                        _copy_block(out, k + b * _BLOCK, pieces, first + b * _BLOCK)
+                    k += np.uint64(lengths[t, c])
                 k = _copy(out, k, tail, 0, tail.size)
+            t += 1
         ends[line + 1] = k
     return out[:k], ends
 
@@ -225,17 +266,6 @@ def _copy(out: np.ndarray, k: np.uint64, text: np.ndarray, start: int, stop: int
     for t in range(np.uint64(stop - start)):
         out[k + t] = text[first + t]
     return k + np.uint64(stop - start)
-
-
-@njit(nogil=True, cache=True)
-def _copy_piece(out: np.ndarray, k: np.uint64, piece: np.ndarray, row: np.uint64, length: int) -> np.uint64:
-    """Copy all of piece[row] to out[k:] by blocks; returns k + length (the bytes past it are
-    padding). The piece's width is a whole number of blocks (see `prefixed_values`)."""
-    width = np.uint64(piece.shape[1])
-    origin = row * width
-    for c in range(width // _BLOCK):
-        _copy_block(out, k + c * _BLOCK, piece, origin + c * _BLOCK)
-    return k + np.uint64(length)
 
 
 # --- numbers and instants as padded text (one pass per column instead of one per digit) ----

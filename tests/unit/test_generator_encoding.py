@@ -26,9 +26,12 @@ def _layout(n: int, seed: int) -> tuple[encode.LineLayout, list[dict[str, object
     layout.add_field("speed", encode.encode_fixed(speeds, 1))
     layout.add_field("count", encode.encode_int(counts))
     layout.add_field("name", encode.encode_codes(codes, encode.string_table(names)))
+    # Last, a value without padding: copied by whole blocks, it runs past its piece.
+    instants = 1_767_225_600_000 + rng.integers(0, 86_400_000, n)
+    layout.add_field("at", encode.encode_timestamp(instants))
     records: list[dict[str, object]] = [
-        {"id": f"e-{i:06d}", "speed": float(s), "count": int(c), "name": names[k]}
-        for i, s, c, k in zip(ids.tolist(), speeds.tolist(), counts.tolist(), codes.tolist(), strict=True)
+        {"id": f"e-{i:06d}", "speed": float(s), "count": int(c), "name": names[k], "at": encode.format_timestamp(t)}
+        for i, s, c, k, t in zip(ids.tolist(), speeds.tolist(), counts.tolist(), codes.tolist(), instants.tolist(), strict=True)
     ]
     # Irregular rows of every kind, some of them adjacent and at the ends.
     nulls = np.array([0, 1, 7, n - 1])
@@ -87,25 +90,36 @@ def test_compress_rows_drops_padding_anywhere() -> None:
     assert np.array_equal(np.diff(ends), np.count_nonzero(matrix, axis=1))
 
 
-def test_prefixed_values_hold_the_prefix_then_each_value_without_its_padding() -> None:
+def _pieces(matrix: np.ndarray, prefix: bytes, compact: bool, rows: np.ndarray, columns: int, column: int) -> tuple[np.ndarray, np.ndarray]:
+    """Piece `column` of a table of `columns` pieces, from `kernels.fill_pieces`."""
+    width = kernels.piece_width(len(prefix), matrix.shape[1])
+    pieces = np.zeros((rows.size, 5 + width + kernels.BLOCK), dtype=np.uint8)  # at offset 5
+    table = np.zeros((rows.size, columns), dtype=np.int32)
+    kernels.fill_pieces(pieces, 5, matrix, kernels.prefix_blocks(prefix), len(prefix), compact, rows, table, column)
+    assert not pieces[:, :5].any()  # nothing written before the offset
+    return pieces[:, 5:], table
+
+
+def test_pieces_hold_the_prefix_then_each_value_without_its_padding() -> None:
     rng = np.random.default_rng(12)
     matrix = rng.integers(1, 255, (300, 23), dtype=np.uint8)
     matrix[rng.random(matrix.shape) < 0.3] = 0  # padding at random places, whole rows too
     matrix[5] = 0
-    prefix = np.frombuffer(b',"key":', dtype=np.uint8)
-    table = np.zeros((matrix.shape[0], 2), dtype=np.int32)
-    pieces = kernels.prefixed_values(matrix, prefix, True, table, 1)
+    prefix = b',"key":'
+    rows = rng.permutation(300)[:200]  # lines show rows in any order
+    pieces, table = _pieces(matrix, prefix, True, rows, 2, 1)
     lengths = table[:, 1]
     assert not table[:, 0].any()  # only its own column of the table is written
-    assert np.array_equal(lengths, prefix.size + np.count_nonzero(matrix, axis=1))
-    for row, piece, length in zip(matrix, pieces, lengths, strict=True):
-        assert piece[:length].tobytes() == prefix.tobytes() + row[row != 0].tobytes()
+    assert np.array_equal(lengths, len(prefix) + np.count_nonzero(matrix[rows], axis=1))
+    for row, piece, length in zip(matrix[rows], pieces, lengths, strict=True):
+        assert piece[:length].tobytes() == prefix + row[row != 0].tobytes()
     dense = rng.integers(1, 255, (50, 9), dtype=np.uint8)
-    table = np.zeros((50, 1), dtype=np.int32)
-    pieces = kernels.prefixed_values(dense, prefix, False, table, 0)
-    assert (table[:, 0] == prefix.size + 9).all() and np.array_equal(pieces[:, prefix.size : prefix.size + 9], dense)
-    assert pieces.shape[1] % kernels.BLOCK == 0  # copied by whole blocks
-    assert (pieces[:, : prefix.size] == prefix).all()
+    long_key = b',"' + b"k" * 40 + b'":'  # longer than a block
+    for key in (prefix, long_key):
+        pieces, table = _pieces(dense, key, False, np.arange(50), 1, 0)
+        assert (table[:, 0] == len(key) + 9).all()
+        assert np.array_equal(pieces[:, len(key) : len(key) + 9], dense)
+        assert (pieces[:, : len(key)] == np.frombuffer(key, dtype=np.uint8)).all()
 
 
 def _texts(matrix: np.ndarray) -> list[str]:
