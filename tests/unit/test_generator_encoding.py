@@ -100,9 +100,7 @@ def _pieces(matrix: np.ndarray, prefix: bytes, compact: bool, rows: np.ndarray, 
     width = kernels.piece_width(len(prefix), matrix.shape[1])
     pieces = np.zeros((rows.size, 5 + width + kernels.BLOCK), dtype=np.uint8)  # at offset 5
     table = np.zeros((rows.size, columns), dtype=np.int32)
-    kernels.fill_pieces(
-        pieces, 5, matrix, kernels.prefix_blocks(prefix), len(prefix), compact, np.zeros(0, dtype=bool), rows, table, column
-    )
+    kernels.fill_pieces(pieces, 5, matrix, kernels.prefix_blocks(prefix), len(prefix), compact, rows, table, column)
     assert not pieces[:, :5].any()  # nothing written before the offset
     return pieces[:, 5:], table
 
