@@ -277,6 +277,19 @@ _TEN = np.uint64(10)
 
 
 @njit(nogil=True, cache=True)
+def scaled_integers(values: np.ndarray, scale: float, low: float, high: float) -> np.ndarray:
+    """`np.clip(np.rint(values * scale), low, high).astype(np.int64)` in one pass instead of
+    four (numpy's rint alone took 4.5 ns per value); NaN becomes the int64 minimum, as numpy's
+    conversion makes it on x86."""
+    out = np.empty(values.size, dtype=np.int64)
+    for i in range(values.size):
+        x = np.rint(values[i] * scale)
+        x = min(max(x, low), high)
+        out[i] = np.int64(x) if x == x else np.iinfo(np.int64).min
+    return out
+
+
+@njit(nogil=True, cache=True)
 def quoted_sequence_text(numbers: np.ndarray, head: np.ndarray, width: int) -> np.ndarray:
     """`head` (an opening quote and a prefix), the non-negative ints below 10**width
     zero-padded to `width` digits, a closing quote: (n, head + width + 1) ASCII in one pass."""

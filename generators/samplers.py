@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from generators import encode, vocab
+from generators import encode, kernels, vocab
 from generators.scenario import (
     BooleanSample,
     CategoricalSample,
@@ -168,12 +168,9 @@ def numeric_column(spec: FieldSpec, values: np.ndarray, clip: tuple[float, float
     scale = 10.0**places
     # Rounded once, as integers in units of the last written decimal; the bounds are snapped
     # inward to that precision, so rounding cannot step outside them.
-    scaled = np.rint(np.asarray(values, dtype=np.float64) * scale)
     lo = -math.inf if math.isinf(low) else math.ceil(low * scale - 1e-6)
     hi = math.inf if math.isinf(high) else math.floor(high * scale + 1e-6)
-    if lo > -math.inf or hi < math.inf:
-        scaled = np.clip(scaled, lo, hi)
-    ints = scaled.astype(np.int64)
+    ints = kernels.scaled_integers(np.ascontiguousarray(values, dtype=np.float64), scale, lo, hi)
     return Column(enc=encode.encode_scaled(ints, places), raw=ints / scale)
 
 

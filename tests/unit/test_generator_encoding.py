@@ -150,3 +150,12 @@ def test_timestamps_are_iso_8601_with_milliseconds() -> None:
     instants = np.concatenate([rng.integers(0, 4_102_444_800_000, 3000), [0, 86_399_999, 1_767_225_599_999]])
     expected = [f'"{encode.format_timestamp(int(ms))}"' for ms in instants]
     assert _texts(encode.encode_timestamp(instants)) == expected
+
+
+def test_scaled_integers_are_numpys_rint_clip_and_cast() -> None:
+    rng = np.random.default_rng(4)
+    values = np.concatenate([rng.normal(50, 300, 20_000), [0.05, 0.15, 0.25, -0.35, 2.5, -2.5, np.nan, np.inf, -np.inf]])
+    for scale, low, high in ((10.0, 0.0, 1600.0), (1e5, -np.inf, np.inf), (100.0, -5.0, np.inf)):
+        with np.errstate(invalid="ignore"):
+            expected = np.clip(np.rint(values * scale), low, high).astype(np.int64)
+        np.testing.assert_array_equal(kernels.scaled_integers(values, scale, low, high), expected)
