@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from generators import kernels
 from generators.samplers import MS_PER_HOUR, Frame, shape_multipliers
 from generators.scenario import Arrival, Entity
 from generators.streams import Streams, hash_uniform
@@ -176,6 +177,4 @@ def sorted_instants(rng: np.random.Generator, count: int, start: int, end: int) 
     """
     if count == 0:
         return np.zeros(0, dtype=np.int64)
-    spacings = np.cumsum(rng.standard_exponential(count + 1))
-    fraction = spacings[:-1] / spacings[-1]
-    return start + (fraction * (end - start)).astype(np.int64)
+    return kernels.instants_from_spacings(rng.standard_exponential(count + 1), start, end)

@@ -277,6 +277,22 @@ _TEN = np.uint64(10)
 
 
 @njit(nogil=True, cache=True)
+def instants_from_spacings(spacings: np.ndarray, start: int, end: int) -> np.ndarray:
+    """`start + (cumsum(spacings)[:-1] / cumsum(spacings)[-1] * (end - start)).astype(int64)`:
+    the same additions in the same order, in two passes instead of five."""
+    total = 0.0
+    for i in range(spacings.size):
+        total += spacings[i]
+    out = np.empty(spacings.size - 1, dtype=np.int64)
+    running = 0.0
+    span = float(end - start)
+    for i in range(spacings.size - 1):
+        running += spacings[i]
+        out[i] = start + np.int64(running / total * span)
+    return out
+
+
+@njit(nogil=True, cache=True)
 def scaled_integers(values: np.ndarray, scale: float, low: float, high: float) -> np.ndarray:
     """`np.clip(np.rint(values * scale), low, high).astype(np.int64)` in one pass instead of
     four (numpy's rint alone took 4.5 ns per value); NaN becomes the int64 minimum, as numpy's

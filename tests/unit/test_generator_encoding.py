@@ -159,3 +159,14 @@ def test_scaled_integers_are_numpys_rint_clip_and_cast() -> None:
         with np.errstate(invalid="ignore"):
             expected = np.clip(np.rint(values * scale), low, high).astype(np.int64)
         np.testing.assert_array_equal(kernels.scaled_integers(values, scale, low, high), expected)
+
+
+def test_instants_from_spacings_are_numpys_cumulative_sums() -> None:
+    rng = np.random.default_rng(8)
+    for count, start, end in ((1, 0, 10), (7, 1_767_225_600_000, 1_767_226_500_000), (50_000, 1_767_225_600_000, 1_767_226_500_000)):
+        spacings = rng.standard_exponential(count + 1)
+        running = np.cumsum(spacings)
+        expected = start + (running[:-1] / running[-1] * (end - start)).astype(np.int64)
+        got = kernels.instants_from_spacings(spacings, start, end)
+        np.testing.assert_array_equal(got, expected)
+        assert (np.diff(got) >= 0).all() and got[0] >= start and got[-1] < end
