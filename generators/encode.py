@@ -306,6 +306,15 @@ class LineLayout:
         """Text after the closing brace (trailing garbage)."""
         self._garbage[row] = text
 
+    def add_garbages(self, rows: np.ndarray, texts: list[bytes]) -> None:
+        """`add_garbage` for many rows at once."""
+        self._garbage.update(zip(rows.tolist(), texts, strict=True))
+
+    def truncate_rows(self, rows: np.ndarray, fractions: np.ndarray, after_field: str) -> None:
+        """`truncate` for many rows at once."""
+        slot = self._field_slots[after_field][1]
+        self._cuts.update((row, (fraction, slot)) for row, fraction in zip(rows.tolist(), fractions.tolist(), strict=True))
+
     def truncate(self, row: int, fraction: float, after_field: str) -> None:
         """Cut the row short somewhere after the value of `after_field` (so the key survives)
         and before its closing brace; `fraction` in [0, 1) picks where. The newline stays."""
