@@ -59,19 +59,70 @@ def _block_copier(typingctx: Any, dst: Any, dst_at: Any, src: Any, src_at: Any) 
 _copy_block = cast(Callable[[np.ndarray, Any, np.ndarray, Any], None], _block_copier)
 
 
+@intrinsic
+def _word_loader(typingctx: Any, array: Any, at: Any) -> Any:
+    """The 8 bytes at byte `at` of a uint8 array's buffer, as one (unaligned) uint64."""
+    signature = types.uint64(array, at)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        pointer = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+        return builder.load(pointer, align=1)
+
+    return signature, codegen
+
+
+@intrinsic
+def _word_storer(typingctx: Any, array: Any, at: Any, word: Any) -> Any:
+    """Store a uint64 as the 8 bytes at byte `at` of a uint8 array's buffer (unaligned)."""
+    signature = types.void(array, at, word)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        pointer = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+        builder.store(args[2], pointer, align=1)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+_load_word = cast(Callable[[np.ndarray, Any], np.uint64], _word_loader)
+_store_word = cast(Callable[[np.ndarray, Any, np.uint64], None], _word_storer)
+_ONES = np.uint64(0x0101010101010101)
+_HIGHS = np.uint64(0x8080808080808080)
+_EIGHT = np.uint64(8)
+
+
 @njit(nogil=True, cache=True)
 def compress_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows' text without padding, concatenated, and where each row ends (n + 1 offsets)."""
+    """The rows' text without padding, concatenated, and where each row ends (n + 1 offsets).
+
+    Eight bytes at a time: a word without a zero byte (most of a line's text) is stored whole;
+    one with padding goes byte by byte, branch-free (padding is written, then overwritten).
+    Byte by byte throughout, this took 17 of a driving event line's 400 ns."""
     n, width = matrix.shape
-    out = np.empty(n * width, dtype=np.uint8)
+    w = np.uint64(width)
+    out = np.empty(n * width + 8, dtype=np.uint8)  # room for a whole last word
     ends = np.empty(n + 1, dtype=np.int64)
     ends[0] = 0
     k = _U0
-    for i in range(n):
-        for j in range(np.uint64(width)):
+    words = w // _EIGHT
+    for i in range(np.uint64(n)):
+        base = i * w
+        for c in range(words):
+            word = _load_word(matrix, base + c * _EIGHT)
+            if (word - _ONES) & ~word & _HIGHS == 0:  # no zero byte in the word
+                _store_word(out, k, word)
+                k += _EIGHT
+            else:
+                for j in range(c * _EIGHT, c * _EIGHT + _EIGHT):
+                    byte = matrix[i, j]
+                    out[k] = byte
+                    k += np.uint64(byte != 0)
+        for j in range(words * _EIGHT, w):
             byte = matrix[i, j]
             out[k] = byte
-            k += np.uint64(byte != 0)  # branch-free: padding is written, then overwritten
+            k += np.uint64(byte != 0)
         ends[i + 1] = k
     return out[:k], ends
 
