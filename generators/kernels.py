@@ -37,11 +37,20 @@ BLOCK = 32
 _BLOCK = np.uint64(BLOCK)
 
 
+def _contiguous_bytes(*arrays: Any) -> bool:
+    """Whether numba types these as C-ordered uint8 arrays: the raw-memory intrinsics below
+    compute byte offsets from the start of the buffer, wrong for any other layout, so they
+    refuse to compile for one."""
+    return all(isinstance(a, types.Array) and a.layout == "C" and a.dtype == types.uint8 for a in arrays)
+
+
 @intrinsic
 def _block_copier(typingctx: Any, dst: Any, dst_at: Any, src: Any, src_at: Any) -> Any:
     """Copy BLOCK bytes from byte `src_at` of array `src`'s buffer to byte `dst_at` of `dst`'s
     (C-ordered uint8 arrays of any shape). Nothing is bounds-checked: callers keep both ranges
     inside their buffers."""
+    if not _contiguous_bytes(dst, src):
+        return None
     signature = types.void(dst, dst_at, src, src_at)
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
@@ -62,6 +71,8 @@ _copy_block = cast(Callable[[np.ndarray, Any, np.ndarray, Any], None], _block_co
 @intrinsic
 def _word_loader(typingctx: Any, array: Any, at: Any) -> Any:
     """The 8 bytes at byte `at` of a uint8 array's buffer, as one (unaligned) uint64."""
+    if not _contiguous_bytes(array):
+        return None
     signature = types.uint64(array, at)
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
@@ -75,6 +86,8 @@ def _word_loader(typingctx: Any, array: Any, at: Any) -> Any:
 @intrinsic
 def _word_storer(typingctx: Any, array: Any, at: Any, word: Any) -> Any:
     """Store a uint64 as the 8 bytes at byte `at` of a uint8 array's buffer (unaligned)."""
+    if not _contiguous_bytes(array):
+        return None
     signature = types.void(array, at, word)
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:

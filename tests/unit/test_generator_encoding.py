@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
+from numba.core.errors import TypingError
 
 from generators import encode, kernels
 
@@ -170,3 +172,12 @@ def test_instants_from_spacings_are_numpys_cumulative_sums() -> None:
         got = kernels.instants_from_spacings(spacings, start, end)
         np.testing.assert_array_equal(got, expected)
         assert (np.diff(got) >= 0).all() and got[0] >= start and got[-1] < end
+
+
+def test_raw_memory_kernels_refuse_arrays_that_are_not_contiguous_bytes() -> None:
+    """The block and word copies compute byte offsets from a buffer's start: a strided view
+    must fail to compile, not read the wrong bytes."""
+    with pytest.raises(TypingError):
+        kernels.compress_rows(np.ones((4, 16), dtype=np.uint8)[:, ::2])
+    text, ends = kernels.compress_rows(np.ascontiguousarray(np.ones((4, 16), dtype=np.uint8)[:, ::2]))
+    assert text.size == 32 and ends.tolist() == [0, 8, 16, 24, 32]
