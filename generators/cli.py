@@ -75,12 +75,14 @@ def run_generate(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     summary = report.as_dict()
+    waited = report.idle_seconds >= 0.01
     if args.duration is not None or not quiet:
         print(
             f"{report.batches} batches ({report.first_batch}..{report.next_batch - 1}), "
-            f"{report.records:,} records, {report.bytes / 1e6:,.1f} MB in {report.runtime_seconds:.2f} s; "
-            f"mean write time {report.mean_write_us_per_record:.3f} us/record, "
-            f"{report.records_per_second:,.0f} records/s"
+            f"{report.records:,} records, {report.bytes / 1e6:,.1f} MB in {report.runtime_seconds:.2f} s"
+            + (f" (busy {report.busy_seconds:.2f} s, waiting for paced batches or paused the rest)" if waited else "")
+            + f"; {report.records_per_second:,.0f} records/s{' while busy' if waited else ''}, "
+            f"mean write time {report.mean_write_us_per_record:.3f} us/record"
             + (" (stopped by signal after the batch in hand)" if report.stopped_by_signal else ""),
             file=sys.stderr,
         )

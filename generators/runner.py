@@ -39,20 +39,36 @@ class RunOptions:
 
 @dataclass
 class RunReport:
-    """What a run did (printed at the end, and by `--duration`)."""
+    """What a run did (printed at the end, and by `--duration`).
+
+    The engine generates batch b + 1 while background threads write b, so the time a run
+    worked is wall-clock time, not a sum of per-batch times (those overlap): the run's time
+    less the waits with nothing in hand (for a paced batch to fall due, or paused)."""
 
     first_batch: int
     next_batch: int
-    batches: int
-    records: int
-    bytes: int
-    runtime_seconds: float
-    busy_seconds: float  # generating and writing, without pacing waits
+    batches: int = 0
+    records: int = 0
+    bytes: int = 0
+    idle_seconds: float = 0.0  # waiting, with every batch written, for the next one's time or a resume
     stopped_by_signal: bool = False
+    started: float = field(default_factory=time.monotonic, repr=False)  # monotonic
+    ended: float | None = field(default=None, repr=False)
+
+    @property
+    def runtime_seconds(self) -> float:
+        return (time.monotonic() if self.ended is None else self.ended) - self.started
+
+    @property
+    def busy_seconds(self) -> float:
+        """Wall-clock seconds spent generating or writing (so far, while running)."""
+        return max(self.runtime_seconds - self.idle_seconds, 0.0)
 
     @property
     def records_per_second(self) -> float:
-        return self.records / self.busy_seconds if self.busy_seconds > 0 else 0.0
+        """While busy: at --speed 0 the run's own rate, when paced what the generator can do."""
+        busy = self.busy_seconds
+        return self.records / busy if busy > 0 else 0.0
 
     @property
     def mean_write_us_per_record(self) -> float:
@@ -149,7 +165,7 @@ class Runner:
         self._next_batch = 0
         self._anchor: tuple[float, float] | None = None  # (wall monotonic, simulated epoch seconds)
         self.on_batch: list[Callable[[WriteStats, RunReport], None]] = []
-        self.report = RunReport(0, 0, 0, 0, 0, 0.0, 0.0)
+        self.report = RunReport(0, 0)
         self.stopped_by_signal = False
 
     @property
@@ -272,10 +288,10 @@ class Runner:
     def _run(self) -> RunReport:
         first = self.writer.open()
         self.log.log("info", "start", f"{self.scenario.name}: resuming at batch {first}" if first else f"{self.scenario.name}: starting at batch 0", next_batch=first, mode=self.mode)
-        started = time.monotonic()
         self.engine.skip_to(first)
         self._next_batch = first
-        self.report = RunReport(first, first, 0, 0, 0, 0.0, 0.0)
+        self.report = RunReport(first, first)
+        started = self.report.started
         deadline = None if self.options.duration is None else started + self.options.duration
         # Batch b is written (and b - 1 committed) in background threads while b + 1 is generated.
         pipeline = PipelinedWriter(self.writer, self._written)
@@ -298,7 +314,9 @@ class Runner:
                         break
                     if action == "pause":
                         self._state.status = "paused"
+                    waiting = time.monotonic()
                     self._wake.wait(timeout=wait)
+                    self.report.idle_seconds += time.monotonic() - waiting
             finished = True
         finally:
             if finished:
@@ -308,7 +326,7 @@ class Runner:
                     pipeline.close()
                 except Exception as exc:  # the first error is already propagating
                     self.log.log("error", "failed", f"writer stopped after an earlier error: {exc}")
-        self.report.runtime_seconds = time.monotonic() - started
+        self.report.ended = time.monotonic()
         self.report.stopped_by_signal = self.stopped_by_signal
         self.report.next_batch = self._next_batch
         self.log.log("info", "stop", f"stopped before batch {self._next_batch}", **self.report.as_dict())
@@ -356,7 +374,6 @@ class Runner:
             report.batches += 1
             report.records += stats.lines
             report.bytes += stats.bytes
-            report.busy_seconds += busy
             for name, lines in stats.lines_by_entity.items():
                 status = self._state.entity[name]
                 status.batches += 1

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,7 +127,35 @@ def test_duration_mode_reports_throughput(tmp_path: Path) -> None:
     assert report["records"] > 0 and report["batches"] > 0
     assert report["records_per_second"] > 0 and report["mean_write_us_per_record"] > 0
     assert abs(report["records_per_second"] * report["mean_write_us_per_record"] / 1e6 - 1) < 0.01
+    assert report["busy_seconds"] <= report["runtime_seconds"]
+    assert abs(report["records_per_second"] * report["busy_seconds"] / report["records"] - 1) < 0.01
     assert b"records/s" in err
+
+
+def _duration_report(data: Path, *extra: str) -> tuple[dict[str, Any], str]:
+    process = spawn("--scenario", "driving", "--seed", "3", "--data", str(data), "--duration", "1.5", "--no-fsync", *extra)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err.decode()
+    return json.loads(out), err.decode()
+
+
+def test_duration_at_full_speed_reports_the_runs_own_rate(tmp_path: Path) -> None:
+    # The engine generates a batch while the last one is written: per-batch times overlap, so
+    # the rate must come from the wall clock (it once summed them and showed half the rate).
+    report, err = _duration_report(tmp_path, "--profile", "scaling", "--speed", "0")
+    assert report["batches"] >= 2
+    assert report["busy_seconds"] > 0.95 * report["runtime_seconds"]
+    assert abs(report["records_per_second"] * report["runtime_seconds"] / report["records"] - 1) < 0.05
+    assert "while busy" not in err
+
+
+def test_duration_when_paced_reports_the_busy_time_apart(tmp_path: Path) -> None:
+    # 15-minute batches at 9000x: one batch due every 0.1 s, each written in far less.
+    report, err = _duration_report(tmp_path, "--profile", "small", "--speed", "9000")
+    assert report["batches"] >= 10
+    assert 0 < report["busy_seconds"] < 0.8 * report["runtime_seconds"]
+    assert report["records_per_second"] > 2 * report["records"] / report["runtime_seconds"]
+    assert "while busy" in err and f"{report['records']:,} records" in err
 
 
 def test_speed_paces_batches_in_real_time(tmp_path: Path) -> None:
