@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 from medallion.errors import SetupError
+from medallion.ports import free_ports
 
 
 def spark_home() -> Path:
@@ -28,13 +28,6 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
-def free_port() -> int:
-    """A free TCP port on loopback (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class StandaloneCluster:
     """Spark master and workers on 127.0.0.1, each a `spark-class` process, logs in a temp dir."""
 
@@ -42,8 +35,8 @@ class StandaloneCluster:
         self.workers = workers
         self.cores = cores_per_worker
         self.memory = memory_per_worker
-        self.port = free_port()
-        self.ui_port = free_port()
+        # Master, its web UI and each worker's web UI: distinct ports, all picked at once.
+        self.port, self.ui_port, *self._worker_ui_ports = free_ports(2 + workers)
         self.workdir = Path(tempfile.mkdtemp(prefix="medallion-cluster-"))
         self._processes: list[subprocess.Popen[bytes]] = []
 
@@ -61,11 +54,14 @@ class StandaloneCluster:
         self._processes.append(process)
 
     def status(self) -> dict[str, Any]:
-        """The master's JSON status page (empty while it is not up)."""
+        """The master's JSON status page (empty while it is not up).
+
+        Anything but JSON counts as not up: once in CI, under load, /json/ answered with an
+        HTML page while the cluster started, and the start-up wait must go on, not fail."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.ui_port}/json/", timeout=2) as response:
                 return dict(json.load(response))
-        except OSError:
+        except (OSError, ValueError):
             return {}
 
     def alive_workers(self) -> int:
@@ -84,7 +80,7 @@ class StandaloneCluster:
         for index in range(self.workers):
             self._spawn(f"worker-{index}", "org.apache.spark.deploy.worker.Worker", self.url,
                         "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
-                        "--webui-port", str(free_port()))
+                        "--webui-port", str(self._worker_ui_ports[index]))
         deadline = time.monotonic() + timeout
         while self.alive_workers() < self.workers:
             if time.monotonic() > deadline or any(p.poll() is not None for p in self._processes):

@@ -18,11 +18,11 @@ from medallion.databases.servers import (
     DatabaseServer,
     MariaDBServer,
     PostgresServer,
-    free_port,
     start_server,
 )
 from medallion.databases.sql import SqlSession, connect, count_rows, run_sql
 from medallion.databases.targets import open_connections, resolve_connections
+from medallion.ports import free_port
 
 __all__ = [
     "LEDGER_TABLE",

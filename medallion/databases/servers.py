@@ -30,7 +30,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,18 +44,12 @@ from medallion.databases.connection import Connection, Kind, Secret
 from medallion.databases.dialects import check_identifier, dialect_for
 from medallion.databases.sql import SqlSession, connect
 from medallion.errors import DatabaseError
+from medallion.ports import LOOPBACK as _LOOPBACK
+from medallion.ports import free_port
 
-_LOOPBACK = "127.0.0.1"
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; leave room for the file name
 _PORT_ATTEMPTS = 5
 _RUNNING: dict[int, DatabaseServer] = {}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((_LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 def generate_password() -> str:

@@ -36,10 +36,11 @@ import pytest
 from pyspark.sql import SparkSession
 
 from generators.scenario import load_scenario
-from medallion.cluster import StandaloneCluster, free_port
+from medallion.cluster import StandaloneCluster
 from medallion.databases import Connection, count_rows, run_sql
 from medallion.jars import ARTIFACTS, jar_paths
 from medallion.layout import DataRoot
+from medallion.ports import free_port
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.pipeline import run as run_pipeline
