@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,9 @@ from typing import Any
 
 from medallion.errors import SetupError
 from medallion.ports import free_ports
+
+# A line of the master's log: "Successfully started service 'MasterUI' on port 8080."
+_BOUND_UI_PORT = re.compile(r"Successfully started service 'MasterUI' on port (\d+)")
 
 
 def spark_home() -> Path:
@@ -74,21 +78,42 @@ class StandaloneCluster:
         return [app["name"] for app in status.get("activeapps", []) + status.get("completedapps", [])]
 
     def start(self, timeout: float = 90.0) -> StandaloneCluster:
-        """Start master and workers; return once every worker is registered."""
+        """Start the master, then the workers; return once every worker is registered."""
+        deadline = time.monotonic() + timeout
         self._spawn("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
                     "--port", str(self.port), "--webui-port", str(self.ui_port))
+        while not self._found_master():
+            self._fail_if_late(deadline, timeout)
+            time.sleep(0.2)
         for index in range(self.workers):
             self._spawn(f"worker-{index}", "org.apache.spark.deploy.worker.Worker", self.url,
                         "--host", "127.0.0.1", "--cores", str(self.cores), "--memory", self.memory,
                         "--webui-port", str(self._worker_ui_ports[index]))
-        deadline = time.monotonic() + timeout
         while self.alive_workers() < self.workers:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self._processes):
-                logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(self.workdir.glob("*.log")))
-                self.stop()
-                raise SetupError(f"the Spark standalone cluster did not come up within {timeout:.0f}s:\n{logs}")
+            self._fail_if_late(deadline, timeout)
             time.sleep(0.5)
         return self
+
+    def _found_master(self) -> bool:
+        """Whether the master is up, taking the ports it bound: Spark moves on to the next port
+        when the one it was given has been taken since it was picked. Its log names the web
+        UI's port (at the default INFO level), its status page the master URL's."""
+        log = self.workdir / "master.log"
+        bound = _BOUND_UI_PORT.findall(log.read_text(errors="replace")) if log.exists() else []
+        if bound:
+            self.ui_port = int(bound[-1])
+        url = str(self.status().get("url", ""))
+        if not url.startswith("spark://"):
+            return False
+        self.port = int(url.rsplit(":", 1)[1])
+        return True
+
+    def _fail_if_late(self, deadline: float, timeout: float) -> None:
+        """Stop everything and raise with the logs' tails if a process died or time is up."""
+        if time.monotonic() > deadline or any(p.poll() is not None for p in self._processes):
+            logs = "\n".join(p.read_text(errors="replace")[-1500:] for p in sorted(self.workdir.glob("*.log")))
+            self.stop()
+            raise SetupError(f"the Spark standalone cluster did not come up within {timeout:.0f}s:\n{logs}")
 
     def stop(self) -> None:
         """Stop every process (SIGTERM, then SIGKILL) and remove the work directory."""

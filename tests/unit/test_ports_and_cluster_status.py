@@ -79,3 +79,26 @@ def test_the_cluster_picks_distinct_ports() -> None:
         assert len(set(ports)) == 5
     finally:
         cluster.stop()
+
+
+def test_the_master_is_found_on_the_ports_it_bound(master_ui: tuple[StandaloneCluster, type[_Answer]]) -> None:
+    # The web UI port picked for the master was taken before it bound: Spark moved on to the
+    # next one (here the stand-in's) and says so in its log; the master URL comes from the page.
+    cluster, answer = master_ui
+    moved_to, cluster.ui_port = cluster.ui_port, free_ports(1)[0]
+    answer.content_type = "application/json"
+    answer.body = json.dumps({"url": "spark://127.0.0.1:41234", "workers": []}).encode()
+    assert not cluster._found_master()  # nothing answers JSON on the picked port yet
+    (cluster.workdir / "master.log").write_text(
+        "INFO Utils: Successfully started service 'sparkMaster' on port 41234.\n"
+        f"WARN Utils: Service 'MasterUI' could not bind on port {cluster.ui_port}. Attempting port {moved_to}.\n"
+        f"INFO Utils: Successfully started service 'MasterUI' on port {moved_to}.\n"
+    )
+    assert cluster._found_master()
+    assert (cluster.ui_port, cluster.port, cluster.url) == (moved_to, 41234, "spark://127.0.0.1:41234")
+
+
+def test_an_html_page_is_not_a_master_that_is_up(master_ui: tuple[StandaloneCluster, type[_Answer]]) -> None:
+    cluster, answer = master_ui
+    answer.body = b"<!DOCTYPE html><html><body>starting</body></html>"
+    assert not cluster._found_master()
