@@ -124,6 +124,7 @@ def test_spark_commands_are_the_ones_medallion_cluster_runs(compose: dict, monke
     spawned: list[tuple[str, ...]] = []
     cluster = StandaloneCluster(workers=1)
     monkeypatch.setattr(cluster, "_spawn", lambda name, *args: spawned.append(args))
+    monkeypatch.setattr(cluster, "_found_master", lambda: True)
     monkeypatch.setattr(cluster, "alive_workers", lambda: 1)
     cluster.start()
     cluster.stop()
