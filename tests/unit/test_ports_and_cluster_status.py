@@ -97,4 +97,3 @@ def test_the_master_is_found_on_the_ports_it_bound(master_ui: tuple[StandaloneCl
     )
     assert cluster._found_master()
     assert (cluster.ui_port, cluster.port, cluster.url) == (moved_to, 41234, "spark://127.0.0.1:41234")
-
