@@ -30,6 +30,12 @@ class SetupError(MedallionError):
     exit_code = 3
 
 
+class UnsafePathError(MedallionError):
+    """A path inside the data root leads out of it (a symlink), or is not the project's to touch."""
+
+    exit_code = 2
+
+
 class DatabaseError(MedallionError):
     """A database server could not be started, reached or written."""
 

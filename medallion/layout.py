@@ -5,9 +5,12 @@ Pure Python, shared by the generator (no Spark) and the Spark jobs.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from medallion.errors import UnsafePathError
 
 LAYERS = ("bronze", "silver", "quarantine", "gold")
 _LANDING_NAME = re.compile(r"^(?P<entity>.+)-b(?P<batch>\d{6})-p(?P<part>\d{2})\.jsonl$")
@@ -67,6 +70,20 @@ class DataRoot:
 
     def checkpoint(self, job: str, name: str) -> Path:
         return self.lake / "_checkpoints" / job / name
+
+    def is_inside(self, path: Path | str) -> bool:
+        """Whether the real path of `path` (every symlink followed) lies inside the data root."""
+        return Path(os.path.realpath(path)).is_relative_to(self.root)
+
+    def resolve_inside(self, path: Path | str) -> Path:
+        """The real path of `path`; refuses one whose real path leaves the data root."""
+        real = Path(os.path.realpath(path))
+        if not real.is_relative_to(self.root):
+            raise UnsafePathError(
+                f"{path} leads out of the data root {self.root} (to {real}); "
+                "medallion reads and deletes only inside it: replace the link with a real folder or file"
+            )
+        return real
 
     def relative(self, path: Path) -> str:
         """Path relative to the data root, with forward slashes, as manifests record it."""
