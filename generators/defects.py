@@ -3,7 +3,7 @@
 Each defect kind (and each scheduled drift) draws its own uniform per generated row from its
 own stream, so turning one kind on or off never moves another kind's lines, and never touches a
 clean value. A row picked by several kinds keeps the first in `PRIORITY`: a line carries at
-most one defect. What each kind writes (DESIGN 3.3; the silver rules depend on it):
+most one defect. What each kind writes (docs/design.md §3.5; the silver rules depend on it):
 
 - malformed_json: the line cut short after its key, trailing garbage after the closing brace,
   or invalid UTF-8 bytes inside a string (one of the three per line).

@@ -1,4 +1,4 @@
-"""Batch manifests and the defect ledger (DESIGN 3.3): the generator's record of what it wrote.
+"""Batch manifests and the defect ledger (docs/design.md §3.5): the generator's record of what it wrote.
 
 Written atomically before a batch's files are renamed into the landing zone; read back by
 `medallion verify`, the tests and the generator itself when it resumes after a restart.
@@ -18,7 +18,7 @@ from medallion.layout import DataRoot
 
 
 class _Record(BaseModel):
-    # Extra fields are welcome in manifests (DESIGN 3.3), so readers must not reject them.
+    # Extra fields are welcome in manifests (docs/design.md §3.5), so readers must not reject them.
     model_config = ConfigDict(extra="allow")
 
 
@@ -76,7 +76,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 def write_manifest(data: DataRoot, manifest: BatchManifest) -> Path:
-    """Atomically write one batch manifest where DESIGN 3.2 puts it."""
+    """Atomically write one batch manifest where docs/design.md §3.4 puts it."""
     path = data.manifest_file(manifest.entity, manifest.batch_id)
     write_json_atomic(path, manifest.model_dump(mode="json", exclude_none=True))
     return path

@@ -54,7 +54,7 @@ DefectKind = Literal[
     "schema_drift",
 ]
 DEFECT_KINDS: tuple[str, ...] = DefectKind.__args__  # type: ignore[attr-defined]
-# Each defect kind's fate downstream (DESIGN 3.3). schema_drift depends on the change.
+# Each defect kind's fate downstream (docs/design.md §3.5). schema_drift depends on the change.
 DEFECT_FATES: dict[str, str] = {
     "malformed_json": "quarantine",
     "null_required": "quarantine",

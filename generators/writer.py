@@ -1,4 +1,4 @@
-"""The landing writer: batches onto disk, atomically, with their manifests (DESIGN 3.2, 3.3).
+"""The landing writer: batches onto disk, atomically, with their manifests (docs/design.md §3.4, §3.5).
 
 For each batch: every file is written under a `.`-prefixed temporary name (which Spark's file
 source ignores) and fsynced; then every entity's manifest is written atomically; then the files
@@ -300,7 +300,7 @@ class LandingWriter:
         return digest.hexdigest(), size
 
     def manifest_payload(self, batch: Batch, entity_batch: EntityBatch, files: list[dict[str, Any]]) -> dict[str, Any]:
-        """The manifest of one entity in one batch (DESIGN 3.3 plus a few extra fields)."""
+        """The manifest of one entity in one batch (docs/design.md §3.5 plus a few extra fields)."""
         start, end = batch.interval
         return {
             "scenario": self.scenario.name,

@@ -1,4 +1,4 @@
-"""The `medallion` command line (DESIGN 3.1). Each subcommand imports only what it needs, so
+"""The `medallion` command line (docs/design.md §3.1). Each subcommand imports only what it needs, so
 `medallion generate` starts in a blink and never loads Spark."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The data root contract (DESIGN 3.2): every path under `--data DIR` is built here.
+"""The data root contract (docs/design.md §3.4): every path under `--data DIR` is built here.
 
 Pure Python, shared by the generator (no Spark) and the Spark jobs.
 """
@@ -91,7 +91,7 @@ class DataRoot:
 
 
 def landing_file_name(entity: str, batch_id: int, part: int) -> str:
-    """`<entity>-b<batch:06d>-p<part:02d>.jsonl`, the name DESIGN 3.2 fixes."""
+    """`<entity>-b<batch:06d>-p<part:02d>.jsonl`, the name docs/design.md §3.4 fixes."""
     return f"{entity}-b{batch_id:06d}-p{part:02d}.jsonl"
 
 

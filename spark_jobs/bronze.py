@@ -39,7 +39,7 @@ def with_parsed_record(entity: Entity) -> Callable[[DataFrame], DataFrame]:
     """Parses `_raw` with the entity's explicit schema, PERMISSIVE, keeping `_corrupt_record`.
 
     This is bronze's "as read" view; silver classifies the raw line itself, because Spark's
-    reader accepts trailing garbage and can't tell a wrong type from broken JSON (DESIGN 7).
+    reader accepts trailing garbage and can't tell a wrong type from broken JSON (docs/design.md §5.1).
     """
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD}
 

@@ -46,7 +46,7 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments every `spark_jobs/<job>.py` accepts under spark-submit."""
     parser.add_argument("--scenario", required=True, help="scenario NAME or path to a YAML file")
     parser.add_argument("--profile", default=None, help="profile overlay from the scenario file")
-    parser.add_argument("--data", required=True, type=Path, help="data root (DESIGN 3.2)")
+    parser.add_argument("--data", required=True, type=Path, help="data root (docs/design.md §3.4)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", default=True, help="process what is there, then stop (default)")
     mode.add_argument("--continuous", action="store_true", help="keep running on a processing-time trigger")

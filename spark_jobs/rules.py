@@ -2,7 +2,7 @@
 
 `rules_for(entity)` is the catalogue (pure Python: names, the defect kind each catches, the
 action). The column builders classify each raw line strictly from its JSON, because Spark's
-own reader accepts trailing garbage and folds wrong types into `_corrupt_record` (DESIGN 7):
+own reader accepts trailing garbage and folds wrong types into `_corrupt_record` (docs/design.md §5.1):
 
 - `malformed_json`: invalid UTF-8, not parseable, trailing content after the object, or not
   an object;

@@ -17,7 +17,7 @@ from typing import ClassVar
 from generators.scenario import IDENTIFIER
 from medallion.errors import DatabaseError, IdentifierError
 
-# The ledger of exported batches (DESIGN 3.4), one row per committed export of one table:
+# The ledger of exported batches (docs/design.md §3.6), one row per committed export of one table:
 #   export_id      increasing id (the latest row per table is the current state)
 #   table_name     gold table name
 #   delta_table_id Delta table id (a recreated gold table gets a new id -> full re-export)

@@ -1,4 +1,4 @@
-"""Every command docker/docker-compose.yml runs, run here without Docker (DESIGN 5).
+"""Every command docker/docker-compose.yml runs, run here without Docker (docs/design.md §2.8).
 
 The compose file is parsed and interpolated as Compose would, and each service's own command
 is started locally with container paths, hosts and ports swapped for local ones:

@@ -2,7 +2,7 @@
 landing files with nothing but `json` and the scenario's declared schema.
 
 `audit` is deliberately independent of the generator's code: it parses every line, classifies
-it by the rules of DESIGN 3.3 (using the field types, ranges, enums, references, event time and
+it by the rules of docs/design.md §3.5 (using the field types, ranges, enums, references, event time and
 watermark delay the scenario declares) and compares the result with the manifests.
 """
 

@@ -1,4 +1,4 @@
-"""The realism DESIGN section 4 promises, measured on generated clean rows."""
+"""The realism docs/design.md §3.7 describes, measured on generated clean rows."""
 
 from __future__ import annotations
 
