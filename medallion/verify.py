@@ -1,4 +1,4 @@
-"""`medallion verify`: reconcile every table with the generator's ledger (docs/design.md §3.6, issue 4).
+"""`medallion verify`: reconcile every table with the generator's ledger (docs/design.md §3.6).
 
 The expected side is computed from the manifests and the landing files alone (an independent
 parse in plain Python); the actual side is read from the Delta tables. Checks, per entity:
