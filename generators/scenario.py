@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -89,6 +90,8 @@ def short(value: Any, limit: int = 80) -> str:
         text = "{...}"
     elif isinstance(value, (list, tuple)):
         text = "[...]"
+    elif isinstance(value, (date, timedelta)):  # datetime is a date; YAML reads 2026-01-05 as one
+        text = str(value)
     else:
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -171,18 +174,34 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
+
+
+def bounded_duration(low: timedelta, high: timedelta = MAX_DURATION) -> Any:
+    """A Duration within [low, high], with the bounds spelled like the scenario ('1ms', '7d')
+    in the error and in the JSON schema (pydantic's own constraint would print timedelta reprs)."""
+    low_text, high_text = format_duration(low), format_duration(high)
+
+    def check(value: timedelta) -> timedelta:
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low_text} and {high_text}")
+        return value
+
+    return Annotated[
+        Duration,
+        AfterValidator(check),
+        Field(json_schema_extra={"minimumDuration": low_text, "maximumDuration": high_text}),
+    ]
+
+
 # A duration where 0 makes no sense (an interval, a window, a trigger): at least 1 ms, the
 # clock's resolution (shorter ones round down to 0 ms).
-PositiveDuration = Annotated[Duration, Field(ge=timedelta(milliseconds=1))]
+PositiveDuration = bounded_duration(timedelta(milliseconds=1))
 
 
 def _parse_instant(value: Any) -> datetime:
     example = "an ISO-8601 instant like '2026-01-05T06:00:00Z'"
     if isinstance(value, datetime):
         parsed = value
-    elif isinstance(value, date):
-        # YAML reads an unquoted 2026-01-05 as a date: midnight UTC.
-        parsed = datetime(value.year, value.month, value.day)
     elif isinstance(value, str) and len(value) <= 64:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     else:
@@ -533,7 +552,7 @@ class Arrival(Model):
 
     per: Identifier | None = None
     rate: float = Field(ge=0, le=MAX_RATE)
-    every: PositiveDuration = timedelta(minutes=15)
+    every: PositiveDuration = timedelta(minutes=15)  # type: ignore[valid-type]
     hour_of_day: list[Multiplier] | None = Field(default=None, max_length=24)
     day_of_week: list[Multiplier] | None = Field(default=None, max_length=7)
     # poisson: count ~ Poisson(lambda(t)); fixed: exactly round(lambda(t)) rows per unit per
@@ -684,7 +703,7 @@ class Window(Model):
 
     column: Identifier
     # Whole seconds: Spark windows are sized in seconds.
-    size: Annotated[Duration, Field(ge=timedelta(seconds=1), le=timedelta(days=366))]
+    size: bounded_duration(timedelta(seconds=1), timedelta(days=366))  # type: ignore[valid-type]
 
     @field_validator("size")
     @classmethod
@@ -766,7 +785,7 @@ class Export(Model):
 class Pipeline(Model):
     """Streaming settings shared by the jobs."""
 
-    trigger_interval: Annotated[PositiveDuration, Field(le=timedelta(days=1))] = timedelta(seconds=10)
+    trigger_interval: bounded_duration(timedelta(milliseconds=1), timedelta(days=1)) = timedelta(seconds=10)  # type: ignore[valid-type]
     max_files_per_trigger: int = Field(default=1000, ge=1, le=1_000_000)
     quality_threshold: float = Field(default=0.0, ge=0, le=1)
     # Silver's limits on one landing line: a longer line is quarantined as `line_too_long`, a
@@ -780,7 +799,7 @@ class Clock(Model):
     """The simulated clock: batch b covers [start + b*interval, start + (b+1)*interval)."""
 
     start: Instant
-    interval: Annotated[PositiveDuration, Field(le=MAX_INTERVAL)] = timedelta(minutes=15)
+    interval: bounded_duration(timedelta(milliseconds=1), MAX_INTERVAL) = timedelta(minutes=15)  # type: ignore[valid-type]
     speed: float = Field(default=0.0, ge=0, le=1_000_000)
     # Simulated time written as fast as possible before pacing at `speed` starts (e.g. 90d of
     # history, then live). Content never depends on it, only the pace of writing.
@@ -801,7 +820,7 @@ class Scenario(Model):
     name: Identifier
     description: Text = ""
     clock: Clock
-    watermark_delay: Annotated[Duration, Field(le=timedelta(days=366))] = timedelta(minutes=30)
+    watermark_delay: bounded_duration(timedelta(0), timedelta(days=366)) = timedelta(minutes=30)  # type: ignore[valid-type]
     entities: dict[Identifier, Entity] = Field(min_length=1, max_length=MAX_ENTITIES)
     gold: list[GoldTable] = Field(default_factory=list, max_length=MAX_RULES)
     export: Export = Field(default_factory=Export)
@@ -956,9 +975,21 @@ class Scenario(Model):
         return list(self.export.tables) if self.export.tables is not None else [g.name for g in self.gold]
 
     def sha256(self) -> str:
-        """Hash of the effective configuration (after the profile), recorded in every manifest."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Hash of the effective configuration (after the profile), recorded in every manifest.
+
+        Settings added after data roots already existed count only when set to something
+        other than their default, so an existing run's hash (checked when it resumes) stays.
+        """
+        dumped = self.model_dump(mode="json")
+        defaults = Pipeline()
+        for name in _HASHED_WHEN_SET:
+            if getattr(self.pipeline, name) == getattr(defaults, name):
+                del dumped["pipeline"][name]
+        canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_HASHED_WHEN_SET = ("max_line_bytes", "max_json_depth")
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -1021,6 +1052,11 @@ class ScenarioLoader(yaml.SafeLoader):
             self._depth -= 1
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    joined = " ".join(text.split())
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
 def read_scenario_file(path: Path) -> dict[str, Any]:
     """The mapping of a scenario file: UTF-8 YAML, at most MAX_SCENARIO_BYTES, no aliases."""
     source = str(path)
@@ -1038,10 +1074,10 @@ def read_scenario_file(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.load(text, Loader=ScenarioLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
-        raise ConfigError(source, [f"not valid YAML: {short(str(exc), 400)}"]) from None
+        raise ConfigError(source, [f"not valid YAML: {_one_line(str(exc))}"]) from None
     except (ValueError, OverflowError, RecursionError) as exc:
         # PyYAML's constructors raise these for e.g. an integer of more than 4,300 digits.
-        raise ConfigError(source, [f"not valid YAML: {short(str(exc), 200)}"]) from None
+        raise ConfigError(source, [f"not valid YAML: {_one_line(str(exc))}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError(source, ["the file must hold a mapping with name, clock and entities"])
     return raw
@@ -1116,6 +1152,8 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
             problems.append(f"{location}: unknown field; {fix}")
         elif error["type"] == "missing":
             problems.append(f"{location}: required field is missing; add it")
+        elif not location:  # a whole-scenario check: its message names the fields itself
+            problems.append(message)
         else:
             problems.append(f"{location}: {message} (got {_shown(bad)})")
     if len(errors) > MAX_MESSAGE_PROBLEMS:
