@@ -176,9 +176,9 @@ Duration = Annotated[
 ]
 
 
-def bounded_duration(low: timedelta, high: timedelta = MAX_DURATION) -> Any:
-    """A Duration within [low, high], with the bounds spelled like the scenario ('1ms', '7d')
-    in the error and in the JSON schema (pydantic's own constraint would print timedelta reprs)."""
+def _between(low: timedelta, high: timedelta = MAX_DURATION) -> AfterValidator:
+    """Bounds of a Duration, spelled like the scenario ('1ms', '7d') in the error (pydantic's
+    own ge/le would print timedelta reprs); `_between_schema` states them in the JSON schema."""
     low_text, high_text = format_duration(low), format_duration(high)
 
     def check(value: timedelta) -> timedelta:
@@ -186,16 +186,17 @@ def bounded_duration(low: timedelta, high: timedelta = MAX_DURATION) -> Any:
             raise ValueError(f"must be between {low_text} and {high_text}")
         return value
 
-    return Annotated[
-        Duration,
-        AfterValidator(check),
-        Field(json_schema_extra={"minimumDuration": low_text, "maximumDuration": high_text}),
-    ]
+    return AfterValidator(check)
 
 
+def _between_schema(low: timedelta, high: timedelta = MAX_DURATION) -> Any:
+    return Field(json_schema_extra={"minimumDuration": format_duration(low), "maximumDuration": format_duration(high)})
+
+
+_MS = timedelta(milliseconds=1)
 # A duration where 0 makes no sense (an interval, a window, a trigger): at least 1 ms, the
 # clock's resolution (shorter ones round down to 0 ms).
-PositiveDuration = bounded_duration(timedelta(milliseconds=1))
+PositiveDuration = Annotated[Duration, _between(_MS), _between_schema(_MS)]
 
 
 def _parse_instant(value: Any) -> datetime:
@@ -552,7 +553,7 @@ class Arrival(Model):
 
     per: Identifier | None = None
     rate: float = Field(ge=0, le=MAX_RATE)
-    every: PositiveDuration = timedelta(minutes=15)  # type: ignore[valid-type]
+    every: PositiveDuration = timedelta(minutes=15)
     hour_of_day: list[Multiplier] | None = Field(default=None, max_length=24)
     day_of_week: list[Multiplier] | None = Field(default=None, max_length=7)
     # poisson: count ~ Poisson(lambda(t)); fixed: exactly round(lambda(t)) rows per unit per
@@ -703,7 +704,9 @@ class Window(Model):
 
     column: Identifier
     # Whole seconds: Spark windows are sized in seconds.
-    size: bounded_duration(timedelta(seconds=1), timedelta(days=366))  # type: ignore[valid-type]
+    size: Annotated[
+        Duration, _between(timedelta(seconds=1), timedelta(days=366)), _between_schema(timedelta(seconds=1), timedelta(days=366))
+    ]
 
     @field_validator("size")
     @classmethod
@@ -785,7 +788,9 @@ class Export(Model):
 class Pipeline(Model):
     """Streaming settings shared by the jobs."""
 
-    trigger_interval: bounded_duration(timedelta(milliseconds=1), timedelta(days=1)) = timedelta(seconds=10)  # type: ignore[valid-type]
+    trigger_interval: Annotated[
+        Duration, _between(_MS, timedelta(days=1)), _between_schema(_MS, timedelta(days=1))
+    ] = timedelta(seconds=10)
     max_files_per_trigger: int = Field(default=1000, ge=1, le=1_000_000)
     quality_threshold: float = Field(default=0.0, ge=0, le=1)
     # Silver's limits on one landing line: a longer line is quarantined as `line_too_long`, a
@@ -799,7 +804,7 @@ class Clock(Model):
     """The simulated clock: batch b covers [start + b*interval, start + (b+1)*interval)."""
 
     start: Instant
-    interval: bounded_duration(timedelta(milliseconds=1), MAX_INTERVAL) = timedelta(minutes=15)  # type: ignore[valid-type]
+    interval: Annotated[Duration, _between(_MS, MAX_INTERVAL), _between_schema(_MS, MAX_INTERVAL)] = timedelta(minutes=15)
     speed: float = Field(default=0.0, ge=0, le=1_000_000)
     # Simulated time written as fast as possible before pacing at `speed` starts (e.g. 90d of
     # history, then live). Content never depends on it, only the pace of writing.
@@ -820,7 +825,9 @@ class Scenario(Model):
     name: Identifier
     description: Text = ""
     clock: Clock
-    watermark_delay: bounded_duration(timedelta(0), timedelta(days=366)) = timedelta(minutes=30)  # type: ignore[valid-type]
+    watermark_delay: Annotated[
+        Duration, _between(timedelta(0), timedelta(days=366)), _between_schema(timedelta(0), timedelta(days=366))
+    ] = timedelta(minutes=30)
     entities: dict[Identifier, Entity] = Field(min_length=1, max_length=MAX_ENTITIES)
     gold: list[GoldTable] = Field(default_factory=list, max_length=MAX_RULES)
     export: Export = Field(default_factory=Export)
