@@ -73,6 +73,7 @@ MIN_START = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_START = datetime(3000, 1, 1, tzinfo=UTC)
 MAX_LINE_BYTES = 128 * 1024 * 1024  # upper bound of pipeline.max_line_bytes
 MAX_JSON_DEPTH = 1000  # upper bound of pipeline.max_json_depth (Jackson's own default limit)
+MAX_PARAM = 1e15  # magnitude of a sampler's numeric parameter
 MAX_MESSAGE_PROBLEMS = 20  # problems listed in one error; the rest are counted
 MAX_PROBLEM_CHARS = 300  # characters of one listed problem
 
@@ -249,6 +250,10 @@ Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT)]
 SqlText = Annotated[str, Field(min_length=1, max_length=MAX_SQL_CHARS)]
 Multiplier = Annotated[float, Field(ge=0, le=MAX_MULTIPLIER)]
+# A sampler's parameter: finite and small enough that sums, powers and noise of it stay
+# finite doubles (a JSON line cannot hold Infinity).
+Param = Annotated[float, Field(ge=-MAX_PARAM, le=MAX_PARAM)]
+Exponent = Annotated[float, Field(ge=-10, le=10)]
 
 
 class Model(BaseModel):
@@ -280,8 +285,8 @@ class UniformSample(Model):
     """Uniform on [low, high); integers when the field is int/long."""
 
     kind: Literal["uniform"]
-    low: float
-    high: float
+    low: Param
+    high: Param
     decimals: int | None = Field(default=None, ge=0, le=9)
 
     @model_validator(mode="after")
@@ -295,8 +300,8 @@ class NormalSample(Model):
     """Normal(mean, std), optionally clipped to [clip[0], clip[1]]."""
 
     kind: Literal["normal"]
-    mean: float
-    std: float = Field(gt=0)
+    mean: Param
+    std: float = Field(gt=0, le=MAX_PARAM)
     clip: tuple[float, float] | None = None
     decimals: int | None = Field(default=None, ge=0, le=9)
 
@@ -305,8 +310,9 @@ class LognormalSample(Model):
     """exp(Normal(mean, sigma)), for prices, durations and other skewed positives."""
 
     kind: Literal["lognormal"]
-    mean: float
-    sigma: float = Field(gt=0)
+    # exp(mean + k * sigma) must stay a finite double (exp overflows past 709).
+    mean: float = Field(ge=-100, le=100)
+    sigma: float = Field(gt=0, le=10)
     decimals: int | None = Field(default=None, ge=0, le=9)
 
 
@@ -394,11 +400,11 @@ class DerivedSample(Model):
 
     kind: Literal["derived"]
     source: Identifier
-    intercept: float = 0.0
-    slope: float = 1.0
-    power: float = 1.0
-    noise_std: float = Field(default=0.0, ge=0)
-    noise_sigma: float = Field(default=0.0, ge=0)
+    intercept: Param = 0.0
+    slope: Param = 1.0
+    power: Exponent = 1.0
+    noise_std: float = Field(default=0.0, ge=0, le=MAX_PARAM)
+    noise_sigma: float = Field(default=0.0, ge=0, le=10)
     clip: tuple[float, float] | None = None
     decimals: int | None = Field(default=None, ge=0, le=9)
 
@@ -426,9 +432,9 @@ class ShapedSample(Model):
     kind: Literal["shaped"]
     shapes: dict[ShortText, LoadShape] = Field(max_length=MAX_CATEGORIES)
     by: Identifier | None = None
-    base: float = 0.0
-    scale: float = 1.0
-    noise_std: float = Field(default=0.0, ge=0)
+    base: Param = 0.0
+    scale: Param = 1.0
+    noise_std: float = Field(default=0.0, ge=0, le=MAX_PARAM)
     clip: tuple[float, float] | None = None
     decimals: int | None = Field(default=None, ge=0, le=9)
 
@@ -450,15 +456,15 @@ class DegradationSample(Model):
     read `drift_per_day` more for every day in service (calibration drift)."""
 
     kind: Literal["degradation"]
-    base: float
-    amplitude: float
-    exponent: float = Field(default=2.0, gt=0)
-    noise_std: float = Field(default=0.0, ge=0)
+    base: Param
+    amplitude: Param
+    exponent: float = Field(default=2.0, gt=0, le=10)
+    noise_std: float = Field(default=0.0, ge=0, le=MAX_PARAM)
     spike_share: float = Field(default=0.0, ge=0, le=1)
-    spike_size: float = 0.0
+    spike_size: Param = 0.0
     stuck_share: float = Field(default=0.0, ge=0, le=1)
     drift_share: float = Field(default=0.0, ge=0, le=1)
-    drift_per_day: float = 0.0
+    drift_per_day: Param = 0.0
     clip: tuple[float, float] | None = None
     decimals: int | None = Field(default=None, ge=0, le=9)
 
