@@ -244,7 +244,9 @@ def _check_identifier(value: Any) -> str:
     return value
 
 
-Identifier = Annotated[str, BeforeValidator(_check_identifier)]
+# The pattern (same allowlist in pydantic's regex dialect) puts the rule into the JSON schema;
+# the BeforeValidator runs first and gives the readable message.
+Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$"), BeforeValidator(_check_identifier)]
 # Free text and short strings, bounded so no field can hold an unbounded value.
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT)]

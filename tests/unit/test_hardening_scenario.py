@@ -150,6 +150,8 @@ def test_the_json_schema_states_the_limits() -> None:
     assert defs["Pipeline"]["properties"]["trigger_interval"]["minimumDuration"] == "1ms"
     assert defs["Clock"]["properties"]["start"]["formatExclusiveMaximum"] == "3000-01-01T00:00:00Z"
     assert defs["Expectation"]["properties"]["sql"]["maxLength"] == 4000
+    assert scenario_json_schema()["properties"]["name"]["pattern"] == "^[a-z][a-z0-9_]{0,62}$"
+    assert list(scenario_json_schema()["properties"]["entities"]["patternProperties"]) == ["^[a-z][a-z0-9_]{0,62}$"]
 
 
 # --- item 11: silver's line limits --------------------------------------------------------
