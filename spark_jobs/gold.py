@@ -92,7 +92,7 @@ def aggregate(gold: GoldTable) -> Callable[[DataFrame], DataFrame]:
 
     def transform(df: DataFrame) -> DataFrame:
         keys = [*gold.group_by, "window_start", "window_end"]
-        sql_guard.check_gold_table(gold, df.columns)  # before any `where` becomes a Column
+        sql_guard.check_gold_table(df.sparkSession, gold, df.columns)  # before any `where` becomes a Column
         metrics = [metric_column(m) for m in gold.metrics]
         return df.groupBy(*keys).agg(*metrics).select(*keys, *[m.name for m in gold.metrics])
 

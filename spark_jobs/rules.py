@@ -315,7 +315,7 @@ def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame]
         )
         schema_ok = F.size("_schema_reasons") == 0
         expectation_pairs = [
-            (r.name, schema_ok & ~F.coalesce(sql_guard.expression(entity, r.name, r.sql or "true"), F.lit(False)))
+            (r.name, schema_ok & ~F.coalesce(sql_guard.expression(df.sparkSession, entity, r.name, r.sql or "true"), F.lit(False)))
             for r in expectations
         ]
         df = df.withColumn("_reasons", F.concat(F.col("_schema_reasons"), _names_where(expectation_pairs)))

@@ -16,7 +16,6 @@ unvetted text reaches `F.expr` whichever way a job is started.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
 from pyspark.sql import Column, SparkSession
@@ -146,12 +145,19 @@ def vet(spark: SparkSession, text: str, columns: Iterable[str], field: str) -> l
         columns: the names the expression may refer to (compared case-insensitively).
         field: the scenario path to name in problems, e.g. `entities.trips.expectations[2].sql`.
     """
-    return list(_vet_cached(spark, text, frozenset(c.lower() for c in columns), field))
+    key = (text, frozenset(c.lower() for c in columns), field)
+    # Micro-batches rebuild the same expressions: each is parsed and walked once a process.
+    if key not in _VETTED:
+        if len(_VETTED) >= 1024:
+            _VETTED.clear()
+        _VETTED[key] = _vet_uncached(spark, *key)
+    return list(_VETTED[key])
 
 
-@lru_cache(maxsize=1024)
-def _vet_cached(spark: SparkSession, text: str, columns: frozenset[str], field: str) -> tuple[str, ...]:
-    # Micro-batches rebuild the same expressions: each is parsed and walked once a session.
+_VETTED: dict[tuple[str, frozenset[str], str], tuple[str, ...]] = {}
+
+
+def _vet_uncached(spark: SparkSession, text: str, columns: frozenset[str], field: str) -> tuple[str, ...]:
     parser = spark._jsparkSession.sessionState().sqlParser()
     try:
         tree = parser.parseExpression(text)
@@ -186,27 +192,19 @@ def check_scenario(spark: SparkSession, scenario: Scenario) -> None:
         raise ConfigError(f"scenario {scenario.name!r}", problems[:20])
 
 
-def _active_session() -> SparkSession:
-    spark = SparkSession.getActiveSession()
-    if spark is None:  # pragma: no cover - columns are only built inside a running session
-        raise RuntimeError("scenario SQL is vetted with the active SparkSession; none is active")
-    return spark
-
-
-def expression(entity: Entity, expectation_name: str, text: str) -> Column:
+def expression(spark: SparkSession, entity: Entity, expectation_name: str, text: str) -> Column:
     """The Column of an entity's expectation, after vetting it (ConfigError if refused)."""
     names = [e.name for e in entity.expectations]
     index = names.index(expectation_name) if expectation_name in names else "?"
     field = f"expectations[{index}].sql ({expectation_name})"
-    problems = vet(_active_session(), text, entity.fields, field)
+    problems = vet(spark, text, entity.fields, field)
     if problems:
         raise ConfigError("scenario", problems)
     return F.expr(text)
 
 
-def check_gold_table(gold: GoldTable, columns: Iterable[str]) -> None:
+def check_gold_table(spark: SparkSession, gold: GoldTable, columns: Iterable[str]) -> None:
     """Vet the `where` filters of a gold table's metrics over the columns it aggregates."""
-    spark = _active_session()
     allowed = [c for c in columns if not c.startswith("_")]  # pipeline bookkeeping, not data
     problems: list[str] = []
     for j, metric in enumerate(gold.metrics):
