@@ -29,6 +29,8 @@ from generators.scenario import (
     UnitSample,
     UuidSample,
     VocabularySample,
+    bounded_problems,
+    short,
 )
 from medallion.errors import ConfigError
 
@@ -78,7 +80,7 @@ def field_order(entity: Entity) -> list[str]:
         if name in order:
             return
         if name in visiting:
-            raise ConfigError("scenario", [f"fields {sorted(visiting)} depend on each other in a cycle"])
+            raise ConfigError("scenario", [f"fields {short(str(sorted(visiting)), 200)} depend on each other in a cycle"])
         visiting.add(name)
         for need in sorted(depends[name]):
             visit(need)
@@ -96,7 +98,7 @@ def check_scenario(scenario: Scenario) -> None:
     for name, entity in scenario.entities.items():
         problems += _check_entity(scenario, name, entity)
     if problems:
-        raise ConfigError(f"scenario {scenario.name!r}", problems)
+        raise ConfigError(f"scenario {scenario.name!r}", bounded_problems(problems))
 
 
 def _check_entity(scenario: Scenario, name: str, entity: Entity) -> list[str]:

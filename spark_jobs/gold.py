@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from generators.scenario import GoldTable, Metric, Scenario
-from spark_jobs import io
+from spark_jobs import io, sql_guard
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, InputWatch
 
@@ -92,6 +92,7 @@ def aggregate(gold: GoldTable) -> Callable[[DataFrame], DataFrame]:
 
     def transform(df: DataFrame) -> DataFrame:
         keys = [*gold.group_by, "window_start", "window_end"]
+        sql_guard.check_gold_table(df.sparkSession, gold, df.columns)  # before any `where` becomes a Column
         metrics = [metric_column(m) for m in gold.metrics]
         return df.groupBy(*keys).agg(*metrics).select(*keys, *[m.name for m in gold.metrics])
 

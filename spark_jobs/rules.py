@@ -27,6 +27,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from generators.scenario import Entity, FieldSpec
+from spark_jobs import sql_guard
 
 QUARANTINE, DROP, WARN, FAIL = "quarantine", "drop", "warn", "fail"
 INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
@@ -314,7 +315,8 @@ def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame]
         )
         schema_ok = F.size("_schema_reasons") == 0
         expectation_pairs = [
-            (r.name, schema_ok & ~F.coalesce(F.expr(r.sql or "true"), F.lit(False))) for r in expectations
+            (r.name, schema_ok & ~F.coalesce(sql_guard.expression(df.sparkSession, entity, r.name, r.sql or "true"), F.lit(False)))
+            for r in expectations
         ]
         df = df.withColumn("_reasons", F.concat(F.col("_schema_reasons"), _names_where(expectation_pairs)))
         kinds = F.array_compact(
