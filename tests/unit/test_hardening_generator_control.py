@@ -39,9 +39,9 @@ def stop(process: subprocess.Popen[bytes]) -> str:
 def serve(data: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
     port = free_port()
     process = start_served(data, port, env)
-    token = ENV_TOKEN if env and "MEDALLION_CONTROL_TOKEN" in env else read_token(data, process)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
     try:
+        token = ENV_TOKEN if env and "MEDALLION_CONTROL_TOKEN" in env else read_token(data, process)
         wait_for(lambda: client.get("/api/health").json()["entities"]["driver_events"]["batches"] >= 2)
         yield client, process, data, token, port
     finally:
@@ -51,12 +51,13 @@ def serve(data: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    yield from serve(tmp_path / "data")
+    # The token from the environment: these tests need no token file (the next one checks it).
+    yield from serve(tmp_path / "data", served_environment(MEDALLION_CONTROL_TOKEN=ENV_TOKEN))
 
 
 @pytest.fixture(scope="module")
 def served_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from serve(tmp_path_factory.mktemp("control") / "data")
+    yield from serve(tmp_path_factory.mktemp("control") / "data", served_environment(MEDALLION_CONTROL_TOKEN=ENV_TOKEN))
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -288,3 +289,19 @@ def test_pause_answers_only_a_request_passing_every_guard(
     if allowed:
         assert client.post("/api/resume", headers=bearer(token)).json()["status"] == "running"
     assert client.get("/api/health").json()["status"] == "running"
+
+
+def test_compose_passes_a_required_token_and_lets_the_healthcheck_and_the_network_in() -> None:
+    from generators.control import allowed_hosts
+    from tests.unit.compose_support import COMPOSE_FILE, environment_of, load_compose
+
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "MEDALLION_CONTROL_TOKEN: ${MEDALLION_CONTROL_TOKEN:?" in text, "compose stops without a token"
+    generator = load_compose({"MEDALLION_POSTGRES_PASSWORD": "p", "MEDALLION_MYSQL_PASSWORD": "m", "JUPYTER_TOKEN": "j",
+                              "MEDALLION_CONTROL_TOKEN": ENV_TOKEN})["services"]["generator"]
+    env = environment_of(generator)
+    assert env["MEDALLION_CONTROL_TOKEN"] == ENV_TOKEN
+    serve = generator["command"][generator["command"].index("--serve") + 1]
+    hosts = allowed_hosts(serve.rpartition(":")[0], env)
+    assert {"127.0.0.1", "localhost", "generator"} <= set(hosts) and "0.0.0.0" not in hosts
+    assert "http://127.0.0.1:8000/api/health" in " ".join(generator["healthcheck"]["test"]), "the open endpoint"
