@@ -39,6 +39,7 @@ LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 # The last instant an ISO-8601 timestamp with a four-digit year can hold: batches ending later
 # cannot be written (nor read back by Spark).
 LAST_INSTANT_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+MAX_WAIT_SECONDS = 60.0
 _MANIFEST_NAME = re.compile(r"^b(\d{6})\.json$")
 _MANIFEST_TMP = re.compile(r"^\.b\d{6}\.json(\.tmp|\.[a-z0-9_]{8})$")
 
@@ -470,7 +471,9 @@ class Runner:
                     if action == "pause":
                         self._state.status = "paused"
                     waiting = time.monotonic()
-                    self._wake.wait(timeout=wait)
+                    # Capped: the loop looks again on waking, and a tiny --speed puts the next batch
+                    # further off than a lock's timeout can hold.
+                    self._wake.wait(timeout=min(wait, MAX_WAIT_SECONDS))
                     self.report.idle_seconds += time.monotonic() - waiting
             finished = True
         finally:

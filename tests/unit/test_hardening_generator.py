@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,6 +138,28 @@ def test_nan_inf_and_negative_times_are_refused_before_anything_is_written(tmp_p
         pytest.fail(f"{option} {value} ran on instead of being refused")
     one_line_error(result, 2, option, value)
     assert not data.exists()
+
+
+def test_a_tiny_speed_waits_instead_of_crashing(tmp_path: Path) -> None:
+    # Batch 0 is due in ~1e303 s: the run waits (and stops on SIGTERM like any paced run)
+    # instead of overflowing the wait's timeout.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medallion.cli", "generate", *BASE, "--data", str(tmp_path / "data"), "--speed", "1e-300"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "data" / "manifests" / "run.json").is_file():
+            assert process.poll() is None, process.communicate()[1][-2000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(2.0)
+        assert process.poll() is None, process.communicate()[1][-2000:]
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0 and "Traceback" not in err, err[-2000:]
 
 
 # --- 10. failures: one line, non-zero exit, nothing lost -----------------------------------------
