@@ -29,19 +29,16 @@ def run_generate(args: argparse.Namespace) -> int:
     """Write batches as the flags say; print a summary. Exit 0 also after SIGTERM/SIGINT."""
     from generators.runner import Runner, RunOptions
 
-    if args.batches is not None and args.batches < 0:
-        raise ConfigError("--batches", [f"{args.batches} is negative; give a number of batches >= 0"])
-    if args.duration is not None and args.duration <= 0:
-        raise ConfigError("--duration", [f"{args.duration} is not positive; give seconds > 0"])
-    if args.speed is not None and args.speed < 0:
-        raise ConfigError("--speed", [f"{args.speed} is negative; 0 means as fast as possible"])
-    scenario = load_for_generate(args)
     options = RunOptions(
         batches=args.batches,
         duration=args.duration,
         speed=args.speed,
         durable=not getattr(args, "no_fsync", False),
     )
+    options.validate()  # before the scenario is loaded: the option named is the one to fix
+    if args.seed < 0:
+        raise ConfigError("--seed", [f"{args.seed} is negative; give an integer >= 0, e.g. --seed 42"])
+    scenario = load_for_generate(args)
     runner = Runner(scenario, args.seed, DataRoot(args.data), options)
     quiet = bool(args.quiet)
     if not quiet:
@@ -53,6 +50,8 @@ def run_generate(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     server = None
     try:
+        # The data root is locked and checked before the control API (and its token file) exists.
+        runner.prepare()
         if args.serve:
             from generators.control import ControlServer
 
@@ -72,6 +71,7 @@ def run_generate(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
+        runner.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     summary = report.as_dict()

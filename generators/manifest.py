@@ -12,9 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from medallion.errors import GeneratorError
 from medallion.layout import DataRoot
+
+
+class ManifestError(GeneratorError):
+    """A manifest cannot be read (truncated, wrong types) or belongs to another run."""
 
 
 class _Record(BaseModel):
@@ -83,7 +88,39 @@ def write_manifest(data: DataRoot, manifest: BatchManifest) -> Path:
 
 
 def read_manifest(path: Path) -> BatchManifest:
-    return BatchManifest.model_validate_json(Path(path).read_text(encoding="utf-8"))
+    """One manifest, validated.
+
+    Raises:
+        ManifestError: the file is unreadable, not JSON, or its fields have the wrong types;
+            the message names the file, the first problem and the fix.
+    """
+    fix = "restore it, or delete it to have `medallion generate` (same options) write that batch again"
+    try:
+        return BatchManifest.model_validate_json(Path(path).read_bytes())
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {path} ({exc.strerror}); {fix}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ManifestError(f"manifest {path} is damaged: {where}: {first['msg']}{more}; {fix}") from None
+
+
+def check_manifest(path: Path, expected: dict[str, Any]) -> BatchManifest:
+    """Read a manifest and check that it belongs to this run (scenario, seed, entity, batch...).
+
+    Raises:
+        ManifestError: damaged, or a field differs from `expected`; names the file and the fix.
+    """
+    manifest = read_manifest(path)
+    for key, value in expected.items():
+        found = getattr(manifest, key)
+        if found != value:
+            raise ManifestError(
+                f"manifest {path} belongs to another run ({key}={found!r}, this run has {value!r}); "
+                "delete it to have `medallion generate` write that batch again, or use a new --data directory"
+            )
+    return manifest
 
 
 def read_manifests(data: DataRoot, entity: str) -> list[BatchManifest]:

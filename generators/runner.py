@@ -10,21 +10,38 @@ disk. `stop()` (SIGTERM) lets the batch in hand finish; the loop then exits clea
 
 from __future__ import annotations
 
-import shutil
+import math
+import os
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from generators.engine import Batch, Engine
 from generators.scenario import Scenario
-from generators.writer import LandingWriter, PipelinedWriter, WriteStats, iso_instant
-from medallion.layout import DataRoot
+from generators.writer import (
+    LandingWriter,
+    PipelinedWriter,
+    WriteStats,
+    iso_instant,
+    parse_landing_temporary,
+    resume_point,
+)
+from medallion.errors import ConfigError, GeneratorError
+from medallion.layout import DataRoot, parse_landing_name
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+# The last instant an ISO-8601 timestamp with a four-digit year can hold: batches ending later
+# cannot be written (nor read back by Spark).
+LAST_INSTANT_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+MAX_WAIT_SECONDS = 60.0
+_MANIFEST_NAME = re.compile(r"^b(\d{6})\.json$")
+_MANIFEST_TMP = re.compile(r"^\.b\d{6}\.json(\.tmp|\.[a-z0-9_]{8})$")
 
 
 @dataclass
@@ -35,6 +52,24 @@ class RunOptions:
     duration: float | None = None
     speed: float | None = None  # None: the scenario's clock.speed
     durable: bool = True
+
+    def validate(self) -> None:
+        """Refuse values that would never stop or never make sense (negative, nan, inf).
+
+        Raises:
+            ConfigError: naming the option and the fix.
+        """
+        if self.batches is not None and self.batches < 0:
+            raise ConfigError("--batches", [f"{self.batches} is negative; give a number of batches >= 0"])
+        if self.duration is not None and not (math.isfinite(self.duration) and self.duration > 0):
+            raise ConfigError(
+                "--duration",
+                [f"{self.duration} is not a positive number of seconds; give seconds > 0 (leave it out to run until stopped)"],
+            )
+        if self.speed is not None and not (math.isfinite(self.speed) and self.speed >= 0):
+            raise ConfigError(
+                "--speed", [f"{self.speed} is not a finite number >= 0; give simulated seconds per real second, 0 = as fast as possible"]
+            )
 
 
 @dataclass
@@ -147,6 +182,12 @@ class Runner:
     """Drives an engine and a writer over a data root; thread-safe control methods."""
 
     def __init__(self, scenario: Scenario, seed: int, data: DataRoot, options: RunOptions, log: LogBuffer | None = None) -> None:
+        options.validate()
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError("--seed", [f"{seed!r} is not an integer >= 0; give e.g. --seed 42"])
+        speed = scenario.clock.speed if options.speed is None else options.speed
+        if not (math.isfinite(speed) and speed >= 0):
+            raise ConfigError("clock.speed", [f"{speed} is not a finite number >= 0; set it in the scenario or give --speed"])
         self.scenario = scenario
         self.seed = seed
         self.data = data
@@ -154,7 +195,7 @@ class Runner:
         self.log = log or LogBuffer()
         self.engine = Engine(scenario, seed)
         self.writer = LandingWriter(data, scenario, seed, durable=options.durable)
-        self.speed = scenario.clock.speed if options.speed is None else options.speed
+        self.speed = speed
         self.interval_seconds = scenario.clock.interval.total_seconds()
         backfill = scenario.clock.backfill.total_seconds()
         self.backfill_batches = int(-(-backfill // self.interval_seconds)) if backfill > 0 else 0
@@ -167,6 +208,23 @@ class Runner:
         self.on_batch: list[Callable[[WriteStats, RunReport], None]] = []
         self.report = RunReport(0, 0)
         self.stopped_by_signal = False
+        self._first: int | None = None  # set by prepare()
+        self._committed = 0  # the first batch not yet on disk
+
+    def prepare(self) -> int:
+        """Open the data root (lock, checks, temporaries) once; returns the batch to write next.
+
+        Raises:
+            GeneratorError, UnsafePathError: the data root cannot be used (the message says why).
+        """
+        if self._first is None:
+            self._first = self.writer.open()
+            self._committed = self._first
+        return self._first
+
+    def close(self) -> None:
+        """Release the data root (run() does this itself; for a run that never started)."""
+        self.writer.close()
 
     @property
     def mode(self) -> str:
@@ -218,25 +276,90 @@ class Runner:
         return result
 
     def clean(self) -> dict[str, Any]:
-        """Delete every landing file and manifest (only while paused); the next batch is 0."""
+        """Delete the generator's landing files and manifests (only while paused); the next batch is 0.
+
+        Every folder is checked before anything is deleted, and only files with the generator's
+        own names go (a user's files stay, and are counted in `kept_files`). Manifests go first,
+        newest batch first, then landing files: should a deletion fail half-way, what remains is
+        still a run the generator resumes without a gap.
+
+        Raises:
+            RuntimeError: the generator is not paused.
+            UnsafePathError: a folder leads out of the data root (nothing was deleted).
+            GeneratorError: a deletion failed (the message says where the run resumes).
+        """
         with self._wake:
             if not (self._state.paused and self._state.idle):
                 raise RuntimeError("clean needs the generator paused: POST /api/pause first")
+            self.writer.check_paths()
+            manifests, landing, kept = self._clean_plan()
             removed_files = 0
             removed_bytes = 0
-            for name in self.scenario.processing_order:
-                for folder in (self.data.landing_dir(name), self.data.manifest_dir(name)):
-                    if folder.is_dir():
-                        for path in folder.iterdir():
-                            removed_files += 1
-                            removed_bytes += path.stat().st_size
-                        shutil.rmtree(folder)
-            self.engine = Engine(self.scenario, self.seed)
-            self._next_batch = 0
-            self._state.cleaned = True
-            self._state.entity = {name: _EntityStatus() for name in self.scenario.processing_order}
+            for path, size in [*manifests, *landing]:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    first = resume_point(self.data, self.scenario, self.seed, self.writer.config_sha256)
+                    self._restart_at(first)
+                    self.log.log("error", "clean", f"clean stopped at {path}: {exc.strerror}", files=removed_files)
+                    raise GeneratorError(
+                        f"clean stopped at {path} ({exc.strerror}) after removing {removed_files} files; the rest is "
+                        f"a complete run up to batch {first}, where resume continues; fix the folder and clean again"
+                    ) from None
+                removed_files += 1
+                removed_bytes += size
+            self._restart_at(0)
+        if kept:
+            shown = ", ".join(kept[:10]) + (" ..." if len(kept) > 10 else "")
+            self.log.log("warning", "clean", f"kept {len(kept)} files the generator did not write: {shown}", kept=len(kept))
         self.log.log("warning", "cleaned", f"removed {removed_files} files", files=removed_files, bytes=removed_bytes)
-        return {"status": "paused", "removed_files": removed_files, "removed_bytes": removed_bytes, "next_batch": 0}
+        return {
+            "status": "paused",
+            "removed_files": removed_files,
+            "removed_bytes": removed_bytes,
+            "kept_files": len(kept),
+            "next_batch": 0,
+        }
+
+    def _clean_plan(self) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[str]]:
+        """(manifests newest batch first, landing files, names of files kept), with sizes."""
+        manifests: list[tuple[int, str, int]] = []
+        landing: list[tuple[str, int]] = []
+        kept: list[str] = []
+        for name in self.scenario.processing_order:
+            for folder, is_landing in ((self.data.manifest_dir(name), False), (self.data.landing_dir(name), True)):
+                if not folder.is_dir():
+                    continue
+                for entry in os.scandir(folder):
+                    own_file = not entry.is_dir(follow_symlinks=False)
+                    size = entry.stat(follow_symlinks=False).st_size
+                    if is_landing:
+                        parsed = parse_landing_name(entry.name)
+                        if own_file and ((parsed is not None and parsed[0] == name) or parse_landing_temporary(entry.name) == name):
+                            landing.append((entry.path, size))
+                            continue
+                    else:
+                        match = _MANIFEST_NAME.match(entry.name)
+                        if own_file and match is not None:
+                            manifests.append((int(match[1]), entry.path, size))
+                            continue
+                        if own_file and _MANIFEST_TMP.match(entry.name):
+                            manifests.append((-1, entry.path, size))
+                            continue
+                    kept.append(Path(entry.path).relative_to(self.data.root).as_posix())
+        manifests.sort(key=lambda item: -item[0])
+        return [(path, size) for _, path, size in manifests], landing, sorted(kept)
+
+    def _restart_at(self, first: int) -> None:
+        """Make the engine and the status agree with a disk holding batches 0..first-1 (lock held)."""
+        self.engine = Engine(self.scenario, self.seed)
+        self.engine.skip_to(first)
+        self._next_batch = first
+        self._committed = first
+        self._state.cleaned = first == 0
+        self._state.entity = {name: _EntityStatus() for name in self.scenario.processing_order}
 
     def health(self) -> dict[str, Any]:
         """Status, uptime, cadence and per-entity progress."""
@@ -275,9 +398,24 @@ class Runner:
     # --- the loop (one thread) ------------------------------------------------------------------
 
     def run(self) -> RunReport:
-        """Write batches until the mode's end, a stop, or forever (continuous)."""
+        """Write batches until the mode's end, a stop, or forever (continuous).
+
+        Raises:
+            GeneratorError: writing failed (full disk, a folder that cannot be written) or the
+                simulated clock passed year 9999; the batches before it are complete on disk.
+        """
         try:
             return self._run()
+        except OSError as exc:
+            where = exc.filename or f"--data {self.data.root}"
+            self._remove_temporaries_after_failure()
+            done = self._committed
+            kept = f"batches 0..{done - 1} are complete on disk" if done else "no batch is complete on disk"
+            self.log.log("error", "failed", f"writing batch {done} failed: {exc.strerror}", batch=done)
+            raise GeneratorError(
+                f"writing batch {done} failed: {exc.strerror} ({where}); {kept}; free space or fix the folder, then "
+                f"run the same command again to continue at batch {done}"
+            ) from None
         finally:
             self.writer.close()
             with self._wake:
@@ -285,8 +423,23 @@ class Runner:
                 self._state.idle = True
                 self._wake.notify_all()
 
+    def _remove_temporaries_after_failure(self) -> None:
+        # A failed batch's temporaries would hold the space a full disk needs back.
+        try:
+            self.writer.remove_temporaries()
+        except (OSError, GeneratorError) as exc:
+            self.log.log("warning", "failed", f"could not remove temporary files: {exc}")
+
+    def _end_of_time(self, batch_id: int) -> GeneratorError:
+        end = iso_instant(LAST_INSTANT_MS)
+        kept = f"batches 0..{batch_id - 1} are written" if batch_id else "nothing was written"
+        return GeneratorError(
+            f"batch {batch_id} would end after {end}, the last instant a four-digit-year timestamp can hold; "
+            f"{kept}; give an earlier --start (or clock.start in the scenario) with a new --data directory"
+        )
+
     def _run(self) -> RunReport:
-        first = self.writer.open()
+        first = self.prepare()
         self.log.log("info", "start", f"{self.scenario.name}: resuming at batch {first}" if first else f"{self.scenario.name}: starting at batch 0", next_batch=first, mode=self.mode)
         self.engine.skip_to(first)
         self._next_batch = first
@@ -299,6 +452,9 @@ class Runner:
         try:
             while True:
                 action, wait = self._next_action(deadline)
+                if action == "end":
+                    pipeline.drain()  # what is generated reaches the disk before the error
+                    raise self._end_of_time(self._next_batch)
                 if action == "write":
                     began = time.perf_counter()
                     batch = self.engine.generate()
@@ -315,7 +471,9 @@ class Runner:
                     if action == "pause":
                         self._state.status = "paused"
                     waiting = time.monotonic()
-                    self._wake.wait(timeout=wait)
+                    # Capped: the loop looks again on waking, and a tiny --speed puts the next batch
+                    # further off than a lock's timeout can hold.
+                    self._wake.wait(timeout=min(wait, MAX_WAIT_SECONDS))
                     self.report.idle_seconds += time.monotonic() - waiting
             finished = True
         finally:
@@ -350,6 +508,8 @@ class Runner:
                 wait = min(wait, deadline - now)
             if wait > 0:
                 return "wait", wait
+            if self.engine.interval(self._next_batch)[1] > LAST_INSTANT_MS:
+                return "end", 0.0
             self._state.idle = False
             return "write", 0.0
 
@@ -370,6 +530,7 @@ class Runner:
         """Called by the writer thread once a batch is on disk."""
         now = time.monotonic()
         with self._wake:
+            self._committed = batch.batch_id + 1
             report = self.report
             report.batches += 1
             report.records += stats.lines

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import queue
+import re
 import sys
 import threading
 import time
@@ -32,12 +33,18 @@ import numpy as np
 
 from generators.engine import Batch, EntityBatch
 from generators.ledger import Ledger
+from generators.manifest import ManifestError, check_manifest
 from generators.scenario import Scenario
 from medallion import __version__
-from medallion.errors import GeneratorError
-from medallion.layout import DataRoot
+from medallion.errors import GeneratorError, UnsafePathError
+from medallion.layout import DataRoot, landing_file_name, parse_landing_name
 
 FORMAT_VERSION = 1
+# The generator's own temporaries, by folder: a landing file's name behind a dot, a manifest's
+# name behind a dot with `.tmp` (write_text_atomic) or a mkstemp suffix (manifest.write_json_atomic).
+_MANIFEST_TMP = re.compile(r"^\.(b\d{6}\.json|run\.json)(\.tmp|\.[a-z0-9_]{8})$")
+# Opening a temporary never follows a link a user left under its name.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def iso_instant(epoch_ms: int) -> str:
@@ -93,7 +100,8 @@ def write_text_atomic(path: Path | str, text: str, durable: bool = True) -> None
     folder, name = os.path.split(str(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+    with open(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
         if durable:
             handle.flush()
@@ -164,30 +172,87 @@ class LandingWriter:
         }
 
     def open(self) -> int:
-        """Lock the data root, check or write run.json, clear temporary files.
+        """Lock the data root, check or write run.json, clear the generator's temporary files.
 
         Returns the batch to write next: the first one that is not complete on disk.
+
+        Raises:
+            GeneratorError: `--data` is not a folder one can write to, another generator holds
+                it, it holds another run, or its run.json or last manifest is damaged.
+            UnsafePathError: a folder or file the generator writes leads out of the data root.
         """
-        self.data.manifests.mkdir(parents=True, exist_ok=True)
-        self._lock()
-        wanted = self.run_manifest()
-        path = self.data.run_manifest
-        if path.is_file():
+        root = self.data.root
+        if root.exists() and not root.is_dir():
+            raise GeneratorError(f"--data {root} is a file, not a folder; give a folder (it is created if missing)")
+        self.check_paths()
+        try:
+            self.data.manifests.mkdir(parents=True, exist_ok=True)
+            self._lock()
+        except OSError as exc:
+            raise GeneratorError(
+                f"--data {root}: cannot write {exc.filename or root} ({exc.strerror}); give a folder you can write to"
+            ) from None
+        try:
+            wanted = self.run_manifest()
+            path = self.data.run_manifest
+            if path.is_file():
+                self._check_run_manifest(path, wanted)
+            else:
+                write_text_atomic(path, json.dumps(wanted, indent=1) + "\n", self.durable)
+            self.remove_temporaries()
+            return resume_point(self.data, self.scenario, self.seed, self.config_sha256)
+        except OSError as exc:
+            self.close()
+            raise GeneratorError(
+                f"--data {root}: cannot write {exc.filename or root} ({exc.strerror}); give a folder you can write to"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_run_manifest(self, path: Path, wanted: dict[str, Any]) -> None:
+        try:
             existing = json.loads(path.read_text(encoding="utf-8"))
-            for setting in ("scenario", "profile", "seed", "config_sha256"):
-                if existing.get(setting) != wanted[setting]:
-                    raise GeneratorError(
-                        f"{self.data.root} holds a run with {setting}={existing.get(setting)!r}, not "
-                        f"{wanted[setting]!r}; use a new --data directory, or the same scenario, "
-                        "profile, start and seed to resume it"
-                    )
-        else:
-            write_text_atomic(path, json.dumps(wanted, indent=1) + "\n", self.durable)
-        self._remove_temporaries()
-        return resume_point(self.data, self.scenario)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise GeneratorError(
+                f"{path} is damaged ({exc}); restore it, or use a new --data directory"
+            ) from None
+        if not isinstance(existing, dict):
+            raise GeneratorError(f"{path} is not a run manifest (a JSON object); restore it, or use a new --data directory")
+        for setting in ("scenario", "profile", "seed", "config_sha256"):
+            if existing.get(setting) != wanted[setting]:
+                raise GeneratorError(
+                    f"{self.data.root} holds a run with {setting}={existing.get(setting)!r}, not "
+                    f"{wanted[setting]!r}; use a new --data directory, or the same scenario, "
+                    "profile, start and seed to resume it"
+                )
+
+    def owned_folders(self) -> list[Path]:
+        """The folders the generator writes into: landing/ and manifests/ and one per entity."""
+        data = self.data
+        names = self.scenario.processing_order
+        return [data.landing, data.manifests, *(data.landing_dir(n) for n in names), *(data.manifest_dir(n) for n in names)]
+
+    def check_paths(self) -> None:
+        """Refuse, before anything is written or deleted, a folder or file of the generator
+        whose real path leaves the data root, and a folder that is not one.
+
+        Raises:
+            UnsafePathError: naming the path and the fix.
+        """
+        data = self.data
+        for folder in self.owned_folders():
+            data.resolve_inside(folder)
+            if folder.exists() and not folder.is_dir():
+                raise UnsafePathError(f"{folder} is a file, not a folder; move it out of the data root")
+        for path in (data.run_manifest, data.manifests / ".lock"):
+            data.resolve_inside(path)
+            if path.is_dir():
+                raise UnsafePathError(f"{path} is a folder, not a file; move it out of the data root")
 
     def _lock(self) -> None:
-        handle = open(self.data.manifests / ".lock", "w")  # noqa: SIM115 - held for the run
+        fd = os.open(self.data.manifests / ".lock", os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
+        handle = os.fdopen(fd, "w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -203,12 +268,31 @@ class LandingWriter:
             self._lock_handle.close()
             self._lock_handle = None
 
-    def _remove_temporaries(self) -> None:
-        for folder in (self.data.landing, self.data.manifests):
-            if folder.is_dir():
-                for tmp in folder.rglob(".*"):
-                    if tmp.is_file() and tmp.name != ".lock":
-                        tmp.unlink(missing_ok=True)
+    def remove_temporaries(self) -> int:
+        """Delete the generator's own temporary files (by their exact names) from its folders.
+
+        Nothing else is touched: a user's dotfiles stay, and a link is removed, not followed.
+        Returns how many were removed.
+        """
+        removed = 0
+        candidates: list[tuple[Path, re.Pattern[str] | None]] = [(self.data.manifests, _MANIFEST_TMP)]
+        for name in self.scenario.processing_order:
+            candidates.append((self.data.manifest_dir(name), _MANIFEST_TMP))
+            candidates.append((self.data.landing_dir(name), None))
+        for folder, pattern in candidates:
+            self.data.resolve_inside(folder)
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                if pattern is None:
+                    parsed = parse_landing_temporary(entry.name)
+                    own = parsed is not None and parsed == folder.name
+                else:
+                    own = pattern.match(entry.name) is not None
+                if own and not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
 
     # --- batches ------------------------------------------------------------------------------
 
@@ -251,6 +335,8 @@ class LandingWriter:
                 _fsync_path(tmp)
         already = set()
         for tmp, final in renames:
+            if os.path.islink(final):
+                raise UnsafePathError(f"{final} is a link; the generator writes only real files: delete the link")
             if os.path.exists(final):
                 # Renamed in before a crash: the rewrite must be byte-identical.
                 if _sha256_file(final) != _sha256_file(tmp):
@@ -288,7 +374,8 @@ class LandingWriter:
         # would copy every byte once more.
         digest = hashlib.sha256()
         size = 0
-        with open(tmp, "wb") as handle:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+        with open(fd, "wb") as handle:
             for chunk in chunks:
                 view = chunk if isinstance(chunk, bytes) else chunk.data
                 digest.update(view)
@@ -332,11 +419,23 @@ def _sha256_file(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def resume_point(data: DataRoot, scenario: Scenario) -> int:
+def parse_landing_temporary(name: str) -> str | None:
+    """The entity of a landing temporary (`.` + a landing file name), or None."""
+    if not name.startswith("."):
+        return None
+    parsed = parse_landing_name(name[1:])
+    return None if parsed is None or name[1:] != landing_file_name(*parsed) else parsed[0]
+
+
+def resume_point(data: DataRoot, scenario: Scenario, seed: int | None = None, config_sha256: str | None = None) -> int:
     """The first batch that is not complete on disk (every manifest and every file present).
 
     Batches are written one after another, so only the last one with manifests can be
-    incomplete; its files are checked, the earlier ones are trusted.
+    incomplete; its manifests are checked (readable, of this scenario, seed and batch) and its
+    files, the earlier ones are trusted.
+
+    Raises:
+        ManifestError: the last batch's manifest is damaged or belongs to another run.
     """
     present: set[int] | None = None
     for name in scenario.processing_order:
@@ -345,7 +444,7 @@ def resume_point(data: DataRoot, scenario: Scenario) -> int:
         if folder.is_dir():
             for path in folder.glob("b*.json"):
                 stem = path.stem[1:]
-                if stem.isdigit():
+                if stem.isdigit() and len(stem) == 6:
                     ids.add(int(stem))
         present = ids if present is None else present & ids
     present = present or set()
@@ -355,10 +454,20 @@ def resume_point(data: DataRoot, scenario: Scenario) -> int:
     if batch == 0:
         return 0
     last = batch - 1
+    expected = {"scenario": scenario.name, "batch_id": last}
+    if seed is not None:
+        expected["seed"] = seed
+    if config_sha256 is not None:
+        expected["config_sha256"] = config_sha256
     for name in scenario.processing_order:
-        manifest = json.loads(data.manifest_file(name, last).read_text(encoding="utf-8"))
-        for entry in manifest.get("files", []):
-            if not (data.root / entry["path"]).is_file():
+        manifest = check_manifest(data.manifest_file(name, last), {**expected, "entity": name})
+        for entry in manifest.files:
+            if not data.is_inside(data.root / entry.path):
+                raise ManifestError(
+                    f"{data.manifest_file(name, last)} names {entry.path!r}, outside the data root; delete the "
+                    f"manifest to regenerate batch {last}, or use a new --data directory"
+                )
+            if not (data.root / entry.path).is_file():
                 return last
     return batch
 

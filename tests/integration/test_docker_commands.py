@@ -60,7 +60,9 @@ from tests.unit.compose_support import (
 pytestmark = [pytest.mark.integration]
 
 BIN = Path(sys.executable).parent
-PLACEHOLDERS = {"MEDALLION_POSTGRES_PASSWORD": "unused", "MEDALLION_MYSQL_PASSWORD": "unused", "JUPYTER_TOKEN": "unused"}
+PLACEHOLDERS = {"MEDALLION_POSTGRES_PASSWORD": "unused", "MEDALLION_MYSQL_PASSWORD": "unused", "JUPYTER_TOKEN": "unused",
+                "MEDALLION_CONTROL_TOKEN": "unused-control-token-0123456789"}
+CONTROL_TOKEN = PLACEHOLDERS["MEDALLION_CONTROL_TOKEN"]
 T = TypeVar("T")
 
 
@@ -106,9 +108,10 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 180.0) -> int:
     return process.returncode
 
 
-def http_json(url: str, method: str = "GET") -> Any:
+def http_json(url: str, method: str = "GET", token: str | None = None) -> Any:
     """A JSON answer from the generator's control API, or None while it is not up."""
-    request = urllib.request.Request(url, method=method)
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
             return json.load(response)
@@ -180,7 +183,7 @@ def test_generator_service_runs_without_pyspark(generator_image: Path, tmp_path:
     data, port = tmp_path / "data", free_port()
     command = service_command(service, {"/data": str(data), "0.0.0.0:8000": f"127.0.0.1:{port}"}, generator_image)
     log = tmp_path / "generator.log"
-    process = start(command, log, clean_env(), tmp_path)
+    process = start(command, log, clean_env(environment_of(service)), tmp_path)
     try:
         health = wait_for(
             "two generator batches",
@@ -190,7 +193,7 @@ def test_generator_service_runs_without_pyspark(generator_image: Path, tmp_path:
         )
         assert (health["status"], health["scenario"], health["seed"]) == ("running", "driving", 42)
         assert health["cadence"]["real_seconds_per_batch"] == pytest.approx(10.0)
-        paused = http_json(f"http://127.0.0.1:{port}/api/pause", method="POST")
+        paused = http_json(f"http://127.0.0.1:{port}/api/pause", method="POST", token=CONTROL_TOKEN)
         assert paused is not None
     finally:
         code = stop(process)
@@ -292,7 +295,8 @@ def test_generator_and_continuous_pipeline_services_on_the_compose_cluster(
     gold = data / "lake" / "gold" / scenario.export_tables[0]
     logs = {name: tmp_path / f"{name}.log" for name in ("generator", "pipeline")}
 
-    generator = start(service_command(services["generator"], local, generator_image), logs["generator"], clean_env(), tmp_path)
+    generator = start(service_command(services["generator"], local, generator_image), logs["generator"],
+                      clean_env(environment_of(services["generator"])), tmp_path)
     wait_for("the generator's control API", lambda: http_json(f"http://127.0.0.1:{port}/api/health"), 60,
              [generator], [logs["generator"]])  # compose: the pipeline waits for the generator's health
     pipeline_env = clean_env({k: localise(v, local) for k, v in environment_of(services["pipeline"]).items()})
@@ -317,7 +321,7 @@ def test_generator_and_continuous_pipeline_services_on_the_compose_cluster(
         assert health["status"] == "running"
         # The pipeline has taken the running generator's output: pause it, so the catch-up and
         # `verify` below deal with a few batches, not with all the generator would land meanwhile.
-        assert http_json(f"http://127.0.0.1:{port}/api/pause", method="POST")["status"] == "paused"
+        assert http_json(f"http://127.0.0.1:{port}/api/pause", method="POST", token=CONTROL_TOKEN)["status"] == "paused"
         wait_for("gold rows from the continuous pipeline", rows_of(gold), 420, processes, all_logs)
         # The master's default core cap leaves room for a second application (export).
         apps = {app["name"]: app for app in cluster.status()["activeapps"]}

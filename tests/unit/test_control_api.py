@@ -1,7 +1,12 @@
-"""The HTTP control API end to end: a real `medallion generate --serve` process, real HTTP."""
+"""The HTTP control API end to end: a real `medallion generate --serve` process, real HTTP.
+
+The generator makes its own token (no MEDALLION_CONTROL_TOKEN) and writes it to
+DIR/manifests/.control-token; the client reads it from there, as a user would.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -28,23 +33,48 @@ def wait_for(condition: Any, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes], Path]]:
-    port = free_port()
-    data = tmp_path / "data"
-    # 15-minute batches at 9000x: one batch every 0.1 s, continuously.
-    process = subprocess.Popen(
+def served_environment(**extra: str) -> dict[str, str]:
+    """This environment without a control token or host list of the caller's, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MEDALLION_CONTROL_TOKEN", "MEDALLION_CONTROL_HOSTS")}
+    return {**env, **extra}
+
+
+def start_served(data: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`medallion generate --serve` on 127.0.0.1:port; 15-minute batches at 9000x: one every 0.1 s."""
+    return subprocess.Popen(
         [sys.executable, "-m", "medallion.cli", "generate", "--scenario", "driving", "--profile", "small",
          "--seed", "5", "--data", str(data), "--speed", "9000", "--serve", f"127.0.0.1:{port}", "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=served_environment() if env is None else env,
     )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+
+
+def read_token(data: Path, process: subprocess.Popen[bytes]) -> str:
+    """The generated token, once the generator has written its file."""
+    path = data / "manifests" / ".control-token"
+    deadline = time.monotonic() + 60
+    while not path.is_file() or not path.read_text(encoding="utf-8").strip():
+        assert process.poll() is None, process.communicate()[1].decode()
+        assert time.monotonic() < deadline, "no token file"
+        time.sleep(0.05)
+    return path.read_text(encoding="utf-8").strip()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[httpx.Client, subprocess.Popen[bytes], Path]]:
+    port = free_port()
+    data = tmp_path / "data"
+    process = start_served(data, port)
+    client = None
     try:
+        token = read_token(data, process)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {token}"})
         wait_for(lambda: client.get("/api/health").json()["entities"]["driver_events"]["batches"] >= 2)
         yield client, process, data
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.communicate(timeout=30)

@@ -52,7 +52,8 @@ DATA_SERVICES = {"spark-worker", "generator", "pipeline", "export", "jupyter"}
 SECRET_KEY = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|_PWD$", re.IGNORECASE)
 # Keys that look secret but hold a switch, not a secret.
 NOT_SECRETS = {"MYSQL_RANDOM_ROOT_PASSWORD": "yes"}
-DUMMY_ENV = {"MEDALLION_POSTGRES_PASSWORD": "pg-dummy", "MEDALLION_MYSQL_PASSWORD": "my-dummy", "JUPYTER_TOKEN": "tok-dummy"}
+DUMMY_ENV = {"MEDALLION_POSTGRES_PASSWORD": "pg-dummy", "MEDALLION_MYSQL_PASSWORD": "my-dummy", "JUPYTER_TOKEN": "tok-dummy",
+             "MEDALLION_CONTROL_TOKEN": "ctl-dummy-0123456789"}
 
 
 @pytest.fixture(scope="module")
