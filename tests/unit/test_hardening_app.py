@@ -49,8 +49,8 @@ def test_semicolon_password_in_the_url_is_refused_and_never_printed(
     monkeypatch.setenv("MEDALLION_POSTGRES_URL", f"jdbc:postgresql://db.example:5432/medallion;password={SECRET}")
     monkeypatch.setenv("MEDALLION_POSTGRES_PASSWORD", "the-real-one")
     code, out, err = run_cli(["export", "--scenario", "driving", "--data", str(tmp_path), "--target", "postgres"], capfd)
-    assert code == 2
     assert SECRET not in out + err
+    assert code == 2
     assert "MEDALLION_POSTGRES_PASSWORD" in err and "Traceback" not in err
 
 
