@@ -336,3 +336,29 @@ def test_check_data_root_is_usable_by_other_commands(tmp_path: Path) -> None:
     dangling.symlink_to(tmp_path / "nowhere")
     with pytest.raises(DataPathError, match="symbolic link to nothing"):
         check_data_root(dangling, writes=True, option="--out-dir")
+
+
+# --- throwaway servers' temporary folders -------------------------------------------------
+
+
+def test_stale_server_folders_of_other_accounts_or_links_are_never_reaped(tmp_path: Path) -> None:
+    from medallion.databases.servers import reap_stale_directories
+
+    gone = 2**22 + 12345  # above the default pid_max: no such process
+    ours = tmp_path / "medallion-postgresql-ours"
+    ours.mkdir()
+    (ours / "medallion-owner").write_text(f"{gone}")
+    theirs = tmp_path / "medallion-mariadb-theirs"
+    theirs.mkdir()
+    (theirs / "medallion-owner").write_text(f"{gone}")
+    (theirs / "data").write_text("another account's server")
+    os.chown(theirs / "medallion-owner", 65534, 65534)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "medallion-owner").write_text(f"{gone}")
+    (elsewhere / "keep").write_text("not a server folder")
+    (tmp_path / "medallion-postgresql-link").symlink_to(elsewhere)
+
+    assert reap_stale_directories(tmp_path) == [ours]
+    assert not ours.exists()
+    assert (theirs / "data").exists() and (elsewhere / "keep").exists()
