@@ -4,14 +4,48 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medallion import __version__
 from medallion.errors import MedallionError
+from medallion.paths import STORAGE_ERRNOS, check_data_root, check_output_file, storage_error
 
 Handler = Callable[[argparse.Namespace], int]
+# Text of a JVM-side failure that is really the disk (Spark wraps it in a Py4J error).
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (a seed, a count that may be zero)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a number of batches)."""
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not positive; give 1 or more")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (refuses nan and inf, which float() accepts)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
 
 
 def _scenario_args(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
@@ -39,24 +73,30 @@ def _schema(args: argparse.Namespace) -> int:
 def _pipeline(args: argparse.Namespace) -> int:
     from spark_jobs.pipeline import run_from_cli
 
+    check_data_root(args.data, writes=True)
     return run_from_cli(args)
 
 
 def _export(args: argparse.Namespace) -> int:
     from spark_jobs.export import run_from_cli
 
+    check_data_root(args.data, writes=False, must_exist=True)
     return run_from_cli(args)
 
 
 def _verify(args: argparse.Namespace) -> int:
     from medallion.verify import run_from_cli
 
+    check_data_root(args.data, writes=False, must_exist=True)
     return run_from_cli(args)
 
 
 def _report(args: argparse.Namespace) -> int:
     from medallion.report import run_from_cli
 
+    check_data_root(args.data, writes=args.out is None, must_exist=True)
+    if args.out is not None:
+        check_output_file(args.out)
     return run_from_cli(args)
 
 
@@ -69,6 +109,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from medallion.demo import run_from_cli
 
+    check_data_root(args.data, writes=True)
     return run_from_cli(args)
 
 
@@ -154,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", type=Path, default=Path("demo-data"), help="data root (default ./demo-data, recreated)")
     demo.add_argument("--scenario", default="driving")
     demo.add_argument("--profile", default=None)
-    demo.add_argument("--seed", type=int, default=42)
-    demo.add_argument("--batches", type=int, default=8)
+    demo.add_argument("--seed", type=non_negative_int, default=42, help="random seed, 0 or more (default 42)")
+    demo.add_argument("--batches", type=positive_int, default=8, help="landing batches to generate, 1 or more (default 8)")
     _spark_args(demo)
     demo.set_defaults(handler=_demo)
 
@@ -187,6 +228,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"medallion {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # A full disk or a read-only mount found mid-run is the storage's doing, not a bug.
+        if exc.errno not in STORAGE_ERRNOS:
+            raise
+        error = storage_error(exc, "a file")
+        print(f"medallion {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except Exception as exc:
+        # Spark reports a full disk as a Py4J error with a Java stack trace; one line is enough.
+        text = str(exc)
+        reason = next((marker for marker in _DISK_FULL_TEXT if marker in text), None)
+        if reason is None:
+            raise
+        print(f"medallion {args.command}: error: {reason} while Spark was writing; free some space "
+              "and run the command again (the jobs resume from their checkpoints)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from generators.manifest import read_manifests
 from generators.scenario import Scenario, load_scenario
 from medallion.errors import MedallionError, VerificationFailed
 from medallion.layout import DataRoot
+from medallion.paths import storage_error
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -37,19 +38,82 @@ def _done(started: float, message: str) -> None:
     console.print(f"      {message} [dim]({time.perf_counter() - started:.1f}s)[/dim]")
 
 
+DEMO_MARKER = ".medallion-demo"
+_MARKER_TEXT = "medallion demo data root: `medallion demo --data` may empty and recreate this folder\n"
+# What the demo (and the commands its summary suggests) write at the top of its data root.
+_DEMO_ENTRIES = frozenset({"landing", "manifests", "lake", "report.html", DEMO_MARKER})
+
+
+def _is_demo_root(root: Path) -> bool:
+    marker = root / DEMO_MARKER
+    # A symlinked marker proves nothing about this folder: it could point at any file.
+    if marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        return marker.read_text(encoding="utf-8") == _MARKER_TEXT
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _protected(root: Path) -> bool:
+    """The file-system root, the home folder, the working folder or one of their ancestors."""
+    precious = [Path("/"), Path.home().resolve(), Path.cwd().resolve()]
+    return any(root == p or p.is_relative_to(root) for p in precious)
+
+
 def fresh_data_root(path: Path) -> DataRoot:
-    """Recreate the demo's data root, refusing to delete a folder that isn't one."""
-    if path.exists() and any(path.iterdir()):
-        known = {"landing", "manifests", "lake", "report.html"}
-        unknown = [p.name for p in path.iterdir() if p.name not in known]
+    """Empty the demo's data root, deleting only what an earlier demo provably wrote.
+
+    A folder counts as the demo's only when it holds the marker file `.medallion-demo` that
+    this function writes into every data root it creates; then the demo's own entries
+    (landing/, manifests/, lake/, report.html) are removed. A symlink among them is unlinked,
+    never followed. Anything else — a folder without the marker, a marked one holding other
+    entries, `/`, the home or working folder — is refused with the reason, untouched.
+
+    Raises:
+        MedallionError: the folder is not provably the demo's.
+        StorageError: the folder cannot be written (full disk, read-only).
+    """
+    given = Path(path).expanduser()
+    if given.is_symlink() and not given.exists():
+        raise MedallionError(f"--data {given} is a symbolic link to nothing; pass a folder")
+    root = given.resolve()
+    if root.exists() and not root.is_dir():
+        raise MedallionError(f"--data {given} is a file, not a folder; pass a folder for the demo's data")
+    if _protected(root):
+        raise MedallionError(
+            f"--data {given} is {root}, the file-system root, the home or the working folder (or holds one "
+            "of them); the demo recreates its data root, so pass a folder of its own, e.g. ./demo-data"
+        )
+    try:
+        entries = sorted(p.name for p in root.iterdir()) if root.exists() else []
+    except OSError as exc:
+        raise storage_error(exc, f"the demo's data root {given}") from None
+    if entries:
+        if not _is_demo_root(root):
+            raise MedallionError(
+                f"--data {given} is not empty and was not created by `medallion demo` (no {DEMO_MARKER} "
+                f"file; it holds {entries[:3]}); the demo only empties folders it created: pass a new "
+                "or empty folder, or remove this one yourself"
+            )
+        unknown = [name for name in entries if name not in _DEMO_ENTRIES]
         if unknown:
             raise MedallionError(
-                f"{path} exists and holds {unknown[:3]}, which the demo did not write; "
-                "pass another --data folder or remove it yourself"
+                f"--data {given} holds {unknown[:3]}, which the demo did not write; nothing was deleted: "
+                "move those away or pass another --data folder"
             )
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    return DataRoot(path)
+    try:
+        for name in entries:
+            entry = root / name
+            if entry.is_symlink() or not entry.is_dir():
+                entry.unlink()  # a link is removed, never followed
+            else:
+                shutil.rmtree(entry)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / DEMO_MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
+    except OSError as exc:
+        raise storage_error(exc, f"the demo's data root {given}") from None
+    return DataRoot(root)
 
 
 def _normalise(value: Any) -> Any:
@@ -153,8 +217,7 @@ def run_demo(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         started = _step(4, total, "export gold to PostgreSQL and MariaDB/MySQL (exactly once)")
         connections = open_connections(scenario.export, ("postgres", "mysql"), stack)
-        for result_line in export.export_gold(spark, cfg, connections):
-            console.print(f"      {result_line.describe()}")
+        export.export_gold(spark, cfg, connections, on_result=lambda r: console.print(f"      {r.describe()}"))
         _done(started, "exported")
 
         started = _step(5, total, "verify every table against the ledger")

@@ -10,12 +10,14 @@ import base64
 import html
 import io
 from collections import defaultdict
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from medallion.errors import MedallionError
 from medallion.layout import DataRoot
+from medallion.paths import storage_error
 
 
 def _png(figure: Any) -> str:
@@ -133,6 +135,15 @@ def run_from_cli(args: argparse.Namespace) -> int:
     metrics = [r.asDict() for r in metrics_df.collect()] if metrics_df is not None else []
     quality = [r.asDict() for r in quality_df.collect()] if quality_df is not None else []
     out = Path(args.out) if args.out else data.root / "report.html"
-    out.write_text(build_html(metrics, quality, data), encoding="utf-8")
+    page = build_html(metrics, quality, data)
+    # Written next to the target and renamed over it: a full disk leaves the old report whole.
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(out)
+    except OSError as exc:
+        with suppress(OSError):
+            partial.unlink()
+        raise storage_error(exc, f"the report {out}") from None
     print(f"report written to {out}")
     return 0

@@ -62,7 +62,7 @@ from medallion.databases.dialects import (
 )
 from medallion.databases.sql import SqlSession, connect
 from medallion.databases.targets import resolve_connections
-from medallion.errors import ConfigError, ExportError, MedallionError
+from medallion.errors import ConfigError, DatabaseError, ExportError, MedallionError
 from spark_jobs import io
 from spark_jobs.config import PipelineConfig, add_job_arguments, config_from_args
 from spark_jobs.session import SessionOptions, build_session
@@ -120,10 +120,12 @@ class ExportHooks:
     """Callbacks at fixed points of the real export path (tests use them to crash it there).
 
     Attributes:
+        before_staging: the staging table exists and is empty; Spark is about to write it.
         after_staging: after Spark wrote the staging table, before the transaction begins.
         before_commit: inside the transaction, after every statement, right before COMMIT.
     """
 
+    before_staging: Callable[[ExportStep], None] | None = None
     after_staging: Callable[[ExportStep], None] | None = None
     before_commit: Callable[[ExportStep], None] | None = None
 
@@ -237,6 +239,44 @@ def read_changes(spark: SparkSession, gold: GoldVersion, start: int, keys: list[
 def _change_feed_gone(exc: BaseException) -> bool:
     text = f"{type(exc).__name__}: {exc}"
     return any(marker in text for marker in _CDF_GONE_MARKERS)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost cause of a Spark failure as one line, e.g. `PSQLException: Connection refused`.
+
+    A Py4J error's text is the whole Java stack trace (over a hundred lines); the deepest
+    `Caused by` is the part that says what happened.
+    """
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            cause = java
+            for _depth in range(20):
+                deeper = cause.getCause()
+                if deeper is None or deeper.equals(cause):
+                    break
+                cause = deeper
+            name = str(cause.getClass().getSimpleName())
+            message = cause.getMessage()
+            return f"{name}: {message}" if message else name
+        except Exception:  # the JVM may be going down too; fall back to the Python text
+            pass
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def spark_write_failed(exc: BaseException, connection: Connection, what: str) -> DatabaseError:
+    """A one-line DatabaseError for a failed Spark JDBC write, password masked."""
+    cause = _one_line(connection.scrub(_root_cause(exc)))
+    return DatabaseError(
+        f"Spark could not write {what} on {connection}: {cause}. Nothing was committed for it; "
+        "check that the server runs and run export again"
+    )
 
 
 # --- writing a target -----------------------------------------------------------------------
@@ -388,6 +428,9 @@ def export_table(
     session.execute(
         dialect.create_table(staging, columns, primary_key=None, extra=[(OP_COLUMN, dialect.op_column_type())])
     )
+    if hooks.before_staging:
+        hooks.before_staging(ExportStep(gold.name, target, version.version, session))
+    what = f"the staging table {staging} of {gold.name!r}"
     mode: Mode = "snapshot"
     from_version: int | None = None
     if previous is not None and previous[0] == version.table_id and previous[1] < version.version:
@@ -396,11 +439,14 @@ def export_table(
             mode, from_version = "changes", previous[1] + 1
         except Exception as exc:
             if not _change_feed_gone(exc):
-                raise
+                raise spark_write_failed(exc, connection, what) from None
             # Rows a failed attempt staged would be resent by the snapshot anyway; start clean.
             session.execute(f"DELETE FROM {dialect.quote(staging)}")
     if mode == "snapshot":
-        write_staging(read_snapshot(spark, version), connection, staging)
+        try:
+            write_staging(read_snapshot(spark, version), connection, staging)
+        except Exception as exc:
+            raise spark_write_failed(exc, connection, what) from None
     if hooks.after_staging:
         hooks.after_staging(ExportStep(gold.name, target, version.version, session))
     upserted, deleted = commit_staged(
@@ -414,6 +460,7 @@ def export_gold(
     cfg: PipelineConfig,
     connections: Mapping[str, Connection] | None = None,
     hooks: ExportHooks | None = None,
+    on_result: Callable[[ExportResult], None] | None = None,
 ) -> list[ExportResult]:
     """Export every table of `scenario.export_tables` into every target of `cfg.targets`.
 
@@ -423,6 +470,8 @@ def export_gold(
         connections: resolved connections per target; None resolves configured servers
             (environment or scenario, see the module docstring).
         hooks: optional callbacks at fixed points of the export (tests).
+        on_result: called with each result right after its transaction committed, so a later
+            failure cannot hide what already reached a database.
 
     Returns:
         One result per (target, table), in that order.
@@ -430,7 +479,9 @@ def export_gold(
     Raises:
         ConfigError: a target has no connection.
         IdentifierError: a table or column name is outside the allowlist.
-        ExportError / DatabaseError: the export could not complete (target left unchanged).
+        ExportError / DatabaseError: the export could not complete (the failed batch left its
+            target unchanged); the one-line message names the failed target and every
+            (table -> target) that committed before it.
     """
     targets = list(dict.fromkeys(cfg.targets))
     if connections is None:
@@ -441,10 +492,29 @@ def export_gold(
     tables = [cfg.scenario.gold_table(name) for name in cfg.scenario.export_tables]
     results: list[ExportResult] = []
     for target in targets:
-        with connect(connections[target]) as session, export_lock(session):
-            for gold in tables:
-                results.append(export_table(spark, cfg, gold, session, target, hooks))
+        try:
+            with connect(connections[target]) as session, export_lock(session):
+                for gold in tables:
+                    result = export_table(spark, cfg, gold, session, target, hooks)
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(result)
+        except DatabaseError as exc:
+            raise type(exc)(_failure_message(target, exc, results)) from None
     return results
+
+
+def _failure_message(target: str, exc: DatabaseError, results: list[ExportResult]) -> str:
+    done = [f"{r.table} -> {r.target}" for r in results if r.mode != "skipped"]
+    current = [f"{r.table} -> {r.target}" for r in results if r.mode == "skipped"]
+    parts = [f"export to {target} failed: {exc}"]
+    if done:
+        parts.append(f"committed before the failure: {', '.join(done)}")
+    if current:
+        parts.append(f"already up to date: {', '.join(current)}")
+    if done or current:
+        parts.append("a rerun skips what is committed and exports the rest exactly once")
+    return "; ".join(parts)
 
 
 def run(
@@ -465,16 +535,19 @@ def parse_targets(value: str) -> tuple[str, ...]:
     return ("postgres", "mysql") if value == "all" else (value,)
 
 
-def run_from_cli(args: argparse.Namespace) -> int:
-    """`medallion export --scenario ... --data DIR --target postgres|mysql|all [--master URL]`."""
+def run_from_cli(args: argparse.Namespace, hooks: ExportHooks | None = None) -> int:
+    """`medallion export --scenario ... --data DIR --target postgres|mysql|all [--master URL]`.
+
+    Each table's result is printed as soon as it committed, so a failure of a later target
+    leaves the earlier ones on stdout. `hooks` are for tests (crash points of the real path).
+    """
     cfg = config_from_args(args, targets=parse_targets(getattr(args, "target", "all")))
     # Resolve before Spark starts: a missing URL or password fails in a blink.
     connections = resolve_connections(cfg.scenario.export, cfg.targets)
     for target, connection in connections.items():
         print(f"[export] {target}: {connection}", flush=True)
     spark = build_session(SessionOptions(app_name="medallion-export", master=cfg.master))
-    for result in export_gold(spark, cfg, connections):
-        print(f"[export] {result.describe()}", flush=True)
+    export_gold(spark, cfg, connections, hooks, on_result=lambda r: print(f"[export] {r.describe()}", flush=True))
     return 0
 
 

@@ -142,8 +142,15 @@ def reap_stale_directories(parent: Path) -> list[Path]:
     """
     removed = []
     for folder in [*parent.glob("medallion-postgresql-*"), *parent.glob("medallion-mariadb-*")]:
+        owner = folder / _OWNER_FILE
+        # Only real folders whose owner file this account wrote: never a link, never another
+        # user's directory in a shared /tmp.
+        if folder.is_symlink() or not folder.is_dir() or owner.is_symlink():
+            continue
         try:
-            pids = [int(p) for p in (folder / _OWNER_FILE).read_text().split()]
+            if owner.stat().st_uid != os.getuid():
+                continue
+            pids = [int(p) for p in owner.read_text().split()]
         except (OSError, ValueError):
             continue
         if pids and not any(_alive(pid) for pid in pids):
@@ -373,23 +380,52 @@ class DatabaseServer:
         assert self.directory is not None
         for _attempt in range(_PORT_ATTEMPTS):
             self.port = free_port()
-            log = self.server_log
-            with log.open("ab") as out:
-                self._process = subprocess.Popen(
-                    self._wrap(self._server_command(self.port), death_signal=self.stop_signal.name),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=self.directory,
-                    start_new_session=True,  # Ctrl-C in a terminal reaches Python, not the server
-                    **self._popen_user_kwargs(),
-                )
-            self._record_owner()
-            if self._wait_ready(log):
+            if self._spawn(self.port):
                 return
             # Another process took the port between probing and binding: try a fresh one.
             self._process = None
         raise DatabaseError(f"{self.label} could not bind a free port after {_PORT_ATTEMPTS} attempts")
+
+    def _spawn(self, port: int) -> bool:
+        """Start the server process on `port`; False when the port was taken."""
+        log = self.server_log
+        with log.open("ab") as out:
+            self._process = subprocess.Popen(
+                self._wrap(self._server_command(port), death_signal=self.stop_signal.name),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.directory,
+                start_new_session=True,  # Ctrl-C in a terminal reaches Python, not the server
+                **self._popen_user_kwargs(),
+            )
+        self._record_owner()
+        return self._wait_ready(log)
+
+    def restart(self) -> Connection:
+        """Start the server process again after it died, on the same directory, port and users.
+
+        For crash tests: the data survives (both servers recover their logs), and the export
+        connection stays valid.
+
+        Raises:
+            DatabaseError: the server was never started, or it does not come back.
+        """
+        if self._connection is None or self.directory is None or self.port is None:
+            raise DatabaseError(f"the {self.label} server was never started; call start() first")
+        if self.running:
+            return self._connection
+        if self._process is not None:
+            self._process.wait()  # reap the dead process
+        if not self._spawn(self.port):
+            self._process = None
+            raise DatabaseError(f"{self.label} could not restart: port {self.port} is taken by another process")
+        return self._connection
+
+    @property
+    def pid(self) -> int | None:
+        """The server process id while it runs (tests kill it to simulate a crash)."""
+        return self._process.pid if self.running and self._process is not None else None
 
     def _wait_ready(self, log: Path) -> bool:
         """Poll the admin socket until a login works; False when the port was taken."""

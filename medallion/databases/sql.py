@@ -19,6 +19,12 @@ from medallion.errors import DatabaseError
 Params = Sequence[Any] | None
 
 
+def driver_message(connection: Connection, exc: BaseException) -> str:
+    """A driver error as one line with the password masked (psycopg's span several lines)."""
+    text = " ".join(connection.scrub(str(exc)).split())
+    return text or type(exc).__name__
+
+
 class SqlSession:
     """One autocommit connection to a target; `transaction()` groups statements atomically."""
 
@@ -32,7 +38,7 @@ class SqlSession:
         return self.connection.kind
 
     def _fail(self, action: str, exc: BaseException) -> DatabaseError:
-        return DatabaseError(f"{action} on {self.connection} failed: {self.connection.scrub(str(exc)).strip()}")
+        return DatabaseError(f"{action} on {self.connection} failed: {driver_message(self.connection, exc)}")
 
     def execute(self, sql: str, params: Params = None) -> int:
         """Run one statement; returns the driver's affected-row count."""
@@ -165,7 +171,7 @@ def connect(connection: Connection, *, connect_timeout: int = 10) -> SqlSession:
                 kwargs.update(host=connection.host, port=connection.port)
             raw = pymysql.connect(**kwargs)
     except Exception as exc:
-        message = connection.scrub(str(exc)).strip()
+        message = driver_message(connection, exc)
         raise DatabaseError(
             f"could not connect to {connection}: {message}. Check that the server runs and that "
             "the user and the password variable are right"

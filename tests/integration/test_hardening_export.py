@@ -1,0 +1,199 @@
+"""A database dying during `medallion export`, and storage failing under `medallion report`.
+
+Real servers and real Spark: the MariaDB server is killed with SIGKILL at fixed points of the
+real export path (ExportHooks), restarted on its data directory, and the export rerun; the
+report is written into a real, full tmpfs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from medallion import cli
+from medallion.databases import Connection, MariaDBServer, PostgresServer
+from medallion.errors import DatabaseError
+from spark_jobs import export
+from spark_jobs.config import PipelineConfig
+from spark_jobs.export import ExportHooks, ExportStep
+from spark_jobs.session import SessionOptions, session_config
+from tests.integration.conftest import reset_database
+from tests.integration.test_export import FIRST, TABLE, db_rows, gold_rows, ledger, merge_gold, row
+
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> PipelineConfig:
+    from generators.scenario import load_scenario
+    from medallion.layout import DataRoot
+
+    return PipelineConfig(scenario=load_scenario("driving"), data=DataRoot(tmp_path / "data"))
+
+
+@pytest.fixture
+def doomed_mariadb() -> Iterator[MariaDBServer]:
+    """A MariaDB server of this test alone: it gets killed."""
+    server = MariaDBServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def production_conf(spark: SparkSession) -> Iterator[None]:
+    """run_from_cli applies production settings to the shared session; put the test's back."""
+    saved = {key: spark.conf.get(key, None) for key in session_config(SessionOptions())}
+    yield
+    for key, value in saved.items():
+        if value is not None and spark.conf.isModifiable(key):
+            spark.conf.set(key, value)
+
+
+def kill(server: MariaDBServer) -> None:
+    pid = server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    while server.running:
+        time.sleep(0.01)
+
+
+def test_database_killed_mid_export_is_one_line_names_committed_targets_and_rerun_is_exactly_once(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    postgres_server: PostgresServer,
+    doomed_mariadb: MariaDBServer,
+    production_conf: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    reset_database(postgres_server)
+    connections: dict[str, Connection] = {"postgres": postgres_server.connection, "mysql": doomed_mariadb.connection}
+    passwords = [c.reveal_password() for c in connections.values()]
+    monkeypatch.setenv("MEDALLION_POSTGRES_URL", f"postgresql://127.0.0.1:{postgres_server.port}/medallion")
+    monkeypatch.setenv("MEDALLION_MYSQL_URL", f"jdbc:mariadb://127.0.0.1:{doomed_mariadb.port}/medallion")
+    monkeypatch.setenv("MEDALLION_POSTGRES_PASSWORD", passwords[0])
+    monkeypatch.setenv("MEDALLION_MYSQL_PASSWORD", passwords[1])
+    args = argparse.Namespace(scenario="driving", profile=None, data=cfg.data.root, target="all", master=None)
+    merge_gold(spark, cfg, FIRST)
+
+    # 1. MariaDB dies while Spark is about to write its staging table (JDBC, inside the JVM).
+    def kill_before_mysql_staging(step: ExportStep) -> None:
+        if step.target == "mysql":
+            kill(doomed_mariadb)
+
+    with pytest.raises(DatabaseError) as failed:
+        export.run_from_cli(args, hooks=ExportHooks(before_staging=kill_before_mysql_staging))
+    message = str(failed.value)
+    out, err = capfd.readouterr()
+    assert failed.value.exit_code == 4
+    assert "\n" not in message and len(message) < 1000, message
+    assert message.startswith("export to mysql failed: Spark could not write the staging table"), message
+    assert f"committed before the failure: {TABLE} -> postgres" in message, message
+    assert "a rerun skips what is committed" in message
+    assert f"{TABLE} -> postgres: 3 upserted" in out  # printed when it committed, before mysql failed
+    assert all(p not in message + out + err for p in passwords)  # also the JVM's own log output
+    assert db_rows(connections["postgres"]) == gold_rows(spark, cfg)
+
+    doomed_mariadb.restart()
+    merge_gold(spark, cfg, [row("c-00002", 8, 0, 8, 41.0), row("c-00005", 9, 0, 1, 5.0)])  # v2
+
+    # 2. MariaDB is stopped between the targets: PostgreSQL commits, MySQL cannot connect.
+    def kill_while_postgres_commits(step: ExportStep) -> None:
+        if step.target == "postgres":
+            kill(doomed_mariadb)
+
+    with pytest.raises(DatabaseError) as failed:
+        export.run_from_cli(args, hooks=ExportHooks(before_commit=kill_while_postgres_commits))
+    message = str(failed.value)
+    out, _ = capfd.readouterr()
+    assert failed.value.exit_code == 4 and "\n" not in message
+    assert message.startswith("export to mysql failed: could not connect to mysql://medallion@127.0.0.1"), message
+    assert f"committed before the failure: {TABLE} -> postgres" in message, message
+    assert f"{TABLE} -> postgres: 2 upserted" in out
+
+    # 3. Back up: the rerun brings MySQL to the current version in one batch, PostgreSQL is skipped.
+    doomed_mariadb.restart()
+    assert export.run_from_cli(args) == 0
+    out, _ = capfd.readouterr()
+    assert f"{TABLE} -> postgres: up to date at Delta version 2" in out
+    assert f"{TABLE} -> mysql: 4 upserted, 0 deleted (Delta v2, full snapshot)" in out
+    expected = gold_rows(spark, cfg)
+    for connection in connections.values():
+        assert db_rows(connection) == expected
+    assert ledger(connections["mysql"]) == [(TABLE, 2, None, "snapshot", 4, 0)]
+    assert ledger(connections["postgres"]) == [(TABLE, 1, None, "snapshot", 3, 0), (TABLE, 2, 2, "changes", 2, 0)]
+
+
+def test_cli_prints_a_killed_database_as_one_line_with_exit_4(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    doomed_mariadb: MariaDBServer,
+    production_conf: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    merge_gold(spark, cfg, FIRST)
+    monkeypatch.setenv("MEDALLION_MYSQL_URL", f"mysql://127.0.0.1:{doomed_mariadb.port}/medallion")
+    monkeypatch.setenv("MEDALLION_MYSQL_PASSWORD", doomed_mariadb.connection.reveal_password())
+    kill(doomed_mariadb)
+    code = cli.main(["export", "--scenario", "driving", "--data", str(cfg.data.root), "--target", "mysql"])
+    out, err = capfd.readouterr()
+    assert code == 4
+    assert err.count("\n") == 1 and err.startswith("medallion export: error: export to mysql failed: could not connect"), err
+    assert doomed_mariadb.connection.reveal_password() not in out + err
+
+
+@pytest.fixture
+def full_folder(tmp_path: Path) -> Iterator[Path]:
+    """A real full file system: a 1 MiB tmpfs filled to the last byte."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        (folder / "report.html").write_text("the previous report")
+        with (folder / "filler").open("wb", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 4096)
+            except OSError:
+                pass
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_report_on_a_full_disk_is_one_line_and_keeps_the_previous_report(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    full_folder: Path,
+    production_conf: None,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from datetime import datetime
+
+    metrics = spark.createDataFrame(
+        [("bronze_x", datetime(2026, 1, 5, 8, i), 100.0 + i, 900 + i, 50 + i) for i in range(5)],
+        "query string, timestamp timestamp, processed_rows_per_second double, trigger_ms bigint, num_input_rows bigint",
+    )
+    metrics.write.format("delta").save(str(cfg.data.metrics))
+    code = cli.main(["report", "--data", str(cfg.data.root), "--out", str(full_folder / "report.html")])
+    _, err = capfd.readouterr()
+    assert code == 1, err
+    assert err.count("\n") == 1 and "medallion report: error: could not write the report" in err, err
+    assert "No space left on device" in err and "free some space" in err
+    assert (full_folder / "report.html").read_text() == "the previous report"
+    assert sorted(p.name for p in full_folder.iterdir()) == ["filler", "report.html"]
