@@ -1152,6 +1152,9 @@ def scenario_from_dict(
     return scenario
 
 
+_SECRET_FIELD = re.compile(r"(password|secret|token|url|_env)[^.]*$", re.IGNORECASE)
+
+
 def describe_validation_error(exc: ValidationError) -> list[str]:
     """One line per problem: dotted field path, the bad value, and what to write instead."""
     problems = []
@@ -1169,6 +1172,10 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
             problems.append(f"{location}: required field is missing; add it")
         elif not location:  # a whole-scenario check: its message names the fields itself
             problems.append(message)
+        elif _SECRET_FIELD.search(location):
+            # A value typed here may be the secret itself (a password in `password_env`, a
+            # URL with credentials): say what is wrong, never what was written.
+            problems.append(f"{location}: {message} (value not shown: it may be a secret)")
         else:
             problems.append(f"{location}: {message} (got {_shown(bad)})")
     if len(errors) > MAX_MESSAGE_PROBLEMS:

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generators.scenario import DatabaseTarget, Export
+from generators.scenario import DatabaseTarget, Export, load_scenario, resolve_scenario_path
 from medallion import cli
 from medallion.databases.connection import external_connection, parse_url, redact_url
 from medallion.databases.targets import resolve_connections
@@ -54,15 +55,24 @@ def test_semicolon_password_in_the_url_is_refused_and_never_printed(
     assert "MEDALLION_POSTGRES_PASSWORD" in err and "Traceback" not in err
 
 
-def test_a_password_typed_into_password_env_is_refused_without_echo() -> None:
-    target = DatabaseTarget(url="postgresql://db.example:5432/medallion", password_env=f"my {SECRET}!")
+def test_a_password_typed_into_password_env_is_refused_without_echo(tmp_path: Path) -> None:
+    # The scenario loader refuses it first...
+    scenario = yaml.safe_load(resolve_scenario_path("driving").read_text(encoding="utf-8"))
+    scenario["export"]["postgres"] = {"password_env": f"my {SECRET}!", "url": f"postgresql://u:{SECRET}@db/x"}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(scenario), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_scenario(tmp_path / "s.yaml")
+    assert SECRET not in str(refused.value)
+    assert "export.postgres.password_env" in str(refused.value)
+    # ...and the export again, for a target built without the loader (e.g. from code).
+    target = DatabaseTarget.model_construct(url="postgresql://db.example:5432/medallion", password_env=f"my {SECRET}!")
     with pytest.raises(ConfigError) as refused:
         external_connection("postgres", target, environ={})
     assert SECRET not in str(refused.value)
     assert "export.postgres.password_env" in str(refused.value)
     # Also where no URL is set (the demo's throwaway servers): the config is wrong either way.
     with pytest.raises(ConfigError) as refused:
-        resolve_connections(Export(postgres=DatabaseTarget(password_env=SECRET.lower())), ["postgres"], environ={})
+        resolve_connections(Export(postgres=DatabaseTarget.model_construct(password_env=SECRET.lower())), ["postgres"], environ={})
     assert SECRET.lower() not in str(refused.value)
 
 
