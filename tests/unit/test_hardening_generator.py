@@ -9,12 +9,12 @@ or read-only file system is needed; those tests skip where mounting is not allow
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -279,15 +279,32 @@ def test_reading_a_damaged_manifest_raises_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", [["--batches", "10"], ["--duration", "30", "--speed", "0"]])
-def test_a_run_reaching_year_10000_stops_with_one_line_and_keeps_its_batches(tmp_path: Path, mode: list[str]) -> None:
+def test_a_run_reaching_the_end_of_time_stops_with_one_line_and_keeps_its_batches(
+    tmp_path: Path, mode: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The scenario refuses a clock.start from year 3000 on, so only a run of thousands of years
+    # reaches year 9999: the guard is tested in-process with its last instant moved to the end
+    # of batch 2 (the small profile's batches are 15 minutes from 2026-01-05T00:00).
+    import generators.runner
+    from medallion import cli
+
+    last = int(datetime(2026, 1, 5, 0, 45, tzinfo=UTC).timestamp() * 1000)
+    monkeypatch.setattr(generators.runner, "LAST_INSTANT_MS", last)
     data = tmp_path / "data"
-    result = generate(data, "--start", "9999-12-31T23:00:00Z", *mode, timeout=60)
-    one_line_error(result, 8, "--start", "batch 3", "9999-12-31T23:59:59.999Z")
+    code = cli.main(["generate", *BASE, "--data", str(data), "--start", "2026-01-05T00:00:00Z", *mode])
+    err = capsys.readouterr().err.strip()
+    assert code == 8 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    for needle in ("--start", "batch 3", "2026-01-05T00:45:00Z"):
+        assert needle in err, (needle, err)
     for entity in ("companies", "drivers", "driver_events"):
         manifests = read_manifests(DataRoot(data), entity)
         assert [m.batch_id for m in manifests] == [0, 1, 2]
         for manifest in manifests:
             assert all((data / f.path).is_file() for f in manifest.files)
-    assert os.listdir(data / "landing" / "driver_events")
     # Asked for no more than fits: no error.
-    assert generate(tmp_path / "fits", "--start", "9999-12-31T23:00:00Z", "--batches", "3").returncode == 0
+    assert cli.main(["generate", *BASE, "--data", str(tmp_path / "fits"), "--start", "2026-01-05T00:00:00Z", "--batches", "3"]) == 0
+
+
+def test_a_start_in_year_9999_is_one_line(tmp_path: Path) -> None:
+    one_line_error(generate(tmp_path / "data", "--start", "9999-12-31T23:00:00Z", "--batches", "3"), 2, "clock.start")
+    assert not (tmp_path / "data" / "landing").exists()
