@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from spark_jobs.export import ExportHooks, ExportStep
 from spark_jobs.session import SessionOptions, session_config
 from tests.integration.conftest import reset_database
 from tests.integration.test_export import FIRST, TABLE, db_rows, gold_rows, ledger, merge_gold, row
+from tests.support.mounts import tmpfs
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
@@ -156,24 +156,9 @@ def test_cli_prints_a_killed_database_as_one_line_with_exit_4(
 
 @pytest.fixture
 def full_folder(tmp_path: Path) -> Iterator[Path]:
-    """A real full file system: a 1 MiB tmpfs filled to the last byte."""
-    folder = tmp_path / "full"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
-                             capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        (folder / "report.html").write_text("the previous report")
-        with (folder / "filler").open("wb", buffering=0) as filler:
-            try:
-                while True:
-                    filler.write(b"\0" * 4096)
-            except OSError:
-                pass
+    """A real full file system: a 1 MiB tmpfs holding a previous report, filled to the last byte."""
+    with tmpfs(tmp_path / "full", "size=1m", full=True, before_filling={"report.html": "the previous report"}) as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_report_on_a_full_disk_is_one_line_and_keeps_the_previous_report(

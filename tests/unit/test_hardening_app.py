@@ -8,7 +8,6 @@ real folders, including a real read-only and a real full file system (tmpfs moun
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from medallion.databases.targets import resolve_connections
 from medallion.demo import DEMO_MARKER, fresh_data_root
 from medallion.errors import ConfigError, MedallionError
 from medallion.paths import DataPathError, check_data_root
+from tests.support.mounts import tmpfs
 
 SECRET = "Pw9xSecretValue42"
 
@@ -252,37 +252,15 @@ def test_data_naming_a_file_is_one_line(command: str, tmp_path: Path, capfd: pyt
 @pytest.fixture
 def read_only_folder(tmp_path: Path) -> Iterator[Path]:
     """A real read-only file system (tmpfs mounted ro): root ignores permission bits."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-                             capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 @pytest.fixture
 def full_folder(tmp_path: Path) -> Iterator[Path]:
     """A real full file system: a 1 MiB tmpfs filled to the last byte."""
-    folder = tmp_path / "full"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
-                             capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        with (folder / "filler").open("wb", buffering=0) as filler:
-            try:
-                while True:
-                    filler.write(b"\0" * 4096)
-            except OSError:
-                pass
+    with tmpfs(tmp_path / "full", "size=1m", full=True) as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 @pytest.mark.parametrize("command", ["pipeline", "report", "demo"])

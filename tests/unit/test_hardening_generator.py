@@ -3,7 +3,7 @@
 a non-zero exit, and nothing already written lost.
 
 Every run is a real `medallion generate` process on real files (tmpfs mounts where a real full
-or read-only file system is needed; those tests skip where mounting is not allowed).
+or read-only file system is needed; they need root, as CI has).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 from generators.manifest import read_manifests
 from medallion.errors import MedallionError
 from medallion.layout import DataRoot
+from tests.support.mounts import mount_tmpfs, unmount_all
 from tests.unit.generator_support import tree_bytes
 
 BASE = ["--scenario", "driving", "--profile", "small", "--seed", "7", "--quiet", "--no-fsync"]
@@ -185,14 +186,7 @@ def mount_point(tmp_path: Path) -> Iterator[Path]:
     point = tmp_path / "mnt"
     point.mkdir()
     yield point
-    while subprocess.run(["umount", str(point)], capture_output=True).returncode == 0:
-        pass
-
-
-def mount_tmpfs(point: Path, options: str) -> None:
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {result.stderr.strip()}")
+    unmount_all(point)
 
 
 def test_data_on_a_read_only_file_system(mount_point: Path) -> None:
