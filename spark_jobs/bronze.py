@@ -27,22 +27,30 @@ def batch_id_from_path(path: Column) -> Column:
     return F.regexp_extract(path, BATCH_IN_FILE_NAME, 1).cast("long")
 
 
-def with_lineage(df: DataFrame) -> DataFrame:
-    """Adds `_raw` (the line's exact bytes), `_line` (the line as text where it is valid UTF-8,
-    else null), `_batch_id` (from the file name) and `_ingested_at`.
+def with_lineage(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame], DataFrame]:
+    """Adds `_raw` (the line's exact bytes), `_line` (the line as text where it is valid UTF-8
+    and at most `max_line_bytes` long, else null), `_batch_id` (from the file name) and
+    `_ingested_at`.
 
     The text source hands over the bytes it read unchanged; a string column holding invalid
     UTF-8 would make the table unreadable to engines that validate strings, so the bytes are
-    kept as binary (the cast copies them as they are) and the text only where it is valid.
+    kept as binary (the cast copies them as they are) and the text only where it is valid. A
+    line past the size limit is kept once, as bytes: a second copy of it as text is what
+    exhausts memory in the layers after bronze.
     """
-    value = F.col("value")
-    return (
-        df.withColumn("_raw", value.cast("binary"))
-        .withColumn("_line", F.when(F.is_valid_utf8(value), value))
-        .drop("value")
-        .withColumn("_batch_id", batch_id_from_path(F.col("_source_file")))
-        .withColumn("_ingested_at", F.current_timestamp())
-    )
+
+    def transform(df: DataFrame) -> DataFrame:
+        value = F.col("value")
+        within = F.octet_length(value) <= F.lit(limits.max_line_bytes)
+        return (
+            df.withColumn("_raw", value.cast("binary"))
+            .withColumn("_line", F.when(within & F.is_valid_utf8(value), value))
+            .drop("value")
+            .withColumn("_batch_id", batch_id_from_path(F.col("_source_file")))
+            .withColumn("_ingested_at", F.current_timestamp())
+        )
+
+    return transform
 
 
 def with_parsed_record(entity: Entity, limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame], DataFrame]:
@@ -50,13 +58,12 @@ def with_parsed_record(entity: Entity, limits: LineLimits = DEFAULT_LIMITS) -> C
 
     This is bronze's "as read" view; silver classifies the raw line itself, because Spark's
     reader accepts trailing garbage and can't tell a wrong type from broken JSON (DESIGN 7).
-    Lines that are not valid UTF-8 or longer than the limit are not parsed (all fields null).
+    Lines without `_line` (not valid UTF-8, or longer than the limit) are not parsed.
     """
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD}
 
     def transform(df: DataFrame) -> DataFrame:
-        within = F.octet_length(F.col("_raw")) <= F.lit(limits.max_line_bytes)
-        parsed = F.from_json(F.when(within, F.col("_line")), read_schema(entity), options)
+        parsed = F.from_json(F.col("_line"), read_schema(entity), options)
         return df.withColumn("_record", parsed).select("*", "_record.*").drop("_record")
 
     return transform
@@ -67,7 +74,7 @@ def to_bronze(entity: Entity, limits: LineLimits = DEFAULT_LIMITS) -> Callable[[
     columns = [field.name for field in bronze_schema(entity).fields]
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.transform(with_lineage).transform(with_parsed_record(entity, limits)).select(*columns)
+        return df.transform(with_lineage(limits)).transform(with_parsed_record(entity, limits)).select(*columns)
 
     return transform
 

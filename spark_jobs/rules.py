@@ -142,8 +142,8 @@ def _deeper_than(text: Column, max_depth: int) -> Column:
 
 
 def with_parsed_json(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame], DataFrame]:
-    """Adds `_line` (the binary `_raw` as text, null unless valid UTF-8), `_json` (the text the
-    rules read: `_line` within the size limit), `_v` (VARIANT of the line, null unless it is a
+    """Adds `_line` (the binary `_raw` as text; null unless valid UTF-8 and within the size
+    limit, as in bronze), `_json` (the text the rules read: `_line`), `_v` (VARIANT of the line, null unless it is a
     well-formed object within the limits), `_malformed`, `_too_long` and `_too_deep`.
 
     The line is parsed wrapped in `[...]`: the parser stops after the first complete value, so
@@ -158,9 +158,11 @@ def with_parsed_json(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame
         raw = F.col("_raw")
         text = raw.cast("string")  # the same bytes; tested before any use as text
         too_long = F.coalesce(F.octet_length(raw) > F.lit(limits.max_line_bytes), F.lit(False))
-        lines = df.withColumn("_line", F.when(F.is_valid_utf8(text), text)).withColumn("_too_long", too_long)
+        lines = df.withColumn("_too_long", too_long).withColumn(
+            "_line", F.when(~F.col("_too_long") & F.is_valid_utf8(text), text)
+        )
         line = F.col("_json")
-        staged = lines.withColumn("_json", F.when(~F.col("_too_long"), F.col("_line"))).withColumn(
+        staged = lines.withColumn("_json", F.col("_line")).withColumn(
             "_too_deep", F.coalesce(_deeper_than(line, limits.max_json_depth), F.lit(False))
         )
         parsed = staged.withColumn(

@@ -32,7 +32,8 @@ SPARK_TYPES: dict[str, DataType] = {
 CORRUPT_RECORD = "_corrupt_record"
 # A landed line in two columns: `_raw`, its exact bytes (binary, as landing files may hold
 # invalid UTF-8, which a string column must not: other engines validate strings and refuse
-# such tables), and `_line`, the same line as text where it is valid UTF-8 (else null).
+# such tables), and `_line`, the same line as text where it is valid UTF-8 and at most
+# `pipeline.max_line_bytes` long (else null).
 RAW_LINE = [
     StructField("_raw", BinaryType(), True),
     StructField("_line", StringType(), True),
