@@ -113,6 +113,11 @@ def rules_for(entity: Entity) -> list[Rule]:
 # --- parsing ------------------------------------------------------------------------------
 
 
+def _json_space() -> Column:
+    # JSON's whitespace: trim() alone takes spaces only, and a line led by a tab is valid.
+    return F.lit(" \t\r\n")
+
+
 def _single_object(text: Column, max_depth: int) -> Column:
     """Whether a line (free of `]` inside its strings: see `with_parsed_json`) is exactly one
     object; the reduction is tried in MAX_NESTING rounds first, the rare rest up to the limit."""
@@ -120,9 +125,9 @@ def _single_object(text: Column, max_depth: int) -> Column:
     rounds = [reduced]
     for _ in range(max(max_depth, MAX_NESTING)):
         rounds.append(F.regexp_replace(rounds[-1], _INNERMOST_GROUP, "X"))
-    is_x = [F.trim(r) == F.lit("X") for r in rounds]
+    is_x = [F.trim(r, _json_space()) == F.lit("X") for r in rounds]
     exact = F.when(is_x[MAX_NESTING], F.lit(True)).otherwise(is_x[-1])
-    return exact & F.ltrim(text).startswith("{")
+    return exact & F.ltrim(text, _json_space()).startswith("{")
 
 
 def _deeper_than(text: Column, max_depth: int) -> Column:
@@ -171,7 +176,7 @@ def with_parsed_json(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame
         one_value = F.col("_w").isNotNull() & F.try_variant_get(F.col("_w"), "$[1]", "variant").isNull()
         bracket_in_code = F.regexp_replace(line, _JSON_STRING, '""').contains("]")
         exact = F.when(line.contains("]") & bracket_in_code, _single_object(line, limits.max_json_depth)).otherwise(
-            F.ltrim(line).startswith("{")
+            F.ltrim(line, _json_space()).startswith("{")
         )
         well_formed = line.isNotNull() & one_value & exact
         return (
