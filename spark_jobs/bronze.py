@@ -16,6 +16,7 @@ from generators.scenario import Entity
 from spark_jobs import io
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, InputWatch
+from spark_jobs.rules import DEFAULT_LIMITS, LineLimits
 from spark_jobs.schemas import BRONZE_PROPERTIES, CORRUPT_RECORD, bronze_schema, read_schema
 
 BATCH_IN_FILE_NAME = r"-b(\d{6})-p\d{2}\.jsonl$"
@@ -26,36 +27,54 @@ def batch_id_from_path(path: Column) -> Column:
     return F.regexp_extract(path, BATCH_IN_FILE_NAME, 1).cast("long")
 
 
-def with_lineage(df: DataFrame) -> DataFrame:
-    """Adds `_batch_id` (from the file name) and `_ingested_at`; keeps the raw line as `_raw`."""
-    return (
-        df.withColumnRenamed("value", "_raw")
-        .withColumn("_batch_id", batch_id_from_path(F.col("_source_file")))
-        .withColumn("_ingested_at", F.current_timestamp())
-    )
+def with_lineage(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame], DataFrame]:
+    """Adds `_raw` (the line's exact bytes), `_line` (the line as text where it is valid UTF-8
+    and at most `max_line_bytes` long, else null), `_batch_id` (from the file name) and
+    `_ingested_at`.
+
+    The text source hands over the bytes it read unchanged; a string column holding invalid
+    UTF-8 would make the table unreadable to engines that validate strings, so the bytes are
+    kept as binary (the cast copies them as they are) and the text only where it is valid. A
+    line past the size limit is kept once, as bytes: a second copy of it as text is what
+    exhausts memory in the layers after bronze.
+    """
+
+    def transform(df: DataFrame) -> DataFrame:
+        value = F.col("value")
+        within = F.octet_length(value) <= F.lit(limits.max_line_bytes)
+        return (
+            df.withColumn("_raw", value.cast("binary"))
+            .withColumn("_line", F.when(within & F.is_valid_utf8(value), value))
+            .drop("value")
+            .withColumn("_batch_id", batch_id_from_path(F.col("_source_file")))
+            .withColumn("_ingested_at", F.current_timestamp())
+        )
+
+    return transform
 
 
-def with_parsed_record(entity: Entity) -> Callable[[DataFrame], DataFrame]:
-    """Parses `_raw` with the entity's explicit schema, PERMISSIVE, keeping `_corrupt_record`.
+def with_parsed_record(entity: Entity, limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame], DataFrame]:
+    """Parses `_line` with the entity's explicit schema, PERMISSIVE, keeping `_corrupt_record`.
 
     This is bronze's "as read" view; silver classifies the raw line itself, because Spark's
     reader accepts trailing garbage and can't tell a wrong type from broken JSON (docs/design.md §5.1).
+    Lines without `_line` (not valid UTF-8, or longer than the limit) are not parsed.
     """
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_RECORD}
 
     def transform(df: DataFrame) -> DataFrame:
-        parsed = F.from_json(F.col("_raw"), read_schema(entity), options)
+        parsed = F.from_json(F.col("_line"), read_schema(entity), options)
         return df.withColumn("_record", parsed).select("*", "_record.*").drop("_record")
 
     return transform
 
 
-def to_bronze(entity: Entity) -> Callable[[DataFrame], DataFrame]:
+def to_bronze(entity: Entity, limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame], DataFrame]:
     """The full bronze transform of landing lines, ending in the bronze schema's select."""
     columns = [field.name for field in bronze_schema(entity).fields]
 
     def transform(df: DataFrame) -> DataFrame:
-        return df.transform(with_lineage).transform(with_parsed_record(entity)).select(*columns)
+        return df.transform(with_lineage(limits)).transform(with_parsed_record(entity, limits)).select(*columns)
 
     return transform
 
@@ -72,7 +91,8 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> Streami
     """Start the bronze stream of one entity."""
     entity = cfg.scenario.entities[entity_name]
     path = ensure_bronze_table(spark, cfg, entity_name)
-    lines = io.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity))
+    io.screen_landing(cfg, entity_name)
+    lines = io.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity, LineLimits.of(cfg.scenario)))
     checkpoint = cfg.checkpoint("bronze", entity_name)
     txn_app_id = io.app_id(checkpoint)
     # Until 2026-11-30 Delta's streaming sink wrote bronze: a batch it wrote whose checkpoint
@@ -97,6 +117,7 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = No
 
     stop = stop or STOP
     order = list(reversed(cfg.scenario.processing_order))
+    io.check_data_root(cfg)
     stages = [[Planned(f"bronze/{name}", partial(start, spark, cfg, name), partial(io.landing_state, cfg, name))]
               for name in order]
     run_queries(stages, stop, watch)

@@ -9,8 +9,11 @@ import json
 import os
 import re
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StructType
 
+from medallion.errors import PipelineError
+from medallion.layout import LAYERS, parse_landing_name
 from spark_jobs.config import PipelineConfig
 
 BatchFunction = Callable[[DataFrame, int], None]
@@ -31,21 +36,144 @@ _VERSION_FILE = re.compile(r"^\d{20}\.(json|checkpoint\b.*\.parquet)$")
 COMPACT_MIN_FILES = 20
 
 
+# Only names of the landing pattern reach Spark's file listing. `screen_landing` moves every
+# other entry aside first; this glob is the second line of defence for a file that lands
+# between the screen and the listing (Spark's reader fails the whole query on a name holding
+# a `:`, e.g. a timestamp, when it builds the name of the file's `.crc` sibling).
+LANDING_GLOB = "*-b[0-9][0-9][0-9][0-9][0-9][0-9]-p[0-9][0-9].jsonl"
+
+
 def read_landing_stream(spark: SparkSession, cfg: PipelineConfig, entity: str) -> DataFrame:
     """Every landed line of an entity as one row: `value` (raw bytes kept) + `_source_file`.
 
     The text source in line mode keeps invalid UTF-8 bytes as they are (splitting a whole file
-    in Spark would replace them), and it skips `.`-prefixed temporary names.
+    in Spark would replace them), and it skips `.`-prefixed temporary names. Call
+    `screen_landing` first: it keeps links and odd names away from Spark's listing.
     """
-    landing = cfg.data.landing_dir(entity)
+    landing = cfg.data.resolve_inside(cfg.data.landing_dir(entity))
     landing.mkdir(parents=True, exist_ok=True)
     return (
         spark.readStream.format("text")
-        .option("pathGlobFilter", "*.jsonl")
+        .option("pathGlobFilter", LANDING_GLOB)
         .option("maxFilesPerTrigger", cfg.scenario.pipeline.max_files_per_trigger)
         .load(str(landing))
         .select(F.col("value"), F.col("_metadata.file_path").alias("_source_file"))
     )
+
+
+# --- the landing screen ------------------------------------------------------------------
+
+REJECTED_DIR = "_rejected"  # under DIR/landing; the file source ignores `_`-prefixed names
+REJECTED_REPORT = "rejected.jsonl"
+# Why an entry of a landing folder was moved aside instead of read.
+OUTSIDE_DATA_ROOT = "outside_data_root"  # a symlink whose target leaves the data root
+SYMLINK = "symlink"  # a symlink inside the data root: the target is read from its own place
+NOT_A_FILE = "not_a_regular_file"  # a folder, a FIFO, a socket, a device
+BAD_FILE_NAME = "bad_file_name"  # not `<entity>-b<batch:06d>-p<part:02d>.jsonl` of this folder
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A landing entry moved aside: where it was, where it is now, and why."""
+
+    entity: str
+    name: str
+    reason: str
+    detail: str
+    moved_to: Path
+
+
+def rejected_dir(cfg: PipelineConfig, entity: str) -> Path:
+    """Where `screen_landing` puts the entries of an entity's landing folder it refuses."""
+    return cfg.data.landing / REJECTED_DIR / entity
+
+
+def landing_verdict(cfg: PipelineConfig, entity: str, entry: os.DirEntry[str]) -> tuple[str, str] | None:
+    """(reason, detail) when a landing folder entry must not be read; None for a landing file.
+
+    The entry itself is examined (lstat): a link is never followed to decide.
+    """
+    info = entry.stat(follow_symlinks=False)
+    if stat.S_ISLNK(info.st_mode):
+        target = os.path.realpath(entry.path)
+        if not cfg.data.is_inside(entry.path):
+            return OUTSIDE_DATA_ROOT, f"a symlink to {target}, outside the data root {cfg.data.root}"
+        return SYMLINK, f"a symlink to {target}; landing files must be regular files"
+    if not stat.S_ISREG(info.st_mode):
+        return NOT_A_FILE, "not a regular file"
+    parsed = parse_landing_name(entry.name)
+    if parsed is None or parsed[0] != entity:
+        return BAD_FILE_NAME, f"expected {entity}-b<batch:6 digits>-p<part:2 digits>.jsonl"
+    return None
+
+
+def screen_landing(cfg: PipelineConfig, entity: str) -> list[Rejected]:
+    """Move every entry of an entity's landing folder that is not a landing file aside, into
+    DIR/landing/_rejected/<entity>/, and record each in DIR/landing/_rejected/rejected.jsonl.
+
+    Spark then lists only regular files with landing names inside the data root. Such entries
+    are moved, not read into quarantine: a link's target is not the project's to copy into the
+    lake, a name without a batch id can't be reconciled with the ledger, and a name Spark can't
+    open would fail the query anyway. The move renames the entry itself (a link stays a link)
+    inside the data root, so nothing of the file was read: the user fixes the name and puts it
+    back to have it ingested, once. `.`-prefixed names (files still being written) are left.
+    """
+    landing = cfg.data.resolve_inside(cfg.data.landing_dir(entity))
+    if not landing.is_dir():
+        return []
+    rejected: list[Rejected] = []
+    with os.scandir(landing) as entries:
+        found = sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
+    for entry in found:
+        try:
+            verdict = landing_verdict(cfg, entity, entry)
+        except FileNotFoundError:  # renamed or removed in the meantime
+            continue
+        if verdict is not None:
+            rejected.append(_move_aside(cfg, entity, entry, *verdict))
+    return rejected
+
+
+def _move_aside(cfg: PipelineConfig, entity: str, entry: os.DirEntry[str], reason: str, detail: str) -> Rejected:
+    folder = cfg.data.resolve_inside(rejected_dir(cfg, entity))
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / entry.name
+    copy = 0
+    while os.path.lexists(target):  # a second file of the same name: keep both
+        copy += 1
+        target = folder / f"{entry.name}~{copy}"
+    os.rename(entry.path, target)  # renames a link itself, never what it points to
+    moved = Rejected(entity, entry.name, reason, detail, target)
+    record = {"at": datetime.now(UTC).isoformat(), "entity": entity, "file": entry.name, "reason": reason,
+              "detail": detail, "moved_to": cfg.data.relative(target.parent) + "/" + target.name}
+    with (folder.parent / REJECTED_REPORT).open("a", encoding="utf-8") as report:
+        report.write(json.dumps(record) + "\n")
+    print(f"[landing] {entity}: {entry.name!r} not ingested ({reason}: {detail}); moved to {target}", flush=True)
+    return moved
+
+
+def check_data_root(cfg: PipelineConfig, entities: list[str] | None = None) -> None:
+    """Refuse (UnsafePathError) a landing folder, lake folder, table, `_delta_log` or checkpoint
+    whose real path leaves the data root, before any query reads or writes there."""
+    data = cfg.data
+    names = list(cfg.scenario.entities) if entities is None else entities
+    paths: list[Path] = [data.landing, *[data.landing_dir(n) for n in names], data.landing / REJECTED_DIR, data.lake]
+    tables = [data.quality, data.metrics]
+    for layer in LAYERS:
+        paths.append(data.lake / layer)
+        tables += [data.table(layer, n) for n in names]
+    tables += [data.table("gold", g.name) for g in cfg.scenario.gold]
+    for table in tables:
+        paths += [table, table / "_delta_log"]
+    checkpoints = data.lake / "_checkpoints"
+    paths.append(checkpoints)
+    if checkpoints.is_dir():
+        for job in sorted(checkpoints.iterdir()):
+            paths.append(job)
+            if job.is_dir() and not job.is_symlink():
+                paths += sorted(job.iterdir())
+    for path in paths:
+        data.resolve_inside(path)
 
 
 def read_delta_stream(spark: SparkSession, path: str, max_files_per_trigger: int | None = None) -> DataFrame:
@@ -118,7 +246,33 @@ def ensure_table(
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
     for key, value in (properties or {}).items():
         builder = builder.property(key, value)
-    return builder.execute()
+    table = builder.execute()
+    require_schema(path, table.toDF().schema, schema)
+    return table
+
+
+def require_schema(path: str, actual: StructType, expected: StructType) -> None:
+    """Refuse (PipelineError) a table whose columns differ from what this version writes.
+
+    createIfNotExists keeps an existing table as it is, so a data root written by an older
+    medallion (e.g. bronze's `_raw` as text, before it became the line's exact bytes) would
+    otherwise fail later, deep in a streaming write. Nullability is not compared.
+    """
+    have = {f.name: f.dataType.simpleString() for f in actual.fields}
+    want = {f.name: f.dataType.simpleString() for f in expected.fields}
+    if have == want:
+        return
+    differ = [f"{name} is {have.get(name, 'missing')}, expected {want.get(name, 'absent')}"
+              for name in [*want, *(n for n in have if n not in want)] if have.get(name) != want.get(name)]
+    raise PipelineError(
+        f"table {path} was written by an older medallion ({'; '.join(differ[:3])}); "
+        "rebuild it: delete the data root's lake folder and run the pipeline again (landing data is kept)"
+    )
+
+
+# What Delta leaves in the `_delta_log` of a creation killed before its first commit: its
+# temporary files (`.`-prefixed) and bookkeeping folders. Anything else is not ours to remove.
+_UNBORN_LOG_ENTRY = re.compile(r"^(\..*|_commits|_staged_commits|_sidecars|\d{20}\.crc)$")
 
 
 def discard_unborn_log(path: str) -> None:
@@ -126,14 +280,25 @@ def discard_unborn_log(path: str) -> None:
 
     Such a folder is not a table (no commit, so no data either), yet Delta's createIfNotExists
     refuses it with DELTA_TABLE_NOT_FOUND, so a pipeline killed at that moment could never
-    restart. Local paths only.
+    restart. Local paths only; a log that is a link, or holds anything Delta does not write
+    there, is refused (PipelineError) rather than removed.
     """
     delta_log = _local_delta_log(path)
-    if delta_log is None:
+    if delta_log is None or not os.path.lexists(delta_log):
         return
-    if delta_log.is_dir() and not any(_VERSION_FILE.match(entry.name) for entry in delta_log.iterdir()):
-        print(f"[delta] {delta_log}: no commit yet (a creation was interrupted); removed", flush=True)
-        shutil.rmtree(delta_log)
+    if delta_log.is_symlink() or not delta_log.is_dir():
+        raise PipelineError(f"{delta_log} is not a folder (a link or a file); medallion won't use or remove it: move it away")
+    names = [entry.name for entry in os.scandir(delta_log)]
+    if any(_VERSION_FILE.match(name) for name in names):
+        return
+    foreign = [name for name in names if not _UNBORN_LOG_ENTRY.match(name)]
+    if foreign:
+        raise PipelineError(
+            f"{delta_log} holds no Delta commit but other files ({', '.join(sorted(foreign)[:3])}); "
+            "medallion won't remove it: move the folder away, then run again"
+        )
+    print(f"[delta] {delta_log}: no commit yet (a creation was interrupted); removed", flush=True)
+    shutil.rmtree(delta_log)
 
 
 def landing_state(cfg: PipelineConfig, entity: str) -> Hashable:

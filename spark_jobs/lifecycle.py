@@ -205,6 +205,9 @@ def job_main(job: str, run: Callable[..., None]) -> None:
     args = parser.parse_args()
     try:
         cfg = config_from_args(args)
+        from spark_jobs.io import check_data_root
+
+        check_data_root(cfg)  # before the lock file is made in the lake, or Spark starts
         STOP.install()
         with CheckpointLock(cfg.data):
             spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=cfg.master))

@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 from generators.scenario import load_scenario
 from medallion.errors import ConfigError, QualityAlert
 from medallion.layout import DataRoot
-from spark_jobs import bronze, gold, io, silver
+from spark_jobs import bronze, gold, io, silver, sql_guard
 from spark_jobs.config import ALL_LAYERS, PipelineConfig
 from spark_jobs.lifecycle import STOP, CheckpointLock, GracefulStop, InputWatch, run_cycles
 from spark_jobs.metrics import MetricsRecorder
@@ -65,6 +65,8 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
 
 def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP) -> PipelineResult:
     """Run the configured layers once (`--once`), or in cycles until stopped (`--continuous`)."""
+    io.check_data_root(cfg)  # before any query reads or writes under the data root
+    sql_guard.check_scenario(spark, cfg.scenario)  # before any query runs scenario SQL
     recorder = MetricsRecorder()
     spark.streams.addListener(recorder)
     alerts = silver.QualityAlerts(cfg.scenario.pipeline.quality_threshold)
@@ -95,6 +97,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
         layers=parse_layers(args.layers),
         master=args.master,
     )
+    io.check_data_root(cfg)  # before the lock file is made in the lake, or Spark starts
     STOP.install()
     with CheckpointLock(cfg.data):  # before Spark starts, so a second copy fails in a blink
         spark = build_session(SessionOptions(app_name="medallion-pipeline", master=cfg.master))

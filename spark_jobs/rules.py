@@ -4,6 +4,8 @@
 action). The column builders classify each raw line strictly from its JSON, because Spark's
 own reader accepts trailing garbage and folds wrong types into `_corrupt_record` (docs/design.md §5.1):
 
+- `line_too_long`: a line of more than `pipeline.max_line_bytes` bytes (not inspected further);
+- `too_deep`: JSON nested deeper than `pipeline.max_json_depth` (not parsed);
 - `malformed_json`: invalid UTF-8, not parseable, trailing content after the object, or not
   an object;
 - `<field>_required`: a required field absent or null;
@@ -26,19 +28,40 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from generators.scenario import Entity, FieldSpec
+from generators.scenario import Entity, FieldSpec, Scenario
 from spark_jobs import sql_guard
 
 QUARANTINE, DROP, WARN, FAIL = "quarantine", "drop", "warn", "fail"
 INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 # Strings, escapes included, then innermost {...} / [...] groups, reduce to "X"; a line that is
-# exactly one JSON object reduces to a single "X". Deeper nesting than MAX_NESTING counts as
-# malformed. Only lines holding a `]` need it (see `with_parsed_json`).
+# exactly one JSON object reduces to a single "X". Only lines holding a `]` need it (see
+# `with_parsed_json`).
 # Possessive quantifiers: no backtracking, about twice as fast on long lines.
 _JSON_STRING = r'"(?:[^"\\]++|\\.)*+"'
 _INNERMOST_GROUP = r"\{[^{}\[\]]*+\}|\[[^{}\[\]]*+\]"
-# Records are flat (scalar fields); 3 levels leave room for a wrong-typed object or array value.
+# Records are flat (scalar fields); 3 levels leave room for a wrong-typed object or array value:
+# most lines holding a `]` reduce in that many rounds, the others take up to the depth limit.
 MAX_NESTING = 3
+# The rules whose reasons say a line was not read as a record; the first that applies is the
+# only reason given (they are of the ledger kind `malformed_json`).
+LINE_TOO_LONG, TOO_DEEP, MALFORMED_JSON = "line_too_long", "too_deep", "malformed_json"
+
+
+@dataclass(frozen=True)
+class LineLimits:
+    """What a line may be before it is not parsed: its size in bytes and its JSON nesting depth
+    (a top-level object is depth 1). From the scenario's `pipeline` section."""
+
+    max_line_bytes: int = 1 << 20
+    max_json_depth: int = 64
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> LineLimits:
+        """The scenario's limits (`pipeline.max_line_bytes`, `pipeline.max_json_depth`)."""
+        return cls(scenario.pipeline.max_line_bytes, scenario.pipeline.max_json_depth)
+
+
+DEFAULT_LIMITS = LineLimits()
 
 
 @dataclass(frozen=True)
@@ -59,7 +82,7 @@ class Rule:
 
 def rules_for(entity: Entity) -> list[Rule]:
     """Every rule of an entity, in the order reasons are listed."""
-    rules = [Rule("malformed_json", "malformed_json")]
+    rules = [Rule(MALFORMED_JSON, "malformed_json"), Rule(LINE_TOO_LONG, "malformed_json"), Rule(TOO_DEEP, "malformed_json")]
     required = set(entity.required_fields)
     for name in entity.fields:
         if name in required:
@@ -87,31 +110,79 @@ def rules_for(entity: Entity) -> list[Rule]:
 # --- parsing ------------------------------------------------------------------------------
 
 
-def _single_object(raw: Column) -> Column:
-    reduced = F.regexp_replace(raw, _JSON_STRING, '""')
-    for _ in range(MAX_NESTING):
-        reduced = F.regexp_replace(reduced, _INNERMOST_GROUP, "X")
-    return (F.trim(reduced) == F.lit("X")) & F.ltrim(raw).startswith("{")
+def _json_space() -> Column:
+    # JSON's whitespace: trim() alone takes spaces only, and a line led by a tab is valid.
+    return F.lit(" \t\r\n")
 
 
-def with_parsed_json(df: DataFrame) -> DataFrame:
-    """Adds `_v` (VARIANT of the raw line, null when malformed) and `_malformed`.
+def _single_object(text: Column, max_depth: int) -> Column:
+    """Whether a line (free of `]` inside its strings: see `with_parsed_json`) is exactly one
+    object; the reduction is tried in MAX_NESTING rounds first, the rare rest up to the limit."""
+    reduced = F.regexp_replace(text, _JSON_STRING, '""')
+    rounds = [reduced]
+    for _ in range(max(max_depth, MAX_NESTING)):
+        rounds.append(F.regexp_replace(rounds[-1], _INNERMOST_GROUP, "X"))
+    is_x = [F.trim(r, _json_space()) == F.lit("X") for r in rounds]
+    exact = F.when(is_x[MAX_NESTING], F.lit(True)).otherwise(is_x[-1])
+    return exact & F.ltrim(text, _json_space()).startswith("{")
+
+
+def _deeper_than(text: Column, max_depth: int) -> Column:
+    """Whether JSON text nests objects/arrays more than `max_depth` levels.
+
+    Only lines with more opening brackets than the limit can be that deep; only they are
+    reduced: strings removed, then the brackets alone, whose innermost pairs go one level per
+    round. A pair still there after `max_depth` rounds sits deeper than the limit (brackets
+    that never pair up, in broken JSON, do not count).
+    """
+    opening = F.length(text) - F.length(F.translate(text, "{[", ""))
+    skeleton = F.regexp_replace(F.regexp_replace(text, _JSON_STRING, ""), r"[^\[\]{}]++", "")
+    for _ in range(max_depth):
+        skeleton = F.regexp_replace(skeleton, r"\{\}|\[\]", "")
+    paired = skeleton.contains("{}") | skeleton.contains("[]")
+    return F.when(opening > F.lit(max_depth), paired).otherwise(F.lit(False))
+
+
+def with_parsed_json(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame], DataFrame]:
+    """Adds `_line` (the binary `_raw` as text; null unless valid UTF-8 and within the size
+    limit, as in bronze), `_json` (the text the rules read: `_line`), `_v` (VARIANT of the line, null unless it is a
+    well-formed object within the limits), `_malformed`, `_too_long` and `_too_deep`.
 
     The line is parsed wrapped in `[...]`: the parser stops after the first complete value, so
     unless the line itself holds a `]`, the wrapper can only close at its own last character -
     the whole line was read - and a second element means content after the object. Only the
     rare line with a `]` takes the exact (regex) test: wrapped, `{...}] junk` would pass.
+    Size is tested before anything reads the line, depth before the parser (which has limits
+    of its own, and would only say "not JSON").
     """
-    raw = F.col("_raw")
-    wrapped = df.withColumn("_w", F.try_parse_json(F.concat(F.lit("["), raw, F.lit("]"))))
-    one_value = F.col("_w").isNotNull() & F.try_variant_get(F.col("_w"), "$[1]", "variant").isNull()
-    exact = F.when(raw.contains("]"), _single_object(raw)).otherwise(F.ltrim(raw).startswith("{"))
-    well_formed = raw.isNotNull() & F.is_valid_utf8(raw) & one_value & exact
-    return (
-        wrapped.withColumn("_malformed", ~F.coalesce(well_formed, F.lit(False)))
-        .withColumn("_v", F.when(~F.col("_malformed"), F.variant_get(F.col("_w"), "$[0]", "variant")))
-        .drop("_w")
-    )
+
+    def transform(df: DataFrame) -> DataFrame:
+        raw = F.col("_raw")
+        text = raw.cast("string")  # the same bytes; tested before any use as text
+        too_long = F.coalesce(F.octet_length(raw) > F.lit(limits.max_line_bytes), F.lit(False))
+        lines = df.withColumn("_too_long", too_long).withColumn(
+            "_line", F.when(~F.col("_too_long") & F.is_valid_utf8(text), text)
+        )
+        line = F.col("_json")
+        staged = lines.withColumn("_json", F.col("_line")).withColumn(
+            "_too_deep", F.coalesce(_deeper_than(line, limits.max_json_depth), F.lit(False))
+        )
+        parsed = staged.withColumn(
+            "_w", F.when(~F.col("_too_deep"), F.try_parse_json(F.concat(F.lit("["), line, F.lit("]"))))
+        )
+        one_value = F.col("_w").isNotNull() & F.try_variant_get(F.col("_w"), "$[1]", "variant").isNull()
+        bracket_in_code = F.regexp_replace(line, _JSON_STRING, '""').contains("]")
+        exact = F.when(line.contains("]") & bracket_in_code, _single_object(line, limits.max_json_depth)).otherwise(
+            F.ltrim(line, _json_space()).startswith("{")
+        )
+        well_formed = line.isNotNull() & one_value & exact
+        return (
+            parsed.withColumn("_malformed", ~F.coalesce(well_formed, F.lit(False)))
+            .withColumn("_v", F.when(~F.col("_malformed"), F.variant_get(F.col("_w"), "$[0]", "variant")))
+            .drop("_w")
+        )
+
+    return transform
 
 
 # --- per-field checks ---------------------------------------------------------------------
@@ -181,7 +252,7 @@ def with_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
         well_formed = ~F.col("_malformed")
         first = [
             *[F.col(c) for c in df.columns],
-            F.when(well_formed, F.from_json(F.col("_raw"), carrier)).alias("_carried"),
+            F.when(well_formed, F.from_json(F.col("_json"), carrier)).alias("_carried"),
             *[F.variant_get(F.col("_v"), f"$.{name}", "variant").alias(f"_jf_{name}") for name in entity.fields],
         ]
         staged = df.select(*first).select(
@@ -248,8 +319,12 @@ def with_foreign_key_checks(entity: Entity, dimension_keys: dict[str, DataFrame 
 def rule_condition(rule: Rule, entity: Entity) -> Column:
     """True when a row breaks a schema-derived rule (check columns must exist)."""
     not_malformed = ~F.col("_malformed")
+    if rule.name == LINE_TOO_LONG:
+        return F.col("_too_long")
+    if rule.name == TOO_DEEP:
+        return ~F.col("_too_long") & F.col("_too_deep")
     if rule.kind == "malformed_json":
-        return F.col("_malformed")
+        return F.col("_malformed") & ~F.col("_too_long") & ~F.col("_too_deep")
     field = rule.field or ""
     if rule.kind == "null_required":
         return not_malformed & _state(field, ABSENT, NULL)
@@ -259,7 +334,7 @@ def rule_condition(rule: Rule, entity: Entity) -> Column:
         retyped = [_state(name, DRIFT) for name in entity.fields]
         absent = [_state(name, ABSENT) for name in entity.fields]
         declared = F.array(*[F.lit(n) for n in entity.fields])
-        unknown = F.size(F.array_except(F.json_object_keys(F.col("_raw")), declared)) > 0
+        unknown = F.size(F.array_except(F.json_object_keys(F.col("_json")), declared)) > 0
         # `And` short-circuits: the object's keys are only listed when a declared field is absent.
         renamed = _any(absent) & unknown
         return not_malformed & (_any(retyped) | renamed)
@@ -349,9 +424,14 @@ def _overlaps(column: str, names: list[str]) -> Column:
     return F.arrays_overlap(F.col(column), F.array(*[F.lit(n) for n in names]))
 
 
-def key_of_raw(entity: Entity) -> Column:
-    """The record's key as a string where the line still has one (also for malformed lines)."""
+def key_of_raw(entity: Entity, limits: LineLimits = DEFAULT_LIMITS) -> Column:
+    """The record's key as a string where the line still has one (also for malformed lines).
+
+    A malformed line's key is looked for in its first `max_line_bytes` bytes, invalid UTF-8
+    replaced (U+FFFD), so the key column only ever holds valid text.
+    """
     parsed = F.try_variant_get(F.col("_v"), f"$.{entity.key}", "string")
     pattern = rf'"{entity.key}"\s*:\s*"?([^",}}]*)'
-    scraped = F.regexp_extract(F.col("_raw"), pattern, 1)
+    head = F.make_valid_utf8(F.substring(F.col("_raw"), 1, limits.max_line_bytes).cast("string"))
+    scraped = F.regexp_extract(head, pattern, 1)
     return F.coalesce(parsed, F.when(scraped != "", scraped))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql.types import (
     ArrayType,
+    BinaryType,
     BooleanType,
     DataType,
     DateType,
@@ -29,9 +30,17 @@ SPARK_TYPES: dict[str, DataType] = {
 }
 
 CORRUPT_RECORD = "_corrupt_record"
+# A landed line in two columns: `_raw`, its exact bytes (binary, as landing files may hold
+# invalid UTF-8, which a string column must not: other engines validate strings and refuse
+# such tables), and `_line`, the same line as text where it is valid UTF-8 and at most
+# `pipeline.max_line_bytes` long (else null).
+RAW_LINE = [
+    StructField("_raw", BinaryType(), True),
+    StructField("_line", StringType(), True),
+]
 BRONZE_LINEAGE = StructType(
     [
-        StructField("_raw", StringType(), True),
+        *RAW_LINE,
         StructField("_source_file", StringType(), False),
         StructField("_batch_id", LongType(), True),
         StructField("_ingested_at", TimestampType(), False),
@@ -61,7 +70,8 @@ def read_schema(entity: Entity) -> StructType:
 
 
 def bronze_schema(entity: Entity) -> StructType:
-    """Bronze: every line as read (fields + `_corrupt_record`) + the raw line + lineage."""
+    """Bronze: every line as read (fields + `_corrupt_record`, parsed from `_line`) + the raw
+    line (`_raw` bytes, `_line` text) + lineage."""
     return StructType([*read_schema(entity).fields, *BRONZE_LINEAGE.fields])
 
 
@@ -88,7 +98,7 @@ QUARANTINE_SCHEMA = StructType(
         StructField("_key", StringType(), True),
         StructField("_reasons", ArrayType(StringType(), False), False),
         StructField("_kinds", ArrayType(StringType(), False), False),
-        StructField("_raw", StringType(), True),
+        *RAW_LINE,
         StructField("_source_file", StringType(), False),
         StructField("_batch_id", LongType(), True),
         StructField("_ingested_at", TimestampType(), True),

@@ -30,8 +30,10 @@ from spark_jobs import io
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, InputWatch
 from spark_jobs.rules import (
+    DEFAULT_LIMITS,
     DROP,
     QUARANTINE,
+    LineLimits,
     Rule,
     key_of_raw,
     rules_for,
@@ -49,7 +51,7 @@ from spark_jobs.schemas import (
 )
 
 NEW, REPLAY, DUPLICATE = "new", "replay", "duplicate"
-KEPT_COLUMNS = ("_raw", "_ingested_at", "_key", "_malformed", "_reasons", "_kinds", "_action", "_fail", "_status")
+KEPT_COLUMNS = ("_raw", "_line", "_ingested_at", "_key", "_malformed", "_reasons", "_kinds", "_action", "_fail", "_status")
 
 
 @dataclass
@@ -68,19 +70,21 @@ class QualityAlerts:
             )
 
 
-def classify(entity: Entity, dimension_keys: dict[str, DataFrame | None]) -> Callable[[DataFrame], DataFrame]:
-    """Bronze rows -> rows with typed fields, `_reasons`, `_kinds`, `_action` and `_key`."""
+def classify(
+    entity: Entity, dimension_keys: dict[str, DataFrame | None], limits: LineLimits = DEFAULT_LIMITS
+) -> Callable[[DataFrame], DataFrame]:
+    """Bronze rows -> rows with `_line`, typed fields, `_reasons`, `_kinds`, `_action` and `_key`."""
     rules = rules_for(entity)
 
     def transform(df: DataFrame) -> DataFrame:
-        # Silver reads the raw line itself; bronze's "as read" columns are not trusted here.
+        # Silver reads the raw bytes itself; bronze's "as read" columns are not trusted here.
         lines = df.select("_raw", "_source_file", "_batch_id", "_ingested_at")
         return (
-            lines.transform(with_parsed_json)
+            lines.transform(with_parsed_json(limits))
             .transform(with_typed_fields(entity))
             .transform(with_foreign_key_checks(entity, dimension_keys))
             .transform(with_rule_results(rules, entity))
-            .withColumn("_key", key_of_raw(entity))
+            .withColumn("_key", key_of_raw(entity, limits))
         )
 
     return transform
@@ -229,13 +233,14 @@ def promote(
 
     refs = {spec.references for spec in entity.fields.values() if spec.references}
     # A self-reference also accepts this batch's valid keys: classify once without them first.
-    pre = batch_df.transform(classify(entity, dict.fromkeys(refs))) if entity_name in refs else None
+    limits = LineLimits.of(cfg.scenario)
+    pre = batch_df.transform(classify(entity, dict.fromkeys(refs), limits)) if entity_name in refs else None
     keys = dimension_keys(spark, cfg, entity_name, pre)
     existing = io.read_delta(spark, silver_path)
     # Keep only what the writes and counts read: the check columns would triple the memory.
     kept = [*silver_schema(entity).fieldNames(), *KEPT_COLUMNS]
     classified = io.materialize(
-        batch_df.transform(classify(entity, keys))
+        batch_df.transform(classify(entity, keys, limits))
         .transform(with_dedupe_status(entity, existing))
         .select(*dict.fromkeys(kept))
     )

@@ -30,9 +30,9 @@ def event(**overrides: object) -> str:
 
 
 def classify_lines(spark: SparkSession, lines: list[str | bytes]):
-    raw = [(line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line) for line in lines]
-    rows = [(text, "file:/x/landing/driver_events/driver_events-b000001-p00.jsonl", 1) for text in raw]
-    df = spark.createDataFrame(rows, "_raw string, _source_file string, _batch_id long").withColumn(
+    raw = [(line if isinstance(line, bytes) else line.encode("utf-8")) for line in lines]
+    rows = [(data, "file:/x/landing/driver_events/driver_events-b000001-p00.jsonl", 1) for data in raw]
+    df = spark.createDataFrame(rows, "_raw binary, _source_file string, _batch_id long").withColumn(
         "_ingested_at", F.current_timestamp()
     )
     keys = spark.createDataFrame([(d,) for d in DRIVERS_OK], "_ref_key string")
@@ -80,7 +80,7 @@ def test_each_defect_gets_its_reason(spark: SparkSession) -> None:
     # One Spark job for all cases (a job per case would take a minute on two cores).
     lines = [line for line, _ in CASES]
     rows = classify_lines(spark, lines).select("_raw", "_reasons").collect()
-    actual = {row["_raw"]: row["_reasons"] for row in rows}
+    actual = {bytes(row["_raw"]).decode(): row["_reasons"] for row in rows}
     assert {line: actual[line] for line in lines} == {line: expected for line, expected in CASES}
 
 
@@ -91,7 +91,7 @@ def test_invalid_utf8_is_malformed(spark: SparkSession, tmp_path) -> None:
     path.write_bytes(invalid + b"\n" + event().encode() + b"\n")
     df = (
         spark.read.text(str(path))
-        .select(F.col("value").alias("_raw"), F.lit(str(path)).alias("_source_file"), F.lit(1).cast("long").alias("_batch_id"))
+        .select(F.col("value").cast("binary").alias("_raw"), F.lit(str(path)).alias("_source_file"), F.lit(1).cast("long").alias("_batch_id"))
         .withColumn("_ingested_at", F.current_timestamp())
     )
     keys = spark.createDataFrame([(d,) for d in DRIVERS_OK], "_ref_key string")
@@ -142,12 +142,12 @@ def test_expectation_actions_decide_the_fate(spark: SparkSession) -> None:
         }
     )
     lines = [event(speed_kmh=150.0), event(speed_kmh=1.0), event(latitude=10.0), event(), event(speed_kmh="x")]
-    rows = [(line, "f", 1) for line in lines]
-    df = spark.createDataFrame(rows, "_raw string, _source_file string, _batch_id long").withColumn(
+    rows = [(line.encode(), "f", 1) for line in lines]
+    df = spark.createDataFrame(rows, "_raw binary, _source_file string, _batch_id long").withColumn(
         "_ingested_at", F.current_timestamp()
     )
     keys = spark.createDataFrame([(d,) for d in DRIVERS_OK], "_ref_key string")
-    result = {r["_raw"]: (r["_reasons"], r["_action"]) for r in df.transform(classify(entity, {"drivers": keys})).collect()}
+    result = {bytes(r["_raw"]).decode(): (r["_reasons"], r["_action"]) for r in df.transform(classify(entity, {"drivers": keys})).collect()}
     assert [result[line] for line in lines] == [
         (["slow_enough"], "valid"),
         (["not_too_slow"], "drop"),

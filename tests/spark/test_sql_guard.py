@@ -4,6 +4,7 @@ vetted function list; every built-in scenario's SQL passes."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from pyspark.sql import SparkSession
@@ -130,3 +131,19 @@ def test_gold_refuses_an_unvetted_where_before_any_query_runs(spark: SparkSessio
     assert info.value.problems == [
         f"gold.company_activity_15m.metrics[1].where ({metric.name}): function java_method is not allowed in scenario SQL"
     ]
+
+
+def test_the_pipeline_refuses_unvetted_sql_before_any_query_runs(spark: SparkSession, tmp_path: Path) -> None:
+    from medallion.layout import DataRoot
+    from spark_jobs import pipeline
+    from spark_jobs.config import PipelineConfig
+
+    scenario = load_scenario("driving")
+    events = scenario.entities["driver_events"]
+    sneaky = Expectation(name="sneaky", sql="java_method('java.lang.System', 'getenv', 'HOME') IS NOT NULL")
+    entities = {**scenario.entities, "driver_events": events.model_copy(update={"expectations": [sneaky]})}
+    cfg = PipelineConfig(scenario=scenario.model_copy(update={"entities": entities}), data=DataRoot(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        pipeline.run(spark, cfg)
+    assert "function java_method is not allowed" in str(info.value)
+    assert not (tmp_path / "lake" / "bronze").exists(), "no layer ran"
