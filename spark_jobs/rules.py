@@ -39,8 +39,7 @@ INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 # Possessive quantifiers: no backtracking, about twice as fast on long lines.
 _JSON_STRING = r'"(?:[^"\\]++|\\.)*+"'
 _INNERMOST_GROUP = r"\{[^{}\[\]]*+\}|\[[^{}\[\]]*+\]"
-# Records are flat (scalar fields); 3 levels leave room for a wrong-typed object or array value:
-# most lines holding a `]` reduce in that many rounds, the others take up to the depth limit.
+# Records are flat (scalar fields); 3 levels leave room for a wrong-typed object or array value.
 MAX_NESTING = 3
 # The rules whose reasons say a line was not read as a record; the first that applies is the
 # only reason given (they are of the ledger kind `malformed_json`).
@@ -115,32 +114,31 @@ def _json_space() -> Column:
     return F.lit(" \t\r\n")
 
 
-def _single_object(text: Column, max_depth: int) -> Column:
+def _single_object(text: Column) -> Column:
     """Whether a line (free of `]` inside its strings: see `with_parsed_json`) is exactly one
-    object; the reduction is tried in MAX_NESTING rounds first, the rare rest up to the limit."""
+    object, nested at most MAX_NESTING levels (a deeper line holding a `]` counts as malformed)."""
     reduced = F.regexp_replace(text, _JSON_STRING, '""')
-    rounds = [reduced]
-    for _ in range(max(max_depth, MAX_NESTING)):
-        rounds.append(F.regexp_replace(rounds[-1], _INNERMOST_GROUP, "X"))
-    is_x = [F.trim(r, _json_space()) == F.lit("X") for r in rounds]
-    exact = F.when(is_x[MAX_NESTING], F.lit(True)).otherwise(is_x[-1])
-    return exact & F.ltrim(text, _json_space()).startswith("{")
+    for _ in range(MAX_NESTING):
+        reduced = F.regexp_replace(reduced, _INNERMOST_GROUP, "X")
+    return (F.trim(reduced, _json_space()) == F.lit("X")) & F.ltrim(text, _json_space()).startswith("{")
 
 
 def _deeper_than(text: Column, max_depth: int) -> Column:
     """Whether JSON text nests objects/arrays more than `max_depth` levels.
 
-    Only lines with more opening brackets than the limit can be that deep; only they are
-    reduced: strings removed, then the brackets alone, whose innermost pairs go one level per
-    round. A pair still there after `max_depth` rounds sits deeper than the limit (brackets
-    that never pair up, in broken JSON, do not count).
+    Only lines with more opening brackets than the limit can be that deep; only they are read,
+    twice, by Spark's JSON reader: once with the limit as its nesting bound and once without a
+    practical bound. Failing the first only is too deep; failing both is broken JSON (left to
+    `malformed_json`). The expression stays small whatever the limit (a reduction per level
+    made generated code pass the JVM's 64 KB method limit and fall back to the interpreter).
     """
     opening = F.length(text) - F.length(F.translate(text, "{[", ""))
-    skeleton = F.regexp_replace(F.regexp_replace(text, _JSON_STRING, ""), r"[^\[\]{}]++", "")
-    for _ in range(max_depth):
-        skeleton = F.regexp_replace(skeleton, r"\{\}|\[\]", "")
-    paired = skeleton.contains("{}") | skeleton.contains("[]")
-    return F.when(opening > F.lit(max_depth), paired).otherwise(F.lit(False))
+
+    def unreadable(depth: int) -> Column:
+        options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_c", "maxNestingDepth": str(depth)}
+        return F.from_json(text, "_c string", options).getField("_c").isNotNull()
+
+    return F.when(opening > F.lit(max_depth), unreadable(max_depth) & ~unreadable(1 << 30)).otherwise(F.lit(False))
 
 
 def with_parsed_json(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame], DataFrame]:
@@ -172,7 +170,7 @@ def with_parsed_json(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame
         )
         one_value = F.col("_w").isNotNull() & F.try_variant_get(F.col("_w"), "$[1]", "variant").isNull()
         bracket_in_code = F.regexp_replace(line, _JSON_STRING, '""').contains("]")
-        exact = F.when(line.contains("]") & bracket_in_code, _single_object(line, limits.max_json_depth)).otherwise(
+        exact = F.when(line.contains("]") & bracket_in_code, _single_object(line)).otherwise(
             F.ltrim(line, _json_space()).startswith("{")
         )
         well_formed = line.isNotNull() & one_value & exact

@@ -359,7 +359,7 @@ def test_export_service_on_the_compose_cluster(
     cluster, _ = compose_cluster
     pg, my = export_connections["postgres"], export_connections["mysql"]
     secrets = {"MEDALLION_POSTGRES_PASSWORD": pg.reveal_password(), "MEDALLION_MYSQL_PASSWORD": my.reveal_password(),
-               "JUPYTER_TOKEN": "unused"}
+               "JUPYTER_TOKEN": "unused", "MEDALLION_CONTROL_TOKEN": CONTROL_TOKEN}
     services = load_compose(secrets)["services"]
     data = tmp_path / "data"
     local = {"/data": str(data), "spark://spark-master:7077": cluster.url,
