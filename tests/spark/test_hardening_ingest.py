@@ -25,6 +25,7 @@ from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.pipeline import run
 from spark_jobs.schemas import bronze_schema
+from tests.support.text import is_utf8
 
 pytestmark = pytest.mark.spark
 
@@ -120,7 +121,7 @@ def test_every_table_is_valid_for_arrow_and_keeps_invalid_utf8_lines_as_their_by
     for path in tables:
         RsDeltaTable(str(path)).to_pyarrow_table().validate(full=True)  # raises on invalid UTF-8 in strings
     landed = {line.rstrip(b"\n") for file in cfg.data.landing_dir("driver_events").glob("*.jsonl") for line in file.open("rb")}
-    invalid = {line for line in landed if not _is_utf8(line)}
+    invalid = {line for line in landed if not is_utf8(line)}
     assert invalid, "the driving scenario writes invalid UTF-8 lines on purpose"
     for layer in ("bronze", "quarantine"):
         arrow = RsDeltaTable(cfg.table(layer, "driver_events")).to_pyarrow_table(columns=["_raw", "_line"])
@@ -129,14 +130,6 @@ def test_every_table_is_valid_for_arrow_and_keeps_invalid_utf8_lines_as_their_by
         kept = {r["_raw"] for r in rows if r["_line"] is None}
         assert kept == invalid, layer
         assert all(r["_line"].encode() == r["_raw"] for r in rows if r["_line"] is not None), layer
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def test_a_long_line_and_a_2000_deep_object_get_their_own_reasons(spark: SparkSession, tmp_path: Path) -> None:

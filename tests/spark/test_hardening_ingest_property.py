@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from generators.scenario import load_scenario
 from spark_jobs.rules import LineLimits
 from spark_jobs.silver import classify
+from tests.support.text import is_utf8
 
 pytestmark = pytest.mark.spark
 
@@ -135,16 +136,10 @@ def test_every_line_is_valid_or_has_a_reason_and_valid_lines_stay_valid(
         assert reasons or action == "valid", line
         assert action == "valid" or reasons, line
         within = len(line) <= LIMITS.max_line_bytes
-        assert row["_line"] == (line.decode("utf-8") if within and _is_utf8(line) else None), line
+        assert row["_line"] == (line.decode("utf-8") if within and is_utf8(line) else None), line
         if fate == VALID:
             assert (reasons, action) == ([], "valid"), line
         elif fate is not None:
             assert reasons == [fate], line
 
 
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
