@@ -15,8 +15,8 @@ import numpy as np
 
 from generators import kernels
 from generators.samplers import MS_PER_HOUR, Frame, shape_multipliers
-from generators.scenario import Arrival, Entity
 from generators.streams import Streams, hash_uniform
+from medallion.contracts.scenario import Arrival, Entity
 
 
 @dataclass

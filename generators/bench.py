@@ -38,15 +38,11 @@ from typing import Any
 import numpy as np
 
 from generators.engine import Batch, Engine
-from generators.scenario import (
-    CategoricalSample,
-    Entity,
-    NormalSample,
-    UniformSample,
-    load_scenario,
-)
 from generators.writer import LandingWriter, PipelinedWriter, WriteStats, start_writeback
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.sampler_specs import CategoricalSample, NormalSample, UniformSample
+from medallion.contracts.scenario import Entity
+from medallion.contracts.scenario_loader import load_scenario
 
 Result = dict[str, Any]
 SEED = 7

@@ -8,13 +8,13 @@ reported with its dotted path, the bad value and what to write instead.
 from __future__ import annotations
 
 from generators import vocab
-from generators.scenario import (
+from medallion.contracts.errors import ConfigError
+from medallion.contracts.sampler_specs import (
     BooleanSample,
     CategoricalSample,
     ConstantSample,
     DegradationSample,
     DerivedSample,
-    Entity,
     IntervalTimeSample,
     LognormalSample,
     NormalSample,
@@ -22,17 +22,15 @@ from generators.scenario import (
     PoissonSample,
     ReferenceSample,
     RemainingLifeSample,
-    Scenario,
     SequenceSample,
     ShapedSample,
     UniformSample,
     UnitSample,
     UuidSample,
     VocabularySample,
-    bounded_problems,
-    short,
 )
-from medallion.errors import ConfigError
+from medallion.contracts.scenario import Entity, Scenario
+from medallion.contracts.scenario_base import bounded_problems, short
 
 NUMERIC = ("int", "long", "double")
 _FITS: dict[type, tuple[str, ...]] = {

@@ -10,9 +10,10 @@ from types import FrameType
 from typing import Any
 
 from generators.checks import check_scenario
-from generators.scenario import Scenario, load_scenario, scenario_json_schema
-from medallion.errors import ConfigError
-from medallion.layout import DataRoot
+from medallion.contracts.errors import ConfigError
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario import Scenario
+from medallion.contracts.scenario_loader import load_scenario, scenario_json_schema
 
 
 def load_for_generate(args: argparse.Namespace) -> Scenario:

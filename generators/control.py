@@ -44,9 +44,9 @@ from pydantic import BaseModel
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from generators.runner import Runner
-from medallion import __version__
-from medallion.errors import ConfigError, GeneratorError, MedallionError
-from medallion.layout import DataRoot
+from medallion.contracts.errors import ConfigError, GeneratorError, MedallionError
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.version import __version__
 
 TOKEN_ENV = "MEDALLION_CONTROL_TOKEN"
 HOSTS_ENV = "MEDALLION_CONTROL_HOSTS"

@@ -30,8 +30,9 @@ import numpy as np
 
 from generators import encode
 from generators.samplers import Column
-from generators.scenario import DriftSpec, Entity, FieldSpec, Scenario, SequenceSample, UuidSample
 from generators.streams import Streams
+from medallion.contracts.sampler_specs import SequenceSample, UuidSample
+from medallion.contracts.scenario import DriftSpec, Entity, FieldSpec, Scenario
 
 ROW_KINDS = ("malformed_json", "null_required", "wrong_type", "out_of_range", "orphan_fk", "late", "out_of_order")
 GARBAGE = (b" junk", b"}", b'{"retry":true}', b",", b"<EOF>", b'"x"')

@@ -30,9 +30,10 @@ from generators.checks import check_scenario, field_order
 from generators.defects import DefectInjector, Injected
 from generators.ledger import Ledger, LedgerBuilder, concat_columns, quoted
 from generators.samplers import Column, Frame, SampleContext, added_field_column, sample_field
-from generators.scenario import DEFECT_KINDS, Scenario, defect_fate
 from generators.streams import Streams
-from medallion.layout import landing_file_name
+from medallion.contracts.layout import landing_file_name
+from medallion.contracts.scenario import Scenario
+from medallion.contracts.scenario_base import DEFECT_KINDS, defect_fate
 
 BLOCK_ROWS = 2048  # rows assembled at once: ~350 KB of text, hashed and written while in the L2 cache
 DUPLICATE_POOL = 64  # clean lines of a batch kept as duplicate sources for the next one

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from generators.engine import Batch, Engine
-from generators.scenario import Scenario
 from generators.writer import (
     LandingWriter,
     PipelinedWriter,
@@ -32,8 +31,9 @@ from generators.writer import (
     parse_landing_temporary,
     resume_point,
 )
-from medallion.errors import ConfigError, GeneratorError
-from medallion.layout import DataRoot, parse_landing_name
+from medallion.contracts.errors import ConfigError, GeneratorError
+from medallion.contracts.layout import DataRoot, parse_landing_name
+from medallion.contracts.scenario import Scenario
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 # The last instant an ISO-8601 timestamp with a four-digit year can hold: batches ending later

@@ -15,14 +15,13 @@ from typing import Any
 import numpy as np
 
 from generators import encode, kernels, vocab
-from generators.scenario import (
+from generators.streams import Streams, hash_uniform
+from medallion.contracts.sampler_specs import (
     BooleanSample,
     CategoricalSample,
     ConstantSample,
     DegradationSample,
     DerivedSample,
-    Entity,
-    FieldSpec,
     IntervalTimeSample,
     LognormalSample,
     NormalSample,
@@ -37,7 +36,7 @@ from generators.scenario import (
     UuidSample,
     VocabularySample,
 )
-from generators.streams import Streams, hash_uniform
+from medallion.contracts.scenario import Entity, FieldSpec
 
 MS_PER_HOUR = 3_600_000
 MS_PER_DAY = 86_400_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from medallion.errors import ConfigError
+from medallion.contracts.errors import ConfigError
 
 VOCABULARY_DIR = Path(__file__).resolve().parent / "vocabularies"
 

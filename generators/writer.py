@@ -33,11 +33,11 @@ import numpy as np
 
 from generators.engine import Batch, EntityBatch
 from generators.ledger import Ledger
-from generators.manifest import ManifestError, check_manifest
-from generators.scenario import Scenario
-from medallion import __version__
-from medallion.errors import GeneratorError, UnsafePathError
-from medallion.layout import DataRoot, landing_file_name, parse_landing_name
+from medallion.contracts.errors import GeneratorError, UnsafePathError
+from medallion.contracts.layout import DataRoot, landing_file_name, parse_landing_name
+from medallion.contracts.manifest import ManifestError, check_manifest
+from medallion.contracts.scenario import Scenario
+from medallion.contracts.version import __version__
 
 FORMAT_VERSION = 1
 # The generator's own temporaries, by folder: a landing file's name behind a dot, a manifest's

@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from medallion.errors import MedallionError
+from medallion.contracts.errors import MedallionError
 
 GROUPS = ("generator", "pipeline")
 

@@ -11,8 +11,8 @@ import re
 import shutil
 import subprocess
 
-from medallion.errors import SetupError
-from medallion.jars import jars_dir, missing_jars, resolve_jars
+from medallion.contracts.errors import SetupError
+from spark_jobs.jars import jars_dir, missing_jars, resolve_jars
 
 
 def java_major() -> int | None:
@@ -27,7 +27,7 @@ def java_major() -> int | None:
 
 def check_tools() -> list[str]:
     """Problems with the machine's tools, each with its fix; empty when all is well."""
-    from medallion.databases.binaries import find_mariadb, find_postgres
+    from medallion.local.binaries import find_mariadb, find_postgres
 
     problems = []
     major = java_major()

@@ -8,9 +8,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from medallion import __version__
-from medallion.errors import MedallionError
-from medallion.paths import STORAGE_ERRNOS, check_data_root, check_output_file, storage_error
+from medallion.contracts.errors import MedallionError
+from medallion.contracts.paths import (
+    STORAGE_ERRNOS,
+    check_data_root,
+    check_output_file,
+    storage_error,
+)
+from medallion.contracts.version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 # Text of a JVM-side failure that is really the disk (Spark wraps it in a Py4J error).
@@ -114,7 +119,7 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _jars(args: argparse.Namespace) -> int:
-    from medallion.jars import jar_paths
+    from spark_jobs.jars import jar_paths
 
     paths = [str(p) for p in jar_paths()]
     print(",".join(paths) if args.csv else "\n".join(paths))

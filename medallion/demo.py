@@ -20,11 +20,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from generators.manifest import read_manifests
-from generators.scenario import Scenario, load_scenario
-from medallion.errors import MedallionError, VerificationFailed
-from medallion.layout import DataRoot
-from medallion.paths import storage_error
+from medallion.contracts.errors import MedallionError, VerificationFailed
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.manifest import read_manifests
+from medallion.contracts.paths import storage_error
+from medallion.contracts.scenario import Scenario
+from medallion.contracts.scenario_loader import load_scenario
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -167,11 +168,11 @@ def run_demo(args: argparse.Namespace) -> int:
     """The demo itself; returns the exit code."""
     from medallion import cli
     from medallion.bootstrap import check_tools
-    from medallion.databases import open_connections
-    from medallion.jars import resolve_jars
+    from medallion.local import open_connections
     from medallion.verify import render, verify
     from spark_jobs import export, pipeline
     from spark_jobs.config import PipelineConfig
+    from spark_jobs.jars import resolve_jars
     from spark_jobs.lifecycle import STOP, CheckpointLock
     from spark_jobs.session import SessionOptions, build_session
 

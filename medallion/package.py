@@ -26,7 +26,7 @@ def build_pyfiles_zip(out: Path) -> Path:
 def run_from_cli(args: argparse.Namespace) -> int:
     """Build the zip and print the spark-submit line that uses it."""
     out = build_pyfiles_zip(Path(args.out))
-    from medallion.jars import jar_paths
+    from spark_jobs.jars import jar_paths
 
     jars = ",".join(str(p) for p in jar_paths())
     print(f"wrote {out}")

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from medallion.errors import MedallionError
-from medallion.layout import DataRoot
-from medallion.paths import storage_error
+from medallion.contracts.errors import MedallionError
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.paths import storage_error
 
 
 def _png(figure: Any) -> str:
@@ -123,8 +123,8 @@ def build_html(metrics: list[dict[str, Any]], quality: list[dict[str, Any]], dat
 
 def run_from_cli(args: argparse.Namespace) -> int:
     """`medallion report --data DIR [--out FILE]`"""
-    from spark_jobs.io import read_delta
     from spark_jobs.session import SessionOptions, build_session
+    from spark_jobs.storage import read_delta
 
     data = DataRoot(args.data)
     spark = build_session(SessionOptions(app_name="medallion-report", master=args.master))

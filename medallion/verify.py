@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generators.manifest import BatchManifest, read_manifests
-from generators.scenario import Entity, Scenario, defect_fate, load_scenario
-from medallion.errors import VerificationFailed
-from medallion.layout import DataRoot
+from medallion.contracts.errors import VerificationFailed
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.manifest import BatchManifest, read_manifests
+from medallion.contracts.scenario import Entity, Scenario
+from medallion.contracts.scenario_base import defect_fate
+from medallion.contracts.scenario_loader import load_scenario
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def verify_entity(spark: Any, scenario: Scenario, data: DataRoot, entity_name: s
     """Every ledger check of one entity."""
     from pyspark.sql import functions as F
 
-    from spark_jobs.io import read_delta
+    from spark_jobs.storage import read_delta
 
     entity = scenario.entities[entity_name]
     ledger = read_ledger(data, entity_name, entity)
@@ -190,7 +192,7 @@ def verify_gold(spark: Any, scenario: Scenario, data: DataRoot) -> list[Check]:
     """Each gold table equals its recomputation from silver, cell by cell."""
     from spark_jobs.config import PipelineConfig
     from spark_jobs.gold import load_dimensions, recompute
-    from spark_jobs.io import read_delta
+    from spark_jobs.storage import read_delta
 
     cfg = PipelineConfig(scenario=scenario, data=data)
     checks = []

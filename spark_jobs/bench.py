@@ -23,8 +23,8 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from generators.scenario import load_scenario
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
 from spark_jobs import gold
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, stop_after_current_batch

@@ -12,8 +12,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from generators.scenario import Entity
-from spark_jobs import io
+from medallion.contracts.scenario import Entity
+from spark_jobs import storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, InputWatch
 from spark_jobs.rules import DEFAULT_LIMITS, LineLimits
@@ -83,7 +83,7 @@ def ensure_bronze_table(spark: SparkSession, cfg: PipelineConfig, entity_name: s
     """Create an entity's bronze table unless it exists (its writer or its reader may come
     first); returns its path."""
     path = cfg.table("bronze", entity_name)
-    io.ensure_table(spark, path, bronze_schema(cfg.scenario.entities[entity_name]), BRONZE_PROPERTIES)
+    storage.ensure_table(spark, path, bronze_schema(cfg.scenario.entities[entity_name]), BRONZE_PROPERTIES)
     return path
 
 
@@ -91,19 +91,19 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> Streami
     """Start the bronze stream of one entity."""
     entity = cfg.scenario.entities[entity_name]
     path = ensure_bronze_table(spark, cfg, entity_name)
-    io.screen_landing(cfg, entity_name)
-    lines = io.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity, LineLimits.of(cfg.scenario)))
+    storage.screen_landing(cfg, entity_name)
+    lines = storage.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity, LineLimits.of(cfg.scenario)))
     checkpoint = cfg.checkpoint("bronze", entity_name)
-    txn_app_id = io.app_id(checkpoint)
+    txn_app_id = storage.app_id(checkpoint)
     # Until 2026-11-30 Delta's streaming sink wrote bronze: a batch it wrote whose checkpoint
     # commit a crash lost must not be written again by the new path.
-    sink_written = io.delta_sink_version(checkpoint, path)
+    sink_written = storage.delta_sink_version(checkpoint, path)
 
     def each_batch(batch_df: DataFrame, micro_batch_id: int) -> None:
         if micro_batch_id > sink_written:
-            io.append_idempotent(batch_df, path, txn_app_id, micro_batch_id)
+            storage.append_idempotent(batch_df, path, txn_app_id, micro_batch_id)
 
-    return io.start_batches(lines, f"bronze_{entity_name}", checkpoint, each_batch)
+    return storage.start_batches(lines, f"bronze_{entity_name}", checkpoint, each_batch)
 
 
 def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None, watch: InputWatch | None = None) -> None:
@@ -117,12 +117,12 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = No
 
     stop = stop or STOP
     order = list(reversed(cfg.scenario.processing_order))
-    io.check_data_root(cfg)
-    stages = [[Planned(f"bronze/{name}", partial(start, spark, cfg, name), partial(io.landing_state, cfg, name))]
+    storage.check_data_root(cfg)
+    stages = [[Planned(f"bronze/{name}", partial(start, spark, cfg, name), partial(storage.landing_state, cfg, name))]
               for name in order]
     run_queries(stages, stop, watch)
     if not stop.requested.is_set():
-        io.compact_small_files(spark, [cfg.table("bronze", name) for name in order])
+        storage.compact_small_files(spark, [cfg.table("bronze", name) for name in order])
 
 
 def main() -> None:

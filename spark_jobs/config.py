@@ -9,8 +9,9 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from generators.scenario import Scenario, load_scenario
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario import Scenario
+from medallion.contracts.scenario_loader import load_scenario
 
 ALL_LAYERS = ("bronze", "silver", "gold")
 

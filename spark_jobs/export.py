@@ -28,7 +28,7 @@ export batch: export_id, table_name, delta_table_id, delta_version, from_version
 snapshot), mode ('snapshot' | 'changes'), rows_upserted, rows_deleted, exported_at (UTC).
 
 Where the data goes: `run(spark, cfg, connections=...)` takes resolved connections (the demo
-starts throwaway servers with `medallion.databases.open_connections` and passes them in).
+starts throwaway servers with `medallion.local.open_connections` and passes them in).
 Without them, and always from the command line, the servers must be configured because they
 must outlive the command: `$MEDALLION_POSTGRES_URL` / `$MEDALLION_MYSQL_URL` (override) or
 `export.<kind>.url` in the scenario; user from `$MEDALLION_<KIND>_USER` or `export.<kind>.user`;
@@ -50,7 +50,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from generators.scenario import GoldTable
+from medallion.contracts.errors import ConfigError, DatabaseError, ExportError, MedallionError
+from medallion.contracts.scenario import GoldTable
 from medallion.databases.connection import Connection
 from medallion.databases.dialects import (
     LEDGER_TABLE,
@@ -62,8 +63,7 @@ from medallion.databases.dialects import (
 )
 from medallion.databases.sql import SqlSession, connect
 from medallion.databases.targets import resolve_connections
-from medallion.errors import ConfigError, DatabaseError, ExportError, MedallionError
-from spark_jobs import io
+from spark_jobs import storage
 from spark_jobs.config import PipelineConfig, add_job_arguments, config_from_args
 from spark_jobs.session import SessionOptions, build_session
 
@@ -208,7 +208,7 @@ class GoldVersion:
 
 def gold_version(spark: SparkSession, path: str, name: str) -> GoldVersion:
     """The Delta table id and latest version of a gold table."""
-    if not io.is_delta_table(spark, path):
+    if not storage.is_delta_table(spark, path):
         raise ExportError(
             f"gold table {name!r} does not exist at {path}: run `medallion pipeline` for this "
             "scenario and data root first"

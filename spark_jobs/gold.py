@@ -19,8 +19,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from generators.scenario import GoldTable, Metric, Scenario
-from spark_jobs import io, sql_guard
+from medallion.contracts.scenario import GoldTable, Metric, Scenario
+from spark_jobs import sql_guard, storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, InputWatch
 
@@ -123,11 +123,11 @@ def recompute_cells(
 
 def merge_into_gold(spark: SparkSession, path: str, rows: DataFrame, gold: GoldTable) -> None:
     """Upsert recomputed cells by (group keys, window_start)."""
-    io.ensure_table(spark, path, rows.schema, GOLD_PROPERTIES)
-    if io.data_file_count(spark, path) == 0:
+    storage.ensure_table(spark, path, rows.schema, GOLD_PROPERTIES)
+    if storage.data_file_count(spark, path) == 0:
         # Into an empty table a MERGE only inserts, after a join with nothing (3-4 s here). A
         # replay of this micro-batch finds the rows in and merges, which changes nothing.
-        io.append(rows, path)
+        storage.append(rows, path)
         return
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in gold.key_columns)
     (
@@ -146,7 +146,7 @@ def load_dimensions(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -
 
     dimensions = {}
     for lookup in gold.lookups:
-        table = io.read_delta(spark, cfg.table("silver", lookup.entity))
+        table = storage.read_delta(spark, cfg.table("silver", lookup.entity))
         if table is None:
             table = spark.createDataFrame([], silver_schema(cfg.scenario.entities[lookup.entity]))
         dimensions[lookup.entity] = table
@@ -171,7 +171,7 @@ def update(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, changed: D
             highest = changed.agg(F.max("_batch_id")).collect()[0][0]
             for observer in COMMIT_OBSERVERS:
                 observer(gold.name, int(highest))
-        io.compact_small_files(spark, [cfg.table("gold", gold.name)])  # this query is its only writer
+        storage.compact_small_files(spark, [cfg.table("gold", gold.name)])  # this query is its only writer
     finally:
         changed.unpersist()
 
@@ -184,20 +184,20 @@ def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> Streamin
     source = ensure_silver_table(spark, cfg, gold.source)
     # The gold table exists from the start (empty if no rows arrive), for export and verify.
     empty = spark.createDataFrame([], silver_schema(cfg.scenario.entities[gold.source]))
-    io.ensure_table(spark, cfg.table("gold", gold.name), recompute(gold, empty, load_dimensions(spark, cfg, gold)).schema, GOLD_PROPERTIES)
+    storage.ensure_table(spark, cfg.table("gold", gold.name), recompute(gold, empty, load_dimensions(spark, cfg, gold)).schema, GOLD_PROPERTIES)
     checkpoint = cfg.checkpoint("gold", gold.name)
 
     def each_batch(batch_df: DataFrame, _micro_batch_id: int) -> None:
         update(spark, cfg, gold, batch_df)
 
-    return io.start_batches(io.read_delta_stream(spark, source, cfg.scenario.pipeline.max_files_per_trigger), f"gold_{gold.name}", checkpoint, each_batch)
+    return storage.start_batches(storage.read_delta_stream(spark, source, cfg.scenario.pipeline.max_files_per_trigger), f"gold_{gold.name}", checkpoint, each_batch)
 
 
 def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None, watch: InputWatch | None = None) -> None:
     """Maintain every gold table of the scenario (side by side)."""
     from spark_jobs.lifecycle import STOP, Planned, run_queries
 
-    stage = [Planned(f"gold/{g.name}", partial(start, spark, cfg, g), partial(io.table_state, cfg.table("silver", g.source)))
+    stage = [Planned(f"gold/{g.name}", partial(start, spark, cfg, g), partial(storage.table_state, cfg.table("silver", g.source)))
              for g in cfg.scenario.gold]
     run_queries([stage], stop or STOP, watch)
 

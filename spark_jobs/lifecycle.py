@@ -23,8 +23,8 @@ from typing import IO
 from pyspark.errors import StreamingQueryException
 from pyspark.sql.streaming import StreamingQuery
 
-from medallion.errors import MedallionError, PipelineError
-from medallion.layout import DataRoot
+from medallion.contracts.errors import MedallionError, PipelineError
+from medallion.contracts.layout import DataRoot
 from spark_jobs.config import add_job_arguments, config_from_args
 from spark_jobs.session import SessionOptions, build_session
 
@@ -205,7 +205,7 @@ def job_main(job: str, run: Callable[..., None]) -> None:
     args = parser.parse_args()
     try:
         cfg = config_from_args(args)
-        from spark_jobs.io import check_data_root
+        from spark_jobs.storage import check_data_root
 
         check_data_root(cfg)  # before the lock file is made in the lake, or Spark starts
         STOP.install()

@@ -13,7 +13,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
-from spark_jobs import io
+from spark_jobs import storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.schemas import METRICS_SCHEMA
 
@@ -68,6 +68,6 @@ class MetricsRecorder(StreamingQueryListener):
         if not rows:
             return 0
         df = spark.createDataFrame(rows, METRICS_SCHEMA)
-        io.append(df, cfg.metrics_table)
+        storage.append(df, cfg.metrics_table)
         self.flushes += 1
         return len(rows)

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
 
-from generators.scenario import load_scenario
-from medallion.errors import ConfigError, QualityAlert
-from medallion.layout import DataRoot
-from spark_jobs import bronze, gold, io, silver, sql_guard
+from medallion.contracts.errors import ConfigError, QualityAlert
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
+from spark_jobs import bronze, gold, silver, sql_guard, storage
 from spark_jobs.config import ALL_LAYERS, PipelineConfig
 from spark_jobs.lifecycle import STOP, CheckpointLock, GracefulStop, InputWatch, run_cycles
 from spark_jobs.metrics import MetricsRecorder
@@ -60,12 +60,12 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
             gold.run(spark, cfg, stop, watch)
         result.seconds[layer] = result.seconds.get(layer, 0.0) + time.perf_counter() - started
     recorder.flush(spark, cfg)
-    io.compact_small_files(spark, [cfg.metrics_table])
+    storage.compact_small_files(spark, [cfg.metrics_table])
 
 
 def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP) -> PipelineResult:
     """Run the configured layers once (`--once`), or in cycles until stopped (`--continuous`)."""
-    io.check_data_root(cfg)  # before any query reads or writes under the data root
+    storage.check_data_root(cfg)  # before any query reads or writes under the data root
     sql_guard.check_scenario(spark, cfg.scenario)  # before any query runs scenario SQL
     recorder = MetricsRecorder()
     spark.streams.addListener(recorder)
@@ -97,7 +97,7 @@ def run_from_cli(args: argparse.Namespace) -> int:
         layers=parse_layers(args.layers),
         master=args.master,
     )
-    io.check_data_root(cfg)  # before the lock file is made in the lake, or Spark starts
+    storage.check_data_root(cfg)  # before the lock file is made in the lake, or Spark starts
     STOP.install()
     with CheckpointLock(cfg.data):  # before Spark starts, so a second copy fails in a blink
         spark = build_session(SessionOptions(app_name="medallion-pipeline", master=cfg.master))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from generators.scenario import Entity, FieldSpec, Scenario
+from medallion.contracts.scenario import Entity, FieldSpec, Scenario
 from spark_jobs import sql_guard
 
 QUARANTINE, DROP, WARN, FAIL = "quarantine", "drop", "warn", "fail"
@@ -100,7 +100,7 @@ def rules_for(entity: Entity) -> list[Rule]:
     names = [rule.name for rule in rules]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
-        from medallion.errors import ConfigError
+        from medallion.contracts.errors import ConfigError
 
         raise ConfigError("expectations", [f"rule name(s) {sorted(duplicates)} clash with derived rules; rename them"])
     return rules

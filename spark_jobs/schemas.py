@@ -17,7 +17,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from generators.scenario import Entity
+from medallion.contracts.scenario import Entity
 
 SPARK_TYPES: dict[str, DataType] = {
     "string": StringType(),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from medallion.jars import jar_paths
+from spark_jobs.jars import jar_paths
 
 DEFAULT_MASTER = "local[*]"
 LOG_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
@@ -49,7 +49,7 @@ def session_config(options: SessionOptions, with_jars: bool = True) -> dict[str,
         "spark.driver.memory": options.driver_memory,
         # Delta rebuilds table state with 50 partitions by default: far too many on a laptop.
         "spark.databricks.delta.snapshotPartitions": str(max(2, options.shuffle_partitions)),
-        # Small tables, many commits: their writers compact them (spark_jobs.io.compact_small_files),
+        # Small tables, many commits: their writers compact them (spark_jobs.storage.compact_small_files),
         # not auto-compaction, whose hook costs about 1 s on the first write to each table in a
         # process. No optimized writes either: with few cores a micro-batch already arrives in a
         # few partitions, and the extra shuffle cost 10-15% of a 1.15 M-line pass (measured).

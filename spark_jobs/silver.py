@@ -9,7 +9,7 @@ Per micro-batch of bronze rows (foreachBatch, so at least once):
    against silver. A key already in silver *from the same landing file* is this batch's own
    earlier write (a replay after a crash), not a duplicate - so counts survive replays;
 4. append the new rows to silver, and the per-rule counts to the quality table.
-Every write is idempotent per (checkpoint app id, micro-batch id): see spark_jobs.io.append_idempotent.
+Every write is idempotent per (checkpoint app id, micro-batch id): see spark_jobs.storage.append_idempotent.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from generators.scenario import Entity
-from medallion.errors import PipelineError
-from spark_jobs import io
+from medallion.contracts.errors import PipelineError
+from medallion.contracts.scenario import Entity
+from spark_jobs import storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, InputWatch
 from spark_jobs.rules import (
@@ -208,7 +208,7 @@ def dimension_keys(
         if target is None or target in keys:
             continue
         target_key = cfg.scenario.entities[target].key
-        table = io.read_delta(spark, cfg.table("silver", target))
+        table = storage.read_delta(spark, cfg.table("silver", target))
         known = table.select(F.col(target_key).alias("_ref_key")) if table is not None else None
         if target == entity_name and batch is not None:
             own = batch.where(F.col("_action") == "valid").select(F.col(target_key).alias("_ref_key"))
@@ -236,10 +236,10 @@ def promote(
     limits = LineLimits.of(cfg.scenario)
     pre = batch_df.transform(classify(entity, dict.fromkeys(refs), limits)) if entity_name in refs else None
     keys = dimension_keys(spark, cfg, entity_name, pre)
-    existing = io.read_delta(spark, silver_path)
+    existing = storage.read_delta(spark, silver_path)
     # Keep only what the writes and counts read: the check columns would triple the memory.
     kept = [*silver_schema(entity).fieldNames(), *KEPT_COLUMNS]
-    classified = io.materialize(
+    classified = storage.materialize(
         batch_df.transform(classify(entity, keys, limits))
         .transform(with_dedupe_status(entity, existing))
         .select(*dict.fromkeys(kept))
@@ -250,27 +250,27 @@ def promote(
             return
         # An empty append still costs a Delta commit (~1 s); skipped, as a replay skips it alike.
         if any(c["quarantine_rows"] for c in counts):
-            io.append_idempotent(to_quarantine(classified), cfg.table("quarantine", entity_name), f"{txn_app_id}-quarantine", micro_batch_id)
+            storage.append_idempotent(to_quarantine(classified), cfg.table("quarantine", entity_name), f"{txn_app_id}-quarantine", micro_batch_id)
         failing = [r.name for r in rules if r.action == "fail" and any(c[f"f_{rules.index(r)}"] for c in counts)]
         rows = quality_rows(entity_name, micro_batch_id, counts, rules)
         quality_df = spark.createDataFrame(rows, QUALITY_SCHEMA)
         if failing:
-            io.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
+            storage.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
             raise PipelineError(
                 f"{entity_name}: expectation(s) {failing} with action 'fail' were broken in micro-batch "
                 f"{micro_batch_id}; fix the data or change the action, then restart (the batch is retried)"
             )
         if any(c["silver_rows"] for c in counts):
-            io.append_idempotent(classified.transform(to_silver(entity)), silver_path, f"{txn_app_id}-silver", micro_batch_id)
-        io.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
+            storage.append_idempotent(classified.transform(to_silver(entity)), silver_path, f"{txn_app_id}-silver", micro_batch_id)
+        storage.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
         # This query is the only writer of these two tables, so they can be compacted here, in
         # a long run too (dedupe reads all of silver); the shared quality table, after the pass.
-        io.compact_small_files(spark, [silver_path, cfg.table("quarantine", entity_name)])
+        storage.compact_small_files(spark, [silver_path, cfg.table("quarantine", entity_name)])
         for row in rows:
             if row[3] == "_batch":
                 alerts.check(entity_name, row[1], row[14])
     finally:
-        io.release(classified)
+        storage.release(classified)
 
 
 def ensure_silver_table(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> str:
@@ -278,7 +278,7 @@ def ensure_silver_table(spark: SparkSession, cfg: PipelineConfig, entity_name: s
     come first); returns its path."""
     entity = cfg.scenario.entities[entity_name]
     path = cfg.table("silver", entity_name)
-    io.ensure_table(spark, path, silver_schema(entity), silver_properties(entity))
+    storage.ensure_table(spark, path, silver_schema(entity), silver_properties(entity))
     return path
 
 
@@ -288,16 +288,16 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: Qu
 
     bronze_path = ensure_bronze_table(spark, cfg, entity_name)
     ensure_silver_table(spark, cfg, entity_name)
-    io.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA, QUARANTINE_PROPERTIES)
-    io.ensure_table(spark, cfg.quality_table, QUALITY_SCHEMA)
+    storage.ensure_table(spark, cfg.table("quarantine", entity_name), QUARANTINE_SCHEMA, QUARANTINE_PROPERTIES)
+    storage.ensure_table(spark, cfg.quality_table, QUALITY_SCHEMA)
     checkpoint = cfg.checkpoint("silver", entity_name)
-    txn_app_id = io.app_id(checkpoint)
+    txn_app_id = storage.app_id(checkpoint)
 
     def each_batch(batch_df: DataFrame, micro_batch_id: int) -> None:
         promote(spark, cfg, entity_name, batch_df, micro_batch_id, txn_app_id, alerts)
 
-    stream = io.read_delta_stream(spark, bronze_path, cfg.scenario.pipeline.max_files_per_trigger)
-    return io.start_batches(stream, f"silver_{entity_name}", checkpoint, each_batch)
+    stream = storage.read_delta_stream(spark, bronze_path, cfg.scenario.pipeline.max_files_per_trigger)
+    return storage.start_batches(stream, f"silver_{entity_name}", checkpoint, each_batch)
 
 
 def run(
@@ -316,13 +316,13 @@ def run(
     stop = stop or STOP
     # Silver's input is its bronze table: a row is classified once, when it first arrives.
     stages = [
-        [Planned(f"silver/{name}", partial(start, spark, cfg, name, alerts), partial(io.table_state, cfg.table("bronze", name)))
+        [Planned(f"silver/{name}", partial(start, spark, cfg, name, alerts), partial(storage.table_state, cfg.table("bronze", name)))
          for name in stage]
         for stage in cfg.scenario.processing_stages
     ]
     run_queries(stages, stop, watch)
     if not stop.requested.is_set():
-        io.compact_small_files(spark, [cfg.quality_table])
+        storage.compact_small_files(spark, [cfg.quality_table])
 
 
 def main() -> None:

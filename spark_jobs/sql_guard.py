@@ -21,8 +21,8 @@ from typing import Any
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
-from generators.scenario import Entity, GoldTable, Scenario
-from medallion.errors import ConfigError
+from medallion.contracts.errors import ConfigError
+from medallion.contracts.scenario import Entity, GoldTable, Scenario
 
 # Catalyst node classes (getSimpleName) an expression may consist of, besides attributes
 # and functions, which are checked by name below.

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from generators.scenario import DatabaseTarget
-from medallion.errors import ConfigError
+from medallion.contracts.errors import ConfigError
+from medallion.contracts.scenario import DatabaseTarget
 
 Kind = Literal["postgres", "mysql"]
 KINDS: tuple[Kind, ...] = ("postgres", "mysql")

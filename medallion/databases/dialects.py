@@ -2,7 +2,7 @@
 
 Pure string building (no driver, no Spark), so every statement the export runs is visible in
 one place. Every identifier that reaches SQL from configuration goes through `quote`, which
-checks it against `generators.scenario.IDENTIFIER` first; medallion's own tables start with an
+checks it against `medallion.contracts.scenario_base.IDENTIFIER` first; medallion's own tables start with an
 underscore, which that allowlist never admits, so they cannot collide with a gold table.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from generators.scenario import IDENTIFIER
-from medallion.errors import DatabaseError, IdentifierError
+from medallion.contracts.errors import DatabaseError, IdentifierError
+from medallion.contracts.scenario_base import IDENTIFIER
 
 # The ledger of exported batches (docs/design.md §3.6), one row per committed export of one table:
 #   export_id      increasing id (the latest row per table is the current state)

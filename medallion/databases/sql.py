@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from medallion.contracts.errors import DatabaseError
 from medallion.databases.connection import Connection
 from medallion.databases.dialects import dialect_for
-from medallion.errors import DatabaseError
 
 Params = Sequence[Any] | None
 

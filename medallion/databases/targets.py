@@ -1,20 +1,18 @@
-"""Which server each export target uses: a configured external one, or a throwaway one.
+"""Which configured server each export target uses.
 
 `resolve_connections` is for `medallion export` (the target must outlive the command, so it
-must be configured); `open_connections` is for `medallion demo` and tests (it starts a
-throwaway server for every target without a configured URL, stopped when the stack closes).
+must be configured). `medallion.local.connections.open_connections` is its counterpart for the
+demo and the tests: it starts a throwaway server for every target without a configured URL.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from contextlib import ExitStack
 
-from generators.scenario import DatabaseTarget, Export
+from medallion.contracts.errors import ConfigError
+from medallion.contracts.scenario import DatabaseTarget, Export
 from medallion.databases.connection import KINDS, Connection, Kind, env_prefix, external_connection
-from medallion.databases.servers import SERVERS
-from medallion.errors import ConfigError
 
 
 def target_of(export: Export, kind: str) -> DatabaseTarget:
@@ -44,7 +42,7 @@ def resolve_connections(
     connections: dict[str, Connection] = {}
     for kind in kinds:
         target = target_of(export, kind)
-        connection = external_connection(_kind(kind), target, env)
+        connection = external_connection(kind_of(kind), target, env)
         if connection is None:
             prefix = env_prefix(kind)
             raise ConfigError(
@@ -58,38 +56,5 @@ def resolve_connections(
     return connections
 
 
-def open_connections(
-    export: Export,
-    kinds: Iterable[str],
-    stack: ExitStack,
-    *,
-    verbose: bool = False,
-    environ: Mapping[str, str] | None = None,
-) -> dict[str, Connection]:
-    """Connections for the given kinds, starting a throwaway server where none is configured.
-
-    Each throwaway server gets the target's database and user names and is stopped when
-    `stack` closes (also on an exception inside the `with ExitStack()` block).
-
-    Args:
-        export: the scenario's export section.
-        kinds: target kinds, e.g. `("postgres", "mysql")`.
-        stack: owns the servers' lifetime.
-        verbose: let the servers print one line on start and stop.
-        environ: environment to read (default `os.environ`).
-    """
-    env = os.environ if environ is None else environ
-    connections: dict[str, Connection] = {}
-    for kind in kinds:
-        target = target_of(export, kind)
-        connection = external_connection(_kind(kind), target, env)
-        if connection is None:
-            server = SERVERS[kind](database=target.database, user=target.user, verbose=verbose)
-            stack.enter_context(server)
-            connection = server.connection
-        connections[kind] = connection
-    return connections
-
-
-def _kind(kind: str) -> Kind:
+def kind_of(kind: str) -> Kind:
     return "postgres" if kind == "postgres" else "mysql"

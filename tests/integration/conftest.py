@@ -14,8 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from medallion.databases import Connection, MariaDBServer, PostgresServer, dialect_for
-from medallion.databases.servers import DatabaseServer
+from medallion.databases import Connection, dialect_for
+from medallion.local import MariaDBServer, PostgresServer
+from medallion.local.throwaway_servers import DatabaseServer
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from generators.scenario import load_scenario
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
 from medallion.verify import verify
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop

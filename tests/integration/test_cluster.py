@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from generators.scenario import load_scenario
-from medallion.cluster import StandaloneCluster
-from medallion.jars import jar_paths
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
+from medallion.local.cluster import StandaloneCluster
 from medallion.package import build_pyfiles_zip
 from medallion.verify import verify
+from spark_jobs.jars import jar_paths
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 

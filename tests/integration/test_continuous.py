@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from generators.scenario import load_scenario
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
 from medallion.verify import verify
-from spark_jobs.io import read_delta
+from spark_jobs.storage import read_delta
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 

@@ -24,13 +24,13 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from generators.scenario import load_scenario
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
 from medallion.verify import verify
 from spark_jobs.config import PipelineConfig
-from spark_jobs.io import read_delta
 from spark_jobs.lifecycle import CheckpointLock, GracefulStop
 from spark_jobs.pipeline import run as run_pipeline
+from spark_jobs.storage import read_delta
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.spark]
 

@@ -13,18 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from generators.scenario import DatabaseTarget
+from medallion.contracts.errors import ConfigError, DatabaseError, IdentifierError
+from medallion.contracts.scenario import DatabaseTarget
 from medallion.databases import (
     Connection,
-    MariaDBServer,
-    PostgresServer,
     Secret,
     connect,
     external_connection,
     run_sql,
 )
-from medallion.databases.servers import DatabaseServer
-from medallion.errors import ConfigError, DatabaseError, IdentifierError
+from medallion.local import DatabaseServer, MariaDBServer, PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +84,7 @@ def test_servers_die_with_the_python_process(ending: str, tmp_path: Path) -> Non
     script = textwrap.dedent(
         f"""
         import os, signal, sys
-        from medallion.databases import MariaDBServer, PostgresServer
+        from medallion.local import MariaDBServer, PostgresServer
         servers = [PostgresServer(), MariaDBServer()]
         for server in servers:
             server.start()

@@ -5,7 +5,7 @@ is started locally with container paths, hosts and ports swapped for local ones:
 
 - `generator`: in a fresh virtualenv built like docker/generator.Dockerfile (its requirements,
   the sources it copies, `pip install --no-deps -e .`), so no pyspark and no JVM;
-- `spark-master`, `spark-worker`: through `medallion.cluster.StandaloneCluster` with the
+- `spark-master`, `spark-worker`: through `medallion.local.cluster.StandaloneCluster` with the
   compose file's worker count, cores, memory and `SPARK_MASTER_OPTS`;
 - `pipeline`: the continuous pipeline on that cluster, fed by the running generator;
 - `export`: the one-shot export on the same cluster, twice, with the compose file's
@@ -35,13 +35,13 @@ from typing import Any, TypeVar
 import pytest
 from pyspark.sql import SparkSession
 
-from generators.scenario import load_scenario
-from medallion.cluster import StandaloneCluster
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
 from medallion.databases import Connection, count_rows, run_sql
-from medallion.jars import ARTIFACTS, jar_paths
-from medallion.layout import DataRoot
-from medallion.ports import free_port
+from medallion.local.cluster import StandaloneCluster
+from medallion.local.ports import free_port
 from spark_jobs.config import PipelineConfig
+from spark_jobs.jars import ARTIFACTS, jar_paths
 from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.pipeline import run as run_pipeline
 from tests.unit.compose_support import (

@@ -14,10 +14,10 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from generators.scenario import load_scenario
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
 from medallion.databases import Connection, count_rows, run_sql
 from medallion.demo import gold_rows_in_databases
-from medallion.layout import DataRoot
 from medallion.verify import verify
 from spark_jobs import export
 from spark_jobs.config import PipelineConfig

@@ -19,18 +19,18 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from generators.scenario import GoldTable, load_scenario
+from medallion.contracts.errors import ConfigError, DatabaseError, ExportError, IdentifierError
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario import GoldTable
+from medallion.contracts.scenario_loader import load_scenario
 from medallion.databases import (
     LEDGER_TABLE,
     Connection,
-    MariaDBServer,
-    PostgresServer,
     connect,
     run_sql,
 )
 from medallion.databases.dialects import dialect_for, staging_table
-from medallion.errors import ConfigError, DatabaseError, ExportError, IdentifierError
-from medallion.layout import DataRoot
+from medallion.local import MariaDBServer, PostgresServer
 from spark_jobs import export
 from spark_jobs.config import PipelineConfig
 from spark_jobs.export import ExportHooks, ExportStep

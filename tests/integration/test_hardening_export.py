@@ -18,8 +18,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from medallion import cli
-from medallion.databases import Connection, MariaDBServer, PostgresServer
-from medallion.errors import DatabaseError
+from medallion.contracts.errors import DatabaseError
+from medallion.databases import Connection
+from medallion.local import MariaDBServer, PostgresServer
 from spark_jobs import export
 from spark_jobs.config import PipelineConfig
 from spark_jobs.export import ExportHooks, ExportStep
@@ -33,8 +34,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> PipelineConfig:
-    from generators.scenario import load_scenario
-    from medallion.layout import DataRoot
+    from medallion.contracts.layout import DataRoot
+    from medallion.contracts.scenario_loader import load_scenario
 
     return PipelineConfig(scenario=load_scenario("driving"), data=DataRoot(tmp_path / "data"))
 

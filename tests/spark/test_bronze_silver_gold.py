@@ -9,7 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from generators.scenario import load_scenario
+from medallion.contracts.scenario_loader import load_scenario
 from spark_jobs.bronze import to_bronze
 from spark_jobs.gold import recompute, recompute_cells
 from spark_jobs.schemas import bronze_schema

@@ -30,7 +30,7 @@ def test_delta_write_read_merge_and_history(spark: SparkSession, tmp_path) -> No
 
 
 def test_a_replayed_append_is_a_no_op(spark: SparkSession, tmp_path) -> None:
-    from spark_jobs.io import append_idempotent, committed_version
+    from spark_jobs.storage import append_idempotent, committed_version
 
     path = str(tmp_path / "t")
     df = spark.createDataFrame([(1,)], "id int")
@@ -60,9 +60,9 @@ def test_a_bronze_batch_written_by_delta_s_sink_before_a_crash_is_not_written_ag
     import subprocess
     import sys
 
-    from generators.scenario import load_scenario
-    from medallion.layout import DataRoot
-    from spark_jobs import bronze, io
+    from medallion.contracts.layout import DataRoot
+    from medallion.contracts.scenario_loader import load_scenario
+    from spark_jobs import bronze, storage
     from spark_jobs.config import PipelineConfig
 
     subprocess.run([sys.executable, "-m", "medallion.cli", "generate", "--scenario", "driving", "--profile", "small",
@@ -70,11 +70,11 @@ def test_a_bronze_batch_written_by_delta_s_sink_before_a_crash_is_not_written_ag
     cfg = PipelineConfig(scenario=load_scenario("driving", profile="small"), data=DataRoot(tmp_path))
     entity = cfg.scenario.entities["companies"]
     path, checkpoint = bronze.ensure_bronze_table(spark, cfg, "companies"), cfg.checkpoint("bronze", "companies")
-    old = (io.read_landing_stream(spark, cfg, "companies").transform(bronze.to_bronze(entity)).writeStream
+    old = (storage.read_landing_stream(spark, cfg, "companies").transform(bronze.to_bronze(entity)).writeStream
            .format("delta").option("checkpointLocation", checkpoint).trigger(availableNow=True).start(path))
     old.awaitTermination()
     lines = spark.read.format("delta").load(path).count()
-    assert lines > 0 and io.delta_sink_version(checkpoint, path) == 0
+    assert lines > 0 and storage.delta_sink_version(checkpoint, path) == 0
     shutil.rmtree(f"{checkpoint}/commits")  # the crash: batch 0 written, its checkpoint commit lost
     new = bronze.start(spark, cfg, "companies")
     new.awaitTermination()
@@ -83,7 +83,7 @@ def test_a_bronze_batch_written_by_delta_s_sink_before_a_crash_is_not_written_ag
 
 
 def test_ensure_table_recovers_a_creation_killed_before_its_first_commit(spark: SparkSession, tmp_path) -> None:
-    from spark_jobs.io import ensure_table
+    from spark_jobs.storage import ensure_table
 
     # What a SIGKILL during createIfNotExists can leave: the log folder, no commit in it.
     unborn = tmp_path / "unborn"
@@ -100,7 +100,7 @@ def test_ensure_table_recovers_a_creation_killed_before_its_first_commit(spark: 
 
 
 def test_a_table_created_by_another_process_is_seen_after_a_look_at_it_mid_creation(spark: SparkSession, tmp_path) -> None:
-    from spark_jobs.io import read_delta
+    from spark_jobs.storage import read_delta
 
     made_elsewhere = str(tmp_path / "elsewhere")
     spark.createDataFrame([(1,), (2,), (3,)], "id int").write.format("delta").save(made_elsewhere)
@@ -115,7 +115,7 @@ def test_a_table_created_by_another_process_is_seen_after_a_look_at_it_mid_creat
 
 
 def test_tables_with_many_small_files_are_compacted_and_keep_their_rows(spark: SparkSession, tmp_path) -> None:
-    from spark_jobs.io import append_idempotent, compact_small_files, data_file_count
+    from spark_jobs.storage import append_idempotent, compact_small_files, data_file_count
 
     many, few = str(tmp_path / "many"), str(tmp_path / "few")
     for version in range(6):
@@ -144,7 +144,7 @@ def test_session_is_utc_with_delta_and_small_shuffles(spark: SparkSession) -> No
 def test_a_new_stream_reads_an_append_only_table_from_its_log_and_a_compacted_one_from_its_snapshot(
     spark: SparkSession, tmp_path
 ) -> None:
-    from spark_jobs.io import (
+    from spark_jobs.storage import (
         append,
         compact_small_files,
         has_only_appends,

@@ -16,11 +16,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from generators.scenario import load_scenario
-from medallion.errors import PipelineError, UnsafePathError
-from medallion.layout import DataRoot
+from medallion.contracts.errors import PipelineError, UnsafePathError
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
 from medallion.verify import verify
-from spark_jobs import io
+from spark_jobs import storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.pipeline import run
@@ -175,7 +175,7 @@ def test_an_unborn_delta_log_is_removed_only_when_it_holds_what_delta_leaves(spa
     foreign.mkdir(parents=True)
     (foreign / "notes.txt").write_text("mine")
     with pytest.raises(PipelineError, match="won't remove it"):
-        io.ensure_table(spark, str(tmp_path / "t"), schema)
+        storage.ensure_table(spark, str(tmp_path / "t"), schema)
     assert (foreign / "notes.txt").read_text() == "mine"
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -183,7 +183,7 @@ def test_an_unborn_delta_log_is_removed_only_when_it_holds_what_delta_leaves(spa
     (tmp_path / "u").mkdir()
     (tmp_path / "u" / "_delta_log").symlink_to(outside, target_is_directory=True)
     with pytest.raises(PipelineError, match="not a folder"):
-        io.ensure_table(spark, str(tmp_path / "u"), schema)
+        storage.ensure_table(spark, str(tmp_path / "u"), schema)
     assert (outside / "keep.txt").read_text() == "keep"
 
 
@@ -194,6 +194,6 @@ def test_a_bronze_table_with_text_raw_from_an_older_version_asks_for_a_rebuild(s
     old = StructType([StructField("_raw", StringType()) if f.name == "_raw" else f
                       for f in bronze_schema(entity).fields if f.name != "_line"])
     cfg = PipelineConfig(scenario=SCENARIO, data=DataRoot(tmp_path))
-    io.ensure_table(spark, cfg.table("bronze", "drivers"), old)
+    storage.ensure_table(spark, cfg.table("bronze", "drivers"), old)
     with pytest.raises(PipelineError, match=r"older medallion \(_raw is string, expected binary.*rebuild"):
         ensure_bronze_table(spark, cfg, "drivers")

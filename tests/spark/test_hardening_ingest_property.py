@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from generators.scenario import load_scenario
+from medallion.contracts.scenario_loader import load_scenario
 from spark_jobs.rules import LineLimits
 from spark_jobs.silver import classify
 from tests.support.text import is_utf8

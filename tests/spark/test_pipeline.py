@@ -12,8 +12,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
-from generators.scenario import load_scenario
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
 from medallion.verify import verify
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, InputWatch

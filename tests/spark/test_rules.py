@@ -9,7 +9,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from generators.scenario import load_scenario
+from medallion.contracts.scenario_loader import load_scenario
 from spark_jobs.rules import rules_for
 from spark_jobs.silver import classify
 
@@ -130,7 +130,7 @@ def test_catalogue_lists_rules_by_kind() -> None:
 
 
 def test_expectation_actions_decide_the_fate(spark: SparkSession) -> None:
-    from generators.scenario import Expectation
+    from medallion.contracts.scenario import Expectation
 
     entity = EVENTS.model_copy(
         update={

@@ -10,8 +10,10 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from generators.scenario import SCENARIO_DIR, Expectation, load_scenario
-from medallion.errors import ConfigError
+from medallion.contracts.errors import ConfigError
+from medallion.contracts.scenario import Expectation
+from medallion.contracts.scenario_base import SCENARIO_DIR
+from medallion.contracts.scenario_loader import load_scenario
 from spark_jobs import sql_guard
 from spark_jobs.gold import recompute
 from spark_jobs.silver import classify
@@ -134,7 +136,7 @@ def test_gold_refuses_an_unvetted_where_before_any_query_runs(spark: SparkSessio
 
 
 def test_the_pipeline_refuses_unvetted_sql_before_any_query_runs(spark: SparkSession, tmp_path: Path) -> None:
-    from medallion.layout import DataRoot
+    from medallion.contracts.layout import DataRoot
     from spark_jobs import pipeline
     from spark_jobs.config import PipelineConfig
 

@@ -19,8 +19,10 @@ from typing import Any
 
 import yaml
 
-from generators.scenario import SCENARIO_DIR, Entity, FieldSpec, Scenario, load_scenario
 from medallion.cli import main
+from medallion.contracts.scenario import Entity, FieldSpec, Scenario
+from medallion.contracts.scenario_base import SCENARIO_DIR
+from medallion.contracts.scenario_loader import load_scenario
 
 _TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 KEEP = {"late", "out_of_order"}

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from medallion.ports import free_port
+from medallion.local.ports import free_port
 
 
 def wait_for(condition: Any, timeout: float = 30.0) -> None:

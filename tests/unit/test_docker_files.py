@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from generators.scenario import load_scenario
 from medallion.cli import build_parser
-from medallion.cluster import StandaloneCluster
+from medallion.contracts.scenario_loader import load_scenario
 from medallion.databases import resolve_connections
+from medallion.local.cluster import StandaloneCluster
 from tests.unit.compose_support import (
     COMPOSE_FILE,
     DOCKER_README,

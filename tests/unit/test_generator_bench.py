@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from generators import bench
-from generators.scenario import load_scenario
+from medallion.contracts.scenario_loader import load_scenario
 
 
 def test_encode_only_counts_events() -> None:

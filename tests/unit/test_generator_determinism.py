@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from generators.engine import Engine
-from generators.scenario import load_scenario
 from generators.writer import LandingWriter, PipelinedWriter
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario_loader import load_scenario
 from tests.unit.generator_support import generate, tree_bytes
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from generators.manifest import read_manifests
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.manifest import read_manifests
 from tests.unit.generator_support import audit, generate, load
 
 BATCHES = 7  # covers the drift schedule of driving.yaml: add from 2, rename at 4, retype at 6

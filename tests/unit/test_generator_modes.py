@@ -16,7 +16,7 @@ import pytest
 
 from generators.writer import resume_point
 from medallion.cli import main
-from medallion.layout import DataRoot
+from medallion.contracts.layout import DataRoot
 from tests.unit.generator_support import generate, load, tree_bytes
 
 

@@ -16,13 +16,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generators.scenario import DatabaseTarget, Export, load_scenario, resolve_scenario_path
 from medallion import cli
+from medallion.contracts.errors import ConfigError, MedallionError
+from medallion.contracts.paths import DataPathError, check_data_root
+from medallion.contracts.scenario import DatabaseTarget, Export
+from medallion.contracts.scenario_loader import load_scenario, resolve_scenario_path
 from medallion.databases.connection import external_connection, parse_url, redact_url
 from medallion.databases.targets import resolve_connections
 from medallion.demo import DEMO_MARKER, fresh_data_root
-from medallion.errors import ConfigError, MedallionError
-from medallion.paths import DataPathError, check_data_root
 from tests.support.mounts import tmpfs
 
 SECRET = "Pw9xSecretValue42"
@@ -330,7 +331,7 @@ def test_check_data_root_is_usable_by_other_commands(tmp_path: Path) -> None:
 
 
 def test_stale_server_folders_of_other_accounts_or_links_are_never_reaped(tmp_path: Path) -> None:
-    from medallion.databases.servers import reap_stale_directories
+    from medallion.local.throwaway_servers import reap_stale_directories
 
     gone = 2**22 + 12345  # above the default pid_max: no such process
     ours = tmp_path / "medallion-postgresql-ours"

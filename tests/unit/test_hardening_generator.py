@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from generators.manifest import read_manifests
-from medallion.errors import MedallionError
-from medallion.layout import DataRoot
+from medallion.contracts.errors import MedallionError
+from medallion.contracts.layout import DataRoot
+from medallion.contracts.manifest import read_manifests
 from tests.support.mounts import mount_tmpfs, unmount_all
 from tests.unit.generator_support import tree_bytes
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medallion.ports import free_port
+from medallion.local.ports import free_port
 from tests.unit.test_control_api import read_token, served_environment, start_served, wait_for
 
 Served = tuple[httpx.Client, subprocess.Popen[bytes], Path, str, int]

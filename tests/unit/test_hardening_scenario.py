@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
-from generators.scenario import SCENARIO_DIR, Pipeline, load_scenario, scenario_json_schema
 from medallion.cli import main
-from medallion.errors import ConfigError
+from medallion.contracts.errors import ConfigError
+from medallion.contracts.scenario import Pipeline
+from medallion.contracts.scenario_base import SCENARIO_DIR
+from medallion.contracts.scenario_loader import load_scenario, scenario_json_schema
 from tests.unit.generator_support import scenario_variant
 
 MAX_ERROR_CHARS = 4096

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generators.checks import check_scenario
-from generators.scenario import SCENARIO_DIR, load_scenario
-from medallion.errors import MedallionError
+from medallion.contracts.errors import MedallionError
+from medallion.contracts.scenario_base import SCENARIO_DIR
+from medallion.contracts.scenario_loader import load_scenario
 
 MAX_MESSAGE = 4096
 SECONDS_PER_LOAD = 10

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from medallion.cluster import StandaloneCluster
-from medallion.ports import LOOPBACK, free_ports
+from medallion.local.cluster import StandaloneCluster
+from medallion.local.ports import LOOPBACK, free_ports
 
 
 def test_free_ports_are_distinct_and_free() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from medallion.cli import main
-from medallion.errors import QualityAlert
+from medallion.contracts.errors import QualityAlert
 from spark_jobs.rules import Rule
 from spark_jobs.silver import QualityAlerts, quality_rows
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from medallion.errors import UnsafePathError
+from medallion.contracts.errors import UnsafePathError
 
 LAYERS = ("bronze", "silver", "quarantine", "gold")
 _LANDING_NAME = re.compile(r"^(?P<entity>.+)-b(?P<batch>\d{6})-p(?P<part>\d{2})\.jsonl$")

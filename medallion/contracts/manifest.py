@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from medallion.errors import GeneratorError
-from medallion.layout import DataRoot
+from medallion.contracts.errors import GeneratorError
+from medallion.contracts.layout import DataRoot
 
 
 class ManifestError(GeneratorError):

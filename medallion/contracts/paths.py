@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from medallion.errors import MedallionError
+from medallion.contracts.errors import MedallionError
 
 
 class DataPathError(MedallionError):

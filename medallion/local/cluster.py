@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from medallion.errors import SetupError
-from medallion.ports import free_ports
+from medallion.contracts.errors import SetupError
+from medallion.local.ports import free_ports
 
 # A line of the master's log: "Successfully started service 'MasterUI' on port 8080."
 _BOUND_UI_PORT = re.compile(r"Successfully started service 'MasterUI' on port (\d+)")

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from medallion.errors import SetupError
+from medallion.contracts.errors import SetupError
 
 SPARK_VERSION = "4.2.0"
 SCALA_BINARY = "2.13"

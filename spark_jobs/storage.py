@@ -23,8 +23,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import StructType
 
-from medallion.errors import PipelineError
-from medallion.layout import LAYERS, parse_landing_name
+from medallion.contracts.errors import PipelineError
+from medallion.contracts.layout import LAYERS, parse_landing_name
 from spark_jobs.config import PipelineConfig
 
 BatchFunction = Callable[[DataFrame, int], None]

@@ -1,7 +1,7 @@
 """Find the PostgreSQL and MariaDB server programs installed by the OS packages.
 
 medallion never starts the packaged services: it runs the server binaries itself in a
-temporary directory (see `medallion.databases.servers`). This module only locates them and,
+temporary directory (see `medallion.local.throwaway_servers`). This module only locates them and,
 when they are missing, says which OS package to install.
 """
 
@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from medallion.errors import SetupError
+from medallion.contracts.errors import SetupError
 
 # Debian/Ubuntu keep each major version apart; Fedora/Homebrew put the programs on PATH.
 _PG_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/homebrew/opt/postgresql@*/bin")

@@ -34,18 +34,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
-from medallion.databases.binaries import find_mariadb, find_postgres
+from medallion.contracts.errors import DatabaseError
 from medallion.databases.connection import Connection, Kind, Secret
 from medallion.databases.dialects import check_identifier, dialect_for
 from medallion.databases.sql import SqlSession, connect
-from medallion.errors import DatabaseError
-from medallion.ports import LOOPBACK as _LOOPBACK
-from medallion.ports import free_port
+from medallion.local.binaries import find_mariadb, find_postgres
+from medallion.local.ports import LOOPBACK as _LOOPBACK
+from medallion.local.ports import free_port
 
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux; leave room for the file name
 _PORT_ATTEMPTS = 5
@@ -159,7 +160,7 @@ def reap_stale_directories(parent: Path) -> list[Path]:
     return removed
 
 
-class DatabaseServer:
+class DatabaseServer(ABC):
     """Common life cycle of a throwaway server; see PostgresServer and MariaDBServer.
 
     Args:
@@ -275,24 +276,29 @@ class DatabaseServer:
 
     # --- implemented per kind ------------------------------------------------------------
 
+    @abstractmethod
     def _os_user(self) -> pwd.struct_passwd | None:
         """The account to run the server as when we are root (None = stay as we are)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _initialise(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _server_command(self, port: int) -> list[str]:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _admin_connection(self, database: str) -> Connection:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _provision(self, password: str) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def _export_connection(self, password: Secret) -> Connection:
-        raise NotImplementedError
+        ...
 
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
     port_in_use_marker: ClassVar[str] = "Address already in use"
@@ -453,8 +459,9 @@ class DatabaseServer:
             f"(last error: {last_error}); its log:\n{_tail(log)}"
         )
 
+    @abstractmethod
     def _admin_database(self) -> str:
-        raise NotImplementedError
+        ...
 
     def _shutdown(self) -> None:
         process, self._process = self._process, None

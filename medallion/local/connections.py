@@ -1,0 +1,45 @@
+"""Connections for local runs and tests: a configured server where there is one, else a throwaway one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
+
+from medallion.contracts.scenario import Export
+from medallion.databases.connection import Connection, external_connection
+from medallion.databases.targets import kind_of, target_of
+from medallion.local.throwaway_servers import SERVERS
+
+
+def open_connections(
+    export: Export,
+    kinds: Iterable[str],
+    stack: ExitStack,
+    *,
+    verbose: bool = False,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Connection]:
+    """Connections for the given kinds, starting a throwaway server where none is configured.
+
+    Each throwaway server gets the target's database and user names and is stopped when
+    `stack` closes (also on an exception inside the `with ExitStack()` block).
+
+    Args:
+        export: the scenario's export section.
+        kinds: target kinds, e.g. `("postgres", "mysql")`.
+        stack: owns the servers' lifetime.
+        verbose: let the servers print one line on start and stop.
+        environ: environment to read (default `os.environ`).
+    """
+    env = os.environ if environ is None else environ
+    connections: dict[str, Connection] = {}
+    for kind in kinds:
+        target = target_of(export, kind)
+        connection = external_connection(kind_of(kind), target, env)
+        if connection is None:
+            server = SERVERS[kind](database=target.database, user=target.user, verbose=verbose)
+            stack.enter_context(server)
+            connection = server.connection
+        connections[kind] = connection
+    return connections
