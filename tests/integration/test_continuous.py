@@ -16,10 +16,9 @@ from medallion.contracts.layout import DataRoot
 from medallion.contracts.scenario_loader import load_scenario
 from medallion.verify import verify
 from spark_jobs.storage import read_delta
+from tests.support.generator import scenario_variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
-
-SCENARIO = Path(__file__).resolve().parents[2] / "configs" / "scenarios" / "driving.yaml"
 
 
 def generate(scenario: Path, data: Path, batches: int) -> None:
@@ -37,8 +36,7 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], what
 
 
 def test_continuous_pipeline_follows_the_landing_zone_and_stops_on_sigterm(spark: SparkSession, tmp_path: Path) -> None:
-    scenario_path = tmp_path / "driving_fast.yaml"
-    scenario_path.write_text(SCENARIO.read_text().replace("trigger_interval: 10s", "trigger_interval: 1s"))
+    scenario_path = scenario_variant(tmp_path, "driving", lambda raw: raw["pipeline"].update(trigger_interval="1s"), "driving_fast.yaml")
     data = DataRoot(tmp_path / "data")
     generate(scenario_path, data.root, 2)
     scenario = load_scenario(scenario_path, profile="small")

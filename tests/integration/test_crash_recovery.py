@@ -31,6 +31,7 @@ from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import CheckpointLock, GracefulStop
 from spark_jobs.pipeline import run as run_pipeline
 from spark_jobs.storage import read_delta
+from tests.support.generator import scenario_variant
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.spark]
 
@@ -41,11 +42,7 @@ SCENARIO_PATH = Path(__file__).resolve().parents[2] / "configs" / "scenarios" / 
 
 def crash_scenario(tmp: Path) -> Path:
     """driving, small preset, with one file per micro-batch so a kill lands mid-stream."""
-    text = SCENARIO_PATH.read_text()
-    text = text.replace("pipeline:\n  trigger_interval: 10s", "pipeline:\n  max_files_per_trigger: 1\n  trigger_interval: 10s")
-    path = tmp / "driving_crash.yaml"
-    path.write_text(text)
-    return path
+    return scenario_variant(tmp, "driving", lambda raw: raw["pipeline"].update(max_files_per_trigger=1), "driving_crash.yaml")
 
 
 def pipeline_command(scenario: Path, data: Path) -> list[str]:

@@ -44,7 +44,7 @@ from spark_jobs.config import PipelineConfig
 from spark_jobs.jars import ARTIFACTS, jar_paths
 from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.pipeline import run as run_pipeline
-from tests.unit.compose_support import (
+from tests.support.compose import (
     DOCKERFILE,
     GENERATOR_DOCKERFILE,
     GENERATOR_REQUIREMENTS,

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -25,6 +26,7 @@ from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.pipeline import run
 from spark_jobs.schemas import bronze_schema
+from tests.support.generator import scenario_variant
 from tests.support.text import is_utf8
 
 pytestmark = pytest.mark.spark
@@ -36,11 +38,12 @@ SCENARIO = load_scenario("driving", profile="small")
 def driving_with_more_malformed_lines(folder: Path) -> Path:
     """The driving scenario with malformed lines (invalid UTF-8 among them) at 10 %, so a
     small run holds several."""
-    text = (Path(__file__).parents[2] / "configs" / "scenarios" / "driving.yaml").read_text()
-    assert "malformed_json: 0.003" in text
-    path = folder / "driving.yaml"
-    path.write_text(text.replace("malformed_json: 0.003", "malformed_json: 0.1"))
-    return path
+    def more_malformed(raw: dict[str, Any]) -> None:
+        defects = raw["entities"]["driver_events"]["defects"]
+        assert defects["malformed_json"] == 0.003
+        defects["malformed_json"] = 0.1
+
+    return scenario_variant(folder, "driving", more_malformed, "driving.yaml")
 
 
 def generate(scenario: Path, data: Path, batches: int) -> None:

@@ -15,7 +15,7 @@ from medallion.cli import build_parser
 from medallion.contracts.scenario_loader import load_scenario
 from medallion.databases import resolve_connections
 from medallion.local.cluster import StandaloneCluster
-from tests.unit.compose_support import (
+from tests.support.compose import (
     COMPOSE_FILE,
     DOCKER_README,
     DOCKERFILE,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from generators.defects import bernoulli_rows
-from tests.unit.generator_stats import chi2_goodness, chi2_sf
-from tests.unit.generator_support import audit, generate, load, scenario_variant
+from tests.support.generator import audit, generate, load, scenario_variant
+from tests.support.generator_statistics import chi2_goodness, chi2_sf
 
 BATCHES = 3
 

@@ -8,7 +8,7 @@ from generators.engine import Engine
 from generators.writer import LandingWriter, PipelinedWriter
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.scenario_loader import load_scenario
-from tests.unit.generator_support import generate, tree_bytes
+from tests.support.generator import generate, tree_bytes
 
 
 def test_same_seed_gives_identical_bytes_including_manifests(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.manifest import read_manifests
-from tests.unit.generator_support import audit, generate, load
+from tests.support.generator import audit, generate, load
 
 BATCHES = 7  # covers the drift schedule of driving.yaml: add from 2, rename at 4, retype at 6
 

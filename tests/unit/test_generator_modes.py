@@ -17,7 +17,7 @@ import pytest
 from generators.writer import resume_point
 from medallion.cli import main
 from medallion.contracts.layout import DataRoot
-from tests.unit.generator_support import generate, load, tree_bytes
+from tests.support.generator import generate, load, tree_bytes
 
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:

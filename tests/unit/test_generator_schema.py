@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from medallion.cli import main
-from tests.unit.generator_support import scenario_variant
+from tests.support.generator import scenario_variant
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

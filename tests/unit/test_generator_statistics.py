@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 
 from generators.samplers import categorical_codes
-from tests.unit.generator_stats import (
+from tests.support.generator import generate, load, scenario_variant
+from tests.support.generator_statistics import (
     chi2_goodness,
     chi2_sf,
     per_driver_interval,
     poisson_report,
     read_lines,
 )
-from tests.unit.generator_support import generate, load, scenario_variant
 
 
 def _no_defects(raw: dict[str, Any]) -> None:

@@ -22,8 +22,8 @@ import pytest
 from medallion.contracts.errors import MedallionError
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.manifest import read_manifests
+from tests.support.generator import tree_bytes
 from tests.support.mounts import mount_tmpfs, unmount_all
-from tests.unit.generator_support import tree_bytes
 
 BASE = ["--scenario", "driving", "--profile", "small", "--seed", "7", "--quiet", "--no-fsync"]
 

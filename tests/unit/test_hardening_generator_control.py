@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medallion.local.ports import free_port
-from tests.unit.test_control_api import read_token, served_environment, start_served, wait_for
+from tests.support.control_api import read_token, served_environment, start_served, wait_for
 
 Served = tuple[httpx.Client, subprocess.Popen[bytes], Path, str, int]
 ENV_TOKEN = "env-token-0123456789-abcdefghij"
@@ -290,7 +290,7 @@ def test_pause_answers_only_a_request_passing_every_guard(
 
 def test_compose_passes_a_required_token_and_lets_the_healthcheck_and_the_network_in() -> None:
     from generators.control import allowed_hosts
-    from tests.unit.compose_support import COMPOSE_FILE, environment_of, load_compose
+    from tests.support.compose import COMPOSE_FILE, environment_of, load_compose
 
     text = COMPOSE_FILE.read_text(encoding="utf-8")
     assert "MEDALLION_CONTROL_TOKEN: ${MEDALLION_CONTROL_TOKEN:?" in text, "compose stops without a token"

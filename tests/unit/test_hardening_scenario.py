@@ -17,7 +17,7 @@ from medallion.contracts.errors import ConfigError
 from medallion.contracts.scenario import Pipeline
 from medallion.contracts.scenario_base import SCENARIO_DIR
 from medallion.contracts.scenario_loader import load_scenario, scenario_json_schema
-from tests.unit.generator_support import scenario_variant
+from tests.support.generator import scenario_variant
 
 MAX_ERROR_CHARS = 4096
 

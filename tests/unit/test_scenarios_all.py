@@ -9,7 +9,7 @@ import pytest
 from medallion.cli import main
 from medallion.contracts.scenario_base import SCENARIO_DIR
 from medallion.contracts.scenario_loader import load_scenario
-from tests.unit.generator_support import audit, generate, load
+from tests.support.generator import audit, generate, load
 
 ALL_KINDS = {"malformed_json", "null_required", "wrong_type", "out_of_range", "duplicate", "late", "out_of_order", "orphan_fk", "schema_drift"}
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.unit.generator_support import audit, generate, load, scenario_variant
+from tests.support.generator import audit, generate, load, scenario_variant
 
 
 def clean_rows(data: Path, name: str, profile: str | None, entity: str, start: str | None = None) -> list[dict[str, Any]]:
