@@ -201,7 +201,7 @@ class DefectInjector:
         present = {name: np.zeros(kept.size, dtype=bool) for name in self.added}
         for index, rows in plan.present_adds.items():
             name = drift_specs[index].field
-            # The kept rows among `rows`, by a mask (np.isin sorted them: 1 ms a batch).
+            # The kept rows among `rows`, by a mask (np.isin would sort them).
             carries = np.zeros(max(int(kept.max(initial=-1)), int(rows.max(initial=-1))) + 1, dtype=bool)
             carries[rows] = True
             line_rows = np.flatnonzero(carries[kept])
@@ -266,9 +266,9 @@ class DefectInjector:
         columns: dict[str, Column], layout: encode.LineLayout, injected: Injected,
     ) -> None:
         """Malformed lines as `_write` makes them one by one, but those that need no look at
-        their values all at once: cut short (variant % 3 == 0) and trailing garbage (1); a third
-        of a batch's defects went through `_write` at 6 us a row. Invalid UTF-8 inside a value or
-        key (2) stays row by row."""
+        their values all at once: cut short (variant % 3 == 0) and trailing garbage (1), since
+        they are common and `_write` is slow per row. Invalid UTF-8 inside a value or key (2)
+        stays row by row."""
         style = variant % 3
         cut = style == 0
         layout.truncate_rows(rows[cut], u1[cut], after_field=self.entity.key)

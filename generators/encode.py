@@ -360,7 +360,7 @@ class LineLayout:
         # Rows that differ from the template in any way ("irregular": an override, a field
         # left out or shown, a cut) are rendered once, apart; the kernel copies the rest.
         # A mask, not np.unique of the row lists: a tenth of the rows is touched, and sorting
-        # them cost 10 ns per line.
+        # them costs more than marking them.
         touched = np.zeros(self.n, dtype=bool)
         for _, rows, _ in grouped:
             touched[rows] = True
@@ -369,8 +369,7 @@ class LineLayout:
         touched[np.fromiter(self._cuts, dtype=np.int64, count=len(self._cuts))] = True
         irregular = np.flatnonzero(touched).astype(np.int64)
         # Each value with the key literal before it, as one piece: the kernel copies half as
-        # many pieces per line (10 scaling batches: line assembly 0.20 -> 0.10 s, making the
-        # pieces 0.04 s more). The pieces are made as lines are assembled, a block at a time.
+        # many pieces per line. The pieces are made as lines are assembled, a block at a time.
         columns: list[np.ndarray] = []
         prefixes: list[np.ndarray] = []
         heads: list[int] = []

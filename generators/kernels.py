@@ -25,14 +25,13 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 # Offsets are unsigned: numba checks every signed array index for a negative (wrap-around)
-# value, and that check alone kept the copy loops out of vector instructions (it took line
-# assembly from 360 to 230 ns per driving event line, before pieces took it to 80 ns).
+# value, and that check alone keeps the copy loops out of vector instructions (figures in
+# docs/performance.md, "Figures behind the code").
 _U0 = np.uint64(0)
 
 # Pieces are copied in blocks of this many bytes, each one unaligned vector load and store: a
-# copy loop over a width known only at run time ends in a byte-by-byte remainder, and that
-# remainder was half the time of line assembly (driving event lines: 37 -> 19 ns per line for
-# the copies, 63 -> 39 ns for making the pieces, one batch's columns in a loop).
+# copy loop over a width known only at run time ends in a byte-by-byte remainder, which would
+# take about half of line assembly's time.
 BLOCK = 32
 _BLOCK = np.uint64(BLOCK)
 
@@ -112,7 +111,7 @@ def compress_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Eight bytes at a time: a word without a zero byte (most of a line's text) is stored whole;
     one with padding goes byte by byte, branch-free (padding is written, then overwritten).
-    Byte by byte throughout, this took 17 of a driving event line's 400 ns."""
+    Byte by byte throughout is slower (docs/performance.md, "Figures behind the code")."""
     n, width = matrix.shape
     w = np.uint64(width)
     out = np.empty(n * width + 8, dtype=np.uint8)  # room for a whole last word
@@ -225,7 +224,7 @@ def assemble_lines(
     these rows only: a writer's block of lines at a time, the pieces stay in the CPU cache
     between being made and copied (made for a whole batch ahead, they cost twice as much, in
     memory traffic). Then row by row, so the output is written once, front to back (column by
-    column measured slower: it revisits the whole output once per column). A piece is copied
+    column revisits the whole output once per column). A piece is copied
     at its full width by blocks and the end moved by its length: the next piece overwrites the
     rest, and a fixed-length copy runs in vector instructions where a byte-by-byte one that
     skips padding cannot.
@@ -318,8 +317,8 @@ def cut_rows(out: np.ndarray, lines: np.ndarray, fractions: np.ndarray, floors: 
                 seen += 1
 
 
-# The two copies below are functions of their own: inlined by LLVM, they made the row loop 20%
-# faster than the same loops written in place.
+# The two copies below are functions of their own: LLVM inlines them and optimises the row
+# loop better than the same loops written in place.
 
 
 @njit(nogil=True, cache=True)
@@ -359,7 +358,7 @@ def instants_from_spacings(spacings: np.ndarray, start: int, end: int) -> np.nda
 @njit(nogil=True, cache=True)
 def scaled_integers(values: np.ndarray, scale: float, low: float, high: float) -> np.ndarray:
     """`np.clip(np.rint(values * scale), low, high).astype(np.int64)` in one pass instead of
-    four (numpy's rint alone took 4.5 ns per value); NaN becomes the int64 minimum, as numpy's
+    four; NaN becomes the int64 minimum, as numpy's
     conversion makes it on x86."""
     out = np.empty(values.size, dtype=np.int64)
     for i in range(values.size):
@@ -392,7 +391,7 @@ def fixed_point_text(magnitude: np.ndarray, negative: np.ndarray, places: int, h
 
     The sign column holds '-' or padding; the whole part is right-aligned without leading
     zeros (at least one digit); the fraction keeps its first digit and pads trailing zeros.
-    Two digits per division, from a table of the pairs "00".."99" (30% faster than one).
+    Two digits per division, from a table of the pairs "00".."99": half the divisions.
     """
     point = head_width + (1 if signed else 0)
     out = np.zeros((magnitude.size, point + 1 + places), dtype=np.uint8)

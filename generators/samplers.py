@@ -184,7 +184,7 @@ def _clip(sample: Any) -> tuple[float, float] | None:
 def categorical_codes(rng: np.random.Generator, p: np.ndarray, n: int) -> np.ndarray:
     """`rng.choice(len(p), size=n, p=p)`, the same codes from the same draws: one uniform per
     row placed among the cumulative weights. With few categories, by one comparison per
-    boundary (3.6 ns per row for three, against choice's binary search at 18 ns)."""
+    boundary, cheaper than choice's binary search."""
     cdf = p.cumsum()
     cdf /= cdf[-1]
     uniforms = rng.random(n)

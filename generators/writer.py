@@ -79,8 +79,7 @@ _SYNC_FILE_RANGE_WRITE = 2
 def start_writeback(fd: int) -> None:
     """Ask the kernel to start writing a file's dirty pages now, without waiting (Linux
     `sync_file_range`): the disk works on a batch's files while the next ones are generated,
-    and the fsync before the commit finds most of it done (10 scaling batches: disk ratio
-    0.65-0.68 -> 0.67-0.74; 3 batches 0.43-0.51 -> 0.53-0.61). Only a hint: its result is not
+    and the fsync before the commit finds most of it done. Only a hint: its result is not
     checked, the fsync is what makes the file durable. Elsewhere a no-op."""
     if _SYNC_FILE_RANGE is not None:
         _SYNC_FILE_RANGE(ctypes.c_int(fd), ctypes.c_int64(0), ctypes.c_int64(0), ctypes.c_uint(_SYNC_FILE_RANGE_WRITE))

@@ -95,8 +95,8 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> Streami
     lines = storage.read_landing_stream(spark, cfg, entity_name).transform(to_bronze(entity, LineLimits.of(cfg.scenario)))
     checkpoint = cfg.checkpoint("bronze", entity_name)
     txn_app_id = storage.app_id(checkpoint)
-    # Until 2026-11-30 Delta's streaming sink wrote bronze: a batch it wrote whose checkpoint
-    # commit a crash lost must not be written again by the new path.
+    # Earlier versions wrote bronze with Delta's streaming sink: a batch it wrote whose
+    # checkpoint commit a crash lost must not be written again by the `foreachBatch` path.
     sink_written = storage.delta_sink_version(checkpoint, path)
 
     def each_batch(batch_df: DataFrame, micro_batch_id: int) -> None:

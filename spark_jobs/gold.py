@@ -125,7 +125,7 @@ def merge_into_gold(spark: SparkSession, path: str, rows: DataFrame, gold: GoldT
     """Upsert recomputed cells by (group keys, window_start)."""
     storage.ensure_table(spark, path, rows.schema, GOLD_PROPERTIES)
     if storage.data_file_count(spark, path) == 0:
-        # Into an empty table a MERGE only inserts, after a join with nothing (3-4 s here). A
+        # Into an empty table a MERGE only inserts, after a costly join with nothing. A
         # replay of this micro-batch finds the rows in and merges, which changes nothing.
         storage.append(rows, path)
         return

@@ -17,7 +17,7 @@ from spark_jobs.jars import jar_paths
 DEFAULT_MASTER = "local[*]"
 LOG_CONFIG = Path(__file__).resolve().parent / "log4j2.properties"
 # The JIT skips methods over 8,000 bytes of bytecode by default; silver's whole-stage generated
-# code (dozens of rules per line) is larger, and ran interpreted: 15-20% of its time.
+# code (dozens of rules per line) is larger and would run interpreted.
 JVM_OPTIONS = "-Duser.timezone=UTC -XX:-DontCompileHugeMethods"
 
 
@@ -50,9 +50,9 @@ def session_config(options: SessionOptions, with_jars: bool = True) -> dict[str,
         # Delta rebuilds table state with 50 partitions by default: far too many on a laptop.
         "spark.databricks.delta.snapshotPartitions": str(max(2, options.shuffle_partitions)),
         # Small tables, many commits: their writers compact them (spark_jobs.storage.compact_small_files),
-        # not auto-compaction, whose hook costs about 1 s on the first write to each table in a
-        # process. No optimized writes either: with few cores a micro-batch already arrives in a
-        # few partitions, and the extra shuffle cost 10-15% of a 1.15 M-line pass (measured).
+        # not auto-compaction, whose hook costs about a second on the first write to each table
+        # in a process. No optimized writes either: with few cores a micro-batch already arrives
+        # in a few partitions, and the extra shuffle would only add time.
         "spark.databricks.delta.autoCompact.enabled": "false",
         "spark.databricks.delta.optimizeWrite.enabled": "false",
         "spark.sql.streaming.forceDeleteTempCheckpointLocation": "true",

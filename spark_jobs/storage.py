@@ -180,7 +180,7 @@ def read_delta_stream(spark: SparkSession, path: str, max_files_per_trigger: int
     """A Delta table as a stream of its appended rows (compaction commits are skipped).
 
     A query on a new checkpoint starts from the table's current snapshot, which Delta computes
-    with Spark jobs (1.2-1.7 s per query here, measured). While every file the table ever added
+    with Spark jobs (over a second per query). While every file the table ever added
     is still in it, reading its commits from version 0 yields the same rows without that.
     """
     reader = spark.readStream.format("delta")
@@ -367,7 +367,7 @@ def compact_small_files(spark: SparkSession, paths: list[str], min_files: int = 
     """OPTIMIZE every table that holds `min_files` data files or more; returns those compacted.
 
     This replaces Delta's auto-compaction, whose post-commit hook rebuilds a table's file list
-    on the first write to it in each process (about 1 s per table here, measured), while the
+    on the first write to it in each process (about a second per table), while the
     count needed to decide is in the commit's checksum file. Compaction commits change no data,
     so the streams that read these tables skip them.
     """
@@ -398,8 +398,8 @@ def app_id(checkpoint: str) -> str:
 
 
 # Delta's own txnAppId/txnVersion write options answer "was this batch written already?" by
-# rebuilding the table's whole state first: three Spark jobs on every append, 1.2 s against
-# 0.3 s for a 5-row append here (measured). The answer is in the newest commits, so on a local
+# rebuilding the table's whole state first: three Spark jobs on every append, several times
+# the cost of a small append itself. The answer is in the newest commits, so on a local
 # table each write names its (app id, batch id) in the commit's userMetadata and the check reads
 # the log back to the app's latest commit. A table elsewhere (a URI) keeps Delta's options.
 _TXN_MARKER = "medallion_txn"
@@ -491,8 +491,8 @@ def materialize(df: DataFrame) -> DataFrame:
 
     Unlike `persist`, the result no longer names the tables it was computed from: appending it
     to one of them (silver's rows, deduplicated against silver) is then a blind append, where
-    Delta would otherwise list the table's files again to record what the write read (1-1.5 s
-    per append here, measured). Free it with `release`.
+    Delta would otherwise list the table's files again to record what the write read (a second
+    or more per append). Free it with `release`.
     """
     return df.localCheckpoint(eager=True)
 
