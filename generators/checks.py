@@ -8,6 +8,7 @@ reported with its dotted path, the bad value and what to write instead.
 from __future__ import annotations
 
 from generators import vocab
+from medallion.contracts.defects import ADDED_FIELD, DefectKind
 from medallion.contracts.errors import ConfigError
 from medallion.contracts.sampler_specs import (
     BooleanSample,
@@ -209,26 +210,26 @@ def _check_defects(scenario: Scenario, name: str, entity: Entity) -> list[str]:
     problems: list[str] = []
     where = f"entities.{name}.defects"
     defects = entity.defects
-    added = {d.field for d in defects.drift if d.change == "add" and d.field in entity.fields}
+    added = {d.field for d in defects.drift if d.change == ADDED_FIELD and d.field in entity.fields}
     usable = [f for f in entity.fields if f != entity.key and f not in added]
     needs = {
-        "null_required": ([f for f in usable if entity.fields[f].required], "a required non-key field"),
-        "wrong_type": (usable, "a non-key field"),
-        "out_of_range": (
+        DefectKind.NULL_REQUIRED: ([f for f in usable if entity.fields[f].required], "a required non-key field"),
+        DefectKind.WRONG_TYPE: (usable, "a non-key field"),
+        DefectKind.OUT_OF_RANGE: (
             [f for f in usable if entity.fields[f].range is not None or entity.fields[f].enum is not None],
             "a field with a range or an enum",
         ),
-        "orphan_fk": ([f for f in usable if entity.fields[f].references is not None], "a field with references"),
-        "late": ([entity.event_time] if entity.event_time else [], "an event_time"),
-        "out_of_order": ([entity.event_time] if entity.event_time else [], "an event_time"),
+        DefectKind.ORPHAN_FK: ([f for f in usable if entity.fields[f].references is not None], "a field with references"),
+        DefectKind.LATE: ([entity.event_time] if entity.event_time else [], "an event_time"),
+        DefectKind.OUT_OF_ORDER: ([entity.event_time] if entity.event_time else [], "an event_time"),
     }
     for kind, (fields, what) in needs.items():
         if defects.rate(kind) > 0 and not fields:
             problems.append(f"{where}.{kind}: {name} has no {what} to carry it; set it to 0")
     if defects.out_of_order > 0 and scenario.watermark_delay.total_seconds() <= 0:
-        problems.append(f"{where}.out_of_order: needs a positive watermark_delay (out of order = within it)")
+        problems.append(f"{where}.{DefectKind.OUT_OF_ORDER}: needs a positive watermark_delay (out of order = within it)")
     first = next(iter(entity.fields))
-    undeclared_adds = [d for d in defects.drift if d.change == "add" and d.field not in entity.fields]
+    undeclared_adds = [d for d in defects.drift if d.change == ADDED_FIELD and d.field not in entity.fields]
     for i, spec in enumerate(defects.drift):
         path = f"{where}.drift[{i}]"
         if spec.field == entity.key:
@@ -247,7 +248,7 @@ def _check_defects(scenario: Scenario, name: str, entity: Entity) -> list[str]:
                 f"{path}.to: a {declared.type} field can drift to {list(_RETYPES[declared.type])} "
                 f"(a type it still converts from), not {spec.to!r}"
             )
-        if spec.change == "add" and declared is not None:
+        if spec.change == ADDED_FIELD and declared is not None:
             if spec.type != declared.type:
                 problems.append(f"{path}.type: {spec.field!r} is declared as {declared.type}, not {spec.type}")
             if spec.field == first:

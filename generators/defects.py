@@ -31,10 +31,14 @@ import numpy as np
 from generators import encode
 from generators.samplers import Column
 from generators.streams import Streams
+from medallion.contracts.defects import ADDED_FIELD, DefectKind, Fate
 from medallion.contracts.sampler_specs import SequenceSample, UuidSample
 from medallion.contracts.scenario import DriftSpec, Entity, FieldSpec, Scenario
 
-ROW_KINDS = ("malformed_json", "null_required", "wrong_type", "out_of_range", "orphan_fk", "late", "out_of_order")
+# The order kinds pick rows in: a row picked by several keeps the first (structural drift comes
+# between the two groups, added fields after both; see `DefectInjector.plan`).
+PRIORITY_BEFORE_DRIFT = (DefectKind.MALFORMED_JSON, DefectKind.NULL_REQUIRED, DefectKind.WRONG_TYPE)
+PRIORITY_AFTER_DRIFT = (DefectKind.OUT_OF_RANGE, DefectKind.ORPHAN_FK, DefectKind.LATE, DefectKind.OUT_OF_ORDER)
 GARBAGE = (b" junk", b"}", b'{"retry":true}', b",", b"<EOF>", b'"x"')
 INVALID_UTF8 = (b"\xff", b"\xc3\x28", b"\xe9", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80")
 _WRONG = {
@@ -49,42 +53,71 @@ _WRONG = {
 class Pick:
     """One row's defect: the kind (or drift spec) and the detail draws that shape its text."""
 
-    kind: str
+    kind: DefectKind
     drift: int | None  # index into defects.drift for schema_drift
     variant: int
     u1: float
     u2: float
 
 
+@dataclass(frozen=True)
+class Picked:
+    """The rows one entry of a plan picked, as parallel arrays: each row's line (its position
+    among the batch's lines before duplicates), the same row among the generated ones (the rows
+    of the sampled columns) and the detail draws that shape its text."""
+
+    lines: np.ndarray
+    sources: np.ndarray
+    variant: np.ndarray
+    u1: np.ndarray
+    u2: np.ndarray
+
+    def __getitem__(self, which: np.ndarray) -> Picked:
+        """The rows a mask (or index array) selects."""
+        return Picked(self.lines[which], self.sources[which], self.variant[which], self.u1[which], self.u2[which])
+
+    def pick(self, i: int, kind: DefectKind, drift: int | None = None) -> Pick:
+        """Row i's draws, for the writers that go row by row."""
+        return Pick(kind, drift, int(self.variant[i]), float(self.u1[i]), float(self.u2[i]))
+
+
+@dataclass(frozen=True)
+class DefectLines:
+    """Lines that carry one defect kind (on one field, for one drift change)."""
+
+    lines: np.ndarray  # positions among the batch's lines before duplicates
+    kind: DefectKind
+    field: str | None = None
+    change: str | None = None
+
+    @property
+    def fate(self) -> Fate:
+        return self.kind.fate(self.change)
+
+
 @dataclass
 class Injected:
-    """Defects written on kept rows (row = position among the batch's lines before duplicates),
-    as parallel lists: one entry per defective line."""
+    """Every defect written on one entity's lines of a batch, a group of lines per kind (and
+    field, and drift change); a line is in at most one group."""
 
-    rows: list[np.ndarray] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    fields: list[str | None] = field(default_factory=list)
-    changes: list[str | None] = field(default_factory=list)
+    groups: list[DefectLines] = field(default_factory=list)
 
-    def add(self, rows: np.ndarray | list[int], kind: str, field_name: str | None = None, change: str | None = None) -> None:
-        """Record `kind` on these rows."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size:
-            self.rows.append(rows)
-            self.kinds.append(kind)
-            self.fields.append(field_name)
-            self.changes.append(change)
+    def add(self, lines: np.ndarray | list[int], kind: DefectKind, field_name: str | None = None, change: str | None = None) -> None:
+        """Record `kind` on these lines."""
+        lines = np.asarray(lines, dtype=np.int64)
+        if lines.size:
+            self.groups.append(DefectLines(lines, kind, field_name, change))
 
-    def flat(self) -> tuple[np.ndarray, list[int]]:
-        """All rows, and for each row the index of its group (kind, field, change)."""
-        if not self.rows:
-            return np.zeros(0, dtype=np.int64), []
-        groups = np.repeat(np.arange(len(self.rows)), [r.size for r in self.rows])
-        return np.concatenate(self.rows), groups.tolist()
+    def mask(self, n_lines: int) -> np.ndarray:
+        """Which of the batch's lines (before duplicates) carry a defect."""
+        defective = np.zeros(n_lines, dtype=bool)
+        for group in self.groups:
+            defective[group.lines] = True
+        return defective
 
     @property
     def count(self) -> int:
-        return int(sum(r.size for r in self.rows))
+        return int(sum(g.lines.size for g in self.groups))
 
 
 @dataclass
@@ -92,7 +125,7 @@ class DefectPlan:
     """The defect picked for each generated row of one entity in one batch, as arrays: the
     rows, which entry of `order` won each, and that entry's detail draws."""
 
-    order: list[tuple[str, int | None]] = field(default_factory=list)
+    order: list[tuple[DefectKind, int | None]] = field(default_factory=list)
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     entry: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     variant: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -111,7 +144,7 @@ class DefectInjector:
         self.streams = streams
         entity = self.entity
         defects = entity.defects
-        self.added = sorted({d.field for d in defects.drift if d.change == "add" and d.field in entity.fields})
+        self.added = sorted({d.field for d in defects.drift if d.change == ADDED_FIELD and d.field in entity.fields})
         usable = [f for f in entity.fields if f != entity.key and f not in self.added]
         self.required = [f for f in entity.required_fields if f in usable]
         self.any_field = usable
@@ -138,17 +171,18 @@ class DefectInjector:
         plan = DefectPlan()
         defects = self.entity.defects
         drift = self.active_drift(batch)
-        structural = [(i, d) for i, d in drift if d.change != "add"]
-        additive = [(i, d) for i, d in drift if d.change == "add" and d.field in self.entity.fields]
-        undeclared = [(i, d) for i, d in drift if d.change == "add" and d.field not in self.entity.fields]
-        order: list[tuple[str, int | None, float, bool]] = []
-        for kind in ("malformed_json", "null_required", "wrong_type"):
+        structural = [(i, d) for i, d in drift if d.change != ADDED_FIELD]
+        additive = [(i, d) for i, d in drift if d.change == ADDED_FIELD and d.field in self.entity.fields]
+        undeclared = [(i, d) for i, d in drift if d.change == ADDED_FIELD and d.field not in self.entity.fields]
+        drift_kind = DefectKind.SCHEMA_DRIFT
+        order: list[tuple[DefectKind, int | None, float, bool]] = []
+        for kind in PRIORITY_BEFORE_DRIFT:
             order.append((kind, None, defects.rate(kind), False))
-        order += [("schema_drift", i, d.rate, False) for i, d in structural]
-        for kind in ("out_of_range", "orphan_fk", "late", "out_of_order"):
+        order += [(drift_kind, i, d.rate, False) for i, d in structural]
+        for kind in PRIORITY_AFTER_DRIFT:
             order.append((kind, None, defects.rate(kind), False))
-        order += [("schema_drift", i, d.rate, False) for i, d in undeclared]
-        order += [("schema_drift", i, d.rate, True) for i, d in additive]
+        order += [(drift_kind, i, d.rate, False) for i, d in undeclared]
+        order += [(drift_kind, i, d.rate, True) for i, d in additive]
         plan.order = [(kind, index) for kind, index, _, _ in order]
         taken = np.zeros(n, dtype=bool)
         parts: list[tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -187,17 +221,33 @@ class DefectInjector:
         layout: encode.LineLayout,
         interval: tuple[int, int],
         added_columns: dict[str, Column],
-    ) -> tuple[Injected, list[tuple[np.ndarray, str]]]:
+    ) -> Injected:
         """Write the planned defects of the kept rows into the layout.
 
         `kept` maps line rows to generated rows, the rows of `columns` and `added_columns`
-        (the layout reads its values through the same map). Returns the rewritten rows and the rows that
-        gained a declared field as (line rows, field) arrays. Common kinds are written for all
-        their rows at once; rare, irregular ones (malformed lines, orphans, drift) row by row.
+        (the layout reads its values through the same map). Returns every line written with a
+        defect, the lines that gained a declared field among them. Common kinds are written for
+        all their rows at once; rare, irregular ones (malformed lines, orphans, drift) row by row.
         """
         injected = Injected()
+        added = self._present_adds(plan, kept, layout)
+        if plan.rows.size and kept.size:
+            position = np.full(max(int(kept.max()), int(plan.rows.max())) + 1, -1, dtype=np.int64)
+            position[kept] = np.arange(kept.size)
+            lines = position[plan.rows]
+            alive = lines >= 0  # rows dropped with their unit or parent carry nothing
+            for entry_index, (kind, drift_index) in enumerate(plan.order):
+                chosen = alive & (plan.entry == entry_index)
+                if chosen.any():
+                    picked = Picked(lines[chosen], plan.rows[chosen], plan.variant[chosen], plan.u1[chosen], plan.u2[chosen])
+                    self._write_kind(kind, drift_index, picked, columns, added_columns, layout, interval, injected)
+        injected.groups += added.groups
+        return injected
+
+    def _present_adds(self, plan: DefectPlan, kept: np.ndarray, layout: encode.LineLayout) -> Injected:
+        """Declared fields a drift adds: omitted from every line but those that carry them."""
+        added = Injected()
         drift_specs = self.entity.defects.drift
-        added_rows: list[tuple[np.ndarray, str]] = []
         present = {name: np.zeros(kept.size, dtype=bool) for name in self.added}
         for index, rows in plan.present_adds.items():
             name = drift_specs[index].field
@@ -206,86 +256,73 @@ class DefectInjector:
             carries[rows] = True
             line_rows = np.flatnonzero(carries[kept])
             present[name][line_rows] = True
-            added_rows.append((line_rows, name))
+            added.add(line_rows, DefectKind.SCHEMA_DRIFT, name, ADDED_FIELD)
         for name, mask in present.items():
             layout.omit_mask(name, ~mask)
-        if plan.rows.size == 0 or kept.size == 0:
-            return injected, added_rows
-        position = np.full(max(int(kept.max()), int(plan.rows.max())) + 1, -1, dtype=np.int64)
-        position[kept] = np.arange(kept.size)
-        lines = position[plan.rows]
-        alive = lines >= 0  # rows dropped with their unit or parent carry nothing
-        for entry_index, (kind, drift_index) in enumerate(plan.order):
-            chosen = alive & (plan.entry == entry_index)
-            if not chosen.any():
-                continue
-            rows = lines[chosen]
-            sources = plan.rows[chosen]  # the same rows among the generated ones
-            variant, u1, u2 = plan.variant[chosen], plan.u1[chosen], plan.u2[chosen]
-            if kind in ("late", "out_of_order"):
-                self._shift_times(kind, rows, u1, interval, layout, injected)
-            elif kind == "null_required":
-                self._nulls(rows, variant, u1, layout, injected)
-            elif kind == "wrong_type":
-                self._wrong_types(rows, variant, layout, injected)
-            elif kind == "out_of_range":
-                self._out_of_range(rows, sources, variant, u1, u2, columns, layout, injected)
-            elif kind == "schema_drift" and drift_index is not None and drift_specs[drift_index].change == "rename":
-                spec = drift_specs[drift_index]
-                layout.override_keys(spec.field, rows, spec.to or spec.field)
-                injected.add(rows, "schema_drift", spec.field, "rename")
-            elif kind == "malformed_json":
-                self._malformed(rows, sources, variant, u1, u2, columns, layout, injected)
-            elif (kind == "orphan_fk" and self._orphans(rows, sources, variant, columns, layout, injected)) or (
-                kind == "schema_drift"
-                and drift_index is not None
-                and self._drift_at_once(drift_specs[drift_index], rows, sources, columns, added_columns, layout, injected)
-            ):
-                pass  # written all at once
-            else:
-                self._row_by_row(kind, drift_index, rows, sources, variant, u1, u2, columns, layout, injected)
-        return injected, added_rows
+        return added
+
+    def _write_kind(
+        self, kind: DefectKind, drift_index: int | None, picked: Picked, columns: dict[str, Column],
+        added_columns: dict[str, Column], layout: encode.LineLayout, interval: tuple[int, int], injected: Injected,
+    ) -> None:
+        """Write one entry of the plan: a kind, or one scheduled drift."""
+        drift_specs = self.entity.defects.drift
+        if kind in (DefectKind.LATE, DefectKind.OUT_OF_ORDER):
+            self._shift_times(kind, picked, interval, layout, injected)
+        elif kind == DefectKind.NULL_REQUIRED:
+            self._nulls(picked, layout, injected)
+        elif kind == DefectKind.WRONG_TYPE:
+            self._wrong_types(picked, layout, injected)
+        elif kind == DefectKind.OUT_OF_RANGE:
+            self._out_of_range(picked, columns, layout, injected)
+        elif kind == DefectKind.SCHEMA_DRIFT and drift_index is not None and drift_specs[drift_index].change == "rename":
+            spec = drift_specs[drift_index]
+            layout.override_keys(spec.field, picked.lines, spec.to or spec.field)
+            injected.add(picked.lines, DefectKind.SCHEMA_DRIFT, spec.field, "rename")
+        elif kind == DefectKind.MALFORMED_JSON:
+            self._malformed(picked, columns, layout, injected)
+        elif (kind == DefectKind.ORPHAN_FK and self._orphans(picked, columns, layout, injected)) or (
+            kind == DefectKind.SCHEMA_DRIFT
+            and drift_index is not None
+            and self._drift_at_once(drift_specs[drift_index], picked, columns, added_columns, layout, injected)
+        ):
+            pass  # written all at once
+        else:
+            self._row_by_row(kind, drift_index, picked, columns, layout, injected)
 
     def _row_by_row(
-        self, kind: str, drift_index: int | None, rows: np.ndarray, sources: np.ndarray, variant: np.ndarray,
-        u1: np.ndarray, u2: np.ndarray, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected,
+        self, kind: DefectKind, drift_index: int | None, picked: Picked,
+        columns: dict[str, Column], layout: encode.LineLayout, injected: Injected,
     ) -> None:
         """Rare and irregular defects, one row at a time, recorded per (kind, field, change)."""
-        marks: dict[tuple[str, str | None, str | None], list[int]] = {}
+        marks: dict[tuple[DefectKind, str | None, str | None], list[int]] = {}
         drift_specs = self.entity.defects.drift
-        for i, (row, source) in enumerate(zip(rows.tolist(), sources.tolist(), strict=True)):
-            pick = Pick(kind, drift_index, int(variant[i]), float(u1[i]), float(u2[i]))
-            mark = self._write(pick, row, source, columns, layout, drift_specs)
+        for i, (row, source) in enumerate(zip(picked.lines.tolist(), picked.sources.tolist(), strict=True)):
+            mark = self._write(picked.pick(i, kind, drift_index), row, source, columns, layout, drift_specs)
             if mark is not None:
                 marks.setdefault(mark, []).append(row)
         for (mark_kind, mark_field, change), marked in marks.items():
             injected.add(marked, mark_kind, mark_field, change)
 
-    def _malformed(
-        self, rows: np.ndarray, sources: np.ndarray, variant: np.ndarray, u1: np.ndarray, u2: np.ndarray,
-        columns: dict[str, Column], layout: encode.LineLayout, injected: Injected,
-    ) -> None:
+    def _malformed(self, picked: Picked, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected) -> None:
         """Malformed lines as `_write` makes them one by one, but those that need no look at
         their values all at once: cut short (variant % 3 == 0) and trailing garbage (1), since
         they are common and `_write` is slow per row. Invalid UTF-8 inside a value or key (2)
         stays row by row."""
-        style = variant % 3
+        style = picked.variant % 3
         cut = style == 0
-        layout.truncate_rows(rows[cut], u1[cut], after_field=self.entity.key)
+        layout.truncate_rows(picked.lines[cut], picked.u1[cut], after_field=self.entity.key)
         garbage = style == 1
-        layout.add_garbages(rows[garbage], [GARBAGE[v // 3 % len(GARBAGE)] for v in variant[garbage].tolist()])
-        injected.add(rows[cut | garbage], "malformed_json", None, None)
-        rest = style == 2
-        self._row_by_row("malformed_json", None, rows[rest], sources[rest], variant[rest], u1[rest], u2[rest], columns, layout, injected)
+        layout.add_garbages(picked.lines[garbage], [GARBAGE[v // 3 % len(GARBAGE)] for v in picked.variant[garbage].tolist()])
+        injected.add(picked.lines[cut | garbage], DefectKind.MALFORMED_JSON, None, None)
+        self._row_by_row(DefectKind.MALFORMED_JSON, None, picked[style == 2], columns, layout, injected)
 
-    def _orphans(
-        self, rows: np.ndarray, sources: np.ndarray, variant: np.ndarray, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected
-    ) -> bool:
+    def _orphans(self, picked: Picked, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected) -> bool:
         """Orphan keys for sequence-keyed targets, all at once: an 'x' after the prefix (a form the
         sequence never writes). False when a target needs the row-by-row path."""
         if not self.references:
             return True
-        which = variant % len(self.references)
+        which = picked.variant % len(self.references)
         plans = []
         for index, name in enumerate(self.references):
             mine = which == index
@@ -298,17 +335,16 @@ class DefectInjector:
                 return False
             plans.append((name, mine, len(encode.json_scalar(sample.prefix)) - 1))
         for name, mine, head in plans:
-            texts = np.take(columns[name].enc, sources[mine], axis=0)
+            texts = np.take(columns[name].enc, picked.sources[mine], axis=0)
             marker = np.full((texts.shape[0], 1), ord("x"), dtype=np.uint8)
-            layout.override_values(name, rows[mine], np.hstack([texts[:, :head], marker, texts[:, head:]]))
-            injected.add(rows[mine], "orphan_fk", name)
+            layout.override_values(name, picked.lines[mine], np.hstack([texts[:, :head], marker, texts[:, head:]]))
+            injected.add(picked.lines[mine], DefectKind.ORPHAN_FK, name)
         return True
 
     def _drift_at_once(
         self,
         spec: DriftSpec,
-        rows: np.ndarray,
-        sources: np.ndarray,
+        picked: Picked,
         columns: dict[str, Column],
         added_columns: dict[str, Column],
         layout: encode.LineLayout,
@@ -319,6 +355,7 @@ class DefectInjector:
         and an undeclared added field (after the last declared one).
         Padding anywhere in a row is dropped when the line is laid out, so the pieces can stay
         padded. False for any other drift, which takes the row-by-row path."""
+        rows, sources = picked.lines, picked.sources
         if spec.change == "retype" and self.entity.fields[spec.field].type in QUOTED_WHEN_RETYPED:
             column = columns[spec.field]
             if column.nulls is not None:
@@ -326,93 +363,87 @@ class DefectInjector:
                 rows, sources = rows[valued], sources[valued]
             quote = np.full((rows.size, 1), ord('"'), dtype=np.uint8)
             layout.override_values(spec.field, rows, np.hstack([quote, np.take(column.enc, sources, axis=0), quote]))
-        elif spec.change == "add" and spec.field not in self.entity.fields:
+        elif spec.change == ADDED_FIELD and spec.field not in self.entity.fields:
             key = np.frombuffer(encode.key_literal(spec.field, first=False), dtype=np.uint8)
             values = np.take(added_columns[spec.field].enc, sources, axis=0)
             layout.add_tails(rows, np.hstack([np.broadcast_to(key, (rows.size, key.size)), values]))
         else:
             return False
-        injected.add(rows, "schema_drift", spec.field, spec.change)
+        injected.add(rows, DefectKind.SCHEMA_DRIFT, spec.field, spec.change)
         return True
 
-    def _shift_times(self, kind: str, rows: np.ndarray, u1: np.ndarray, interval: tuple[int, int], layout: encode.LineLayout, injected: Injected) -> None:
+    def _shift_times(
+        self, kind: DefectKind, picked: Picked, interval: tuple[int, int], layout: encode.LineLayout, injected: Injected
+    ) -> None:
         """Late rows fall behind the watermark delay; out-of-order ones within it."""
         name = self.entity.event_time
         if name is None:
             return
         start = interval[0]
-        if kind == "late":
+        if kind == DefectKind.LATE:
             span = 2 * max(self.delay_ms, self.interval_ms)
-            instants = start - self.delay_ms - 1 - (u1 * span).astype(np.int64)
+            instants = start - self.delay_ms - 1 - (picked.u1 * span).astype(np.int64)
         else:
             if self.delay_ms <= 0:
                 return
-            instants = start - self.delay_ms + (u1 * self.delay_ms).astype(np.int64)
+            instants = start - self.delay_ms + (picked.u1 * self.delay_ms).astype(np.int64)
         if self.entity.fields[name].type == "date":
             texts = encode.encode_date(instants // 86_400_000)
         else:
             texts = encode.encode_timestamp(instants)
-        layout.override_values(name, rows, texts)
-        injected.add(rows, kind, name)
+        layout.override_values(name, picked.lines, texts)
+        injected.add(picked.lines, kind, name)
 
-    def _nulls(self, rows: np.ndarray, variant: np.ndarray, u1: np.ndarray, layout: encode.LineLayout, injected: Injected) -> None:
+    def _nulls(self, picked: Picked, layout: encode.LineLayout, injected: Injected) -> None:
         """A required field written as null, or (half the time) left out."""
         if not self.required:
             return
-        which = variant % len(self.required)
+        rows = picked.lines
+        which = picked.variant % len(self.required)
         for index, name in enumerate(self.required):
             mine = which == index
             if not mine.any():
                 continue
-            remove = mine & (u1 >= 0.5) if layout.can_omit(name) else np.zeros_like(mine)
+            remove = mine & (picked.u1 >= 0.5) if layout.can_omit(name) else np.zeros_like(mine)
             as_null = mine & ~remove
             layout.override_values(name, rows[as_null], np.tile(np.frombuffer(b"null", dtype=np.uint8), (int(as_null.sum()), 1)))
             layout.omit_rows(name, rows[remove])
-            injected.add(rows[mine], "null_required", name)
+            injected.add(rows[mine], DefectKind.NULL_REQUIRED, name)
 
-    def _wrong_types(self, rows: np.ndarray, variant: np.ndarray, layout: encode.LineLayout, injected: Injected) -> None:
+    def _wrong_types(self, picked: Picked, layout: encode.LineLayout, injected: Injected) -> None:
         """A value of a JSON type no cast can turn into the field's type."""
         if not self.any_field:
             return
-        which = variant % len(self.any_field)
+        which = picked.variant % len(self.any_field)
         for index, name in enumerate(self.any_field):
             mine = which == index
             if not mine.any():
                 continue
             table = self._wrong_tables[name]
-            layout.override_values(name, rows[mine], np.take(table, (variant[mine] // 7) % table.shape[0], axis=0))
-            injected.add(rows[mine], "wrong_type", name)
+            layout.override_values(name, picked.lines[mine], np.take(table, (picked.variant[mine] // 7) % table.shape[0], axis=0))
+            injected.add(picked.lines[mine], DefectKind.WRONG_TYPE, name)
 
-    def _out_of_range(
-        self,
-        rows: np.ndarray,
-        sources: np.ndarray,
-        variant: np.ndarray,
-        u1: np.ndarray,
-        u2: np.ndarray,
-        columns: dict[str, Column],
-        layout: encode.LineLayout,
-        injected: Injected,
-    ) -> None:
+    def _out_of_range(self, picked: Picked, columns: dict[str, Column], layout: encode.LineLayout, injected: Injected) -> None:
         """Numbers beyond the range (vectorised); strings outside the enum (row by row)."""
         if not self.ranged:
             return
-        which = variant % len(self.ranged)
+        which = picked.variant % len(self.ranged)
         for index, name in enumerate(self.ranged):
             mine = which == index
             if not mine.any():
                 continue
             spec = self.entity.fields[name]
             column = columns[name]
+            rows = picked.lines[mine]
             if spec.range is None and column.labels is not None and column.raw is not None:
-                layout.override_values(name, rows[mine], self._outside_enum(name, column, sources[mine], variant[mine]))
+                layout.override_values(name, rows, self._outside_enum(name, column, picked.sources[mine], picked.variant[mine]))
             elif spec.range is None:
                 for i in np.flatnonzero(mine).tolist():
-                    pick = Pick("out_of_range", None, int(variant[i]), float(u1[i]), float(u2[i]))
-                    layout.override_value(name, int(rows[i]), out_of_range_value(spec, column, int(sources[i]), pick))
+                    pick = picked.pick(i, DefectKind.OUT_OF_RANGE)
+                    layout.override_value(name, int(picked.lines[i]), out_of_range_value(spec, column, int(picked.sources[i]), pick))
             else:
-                layout.override_values(name, rows[mine], out_of_range_numbers(spec, u1[mine], u2[mine]))
-            injected.add(rows[mine], "out_of_range", name)
+                layout.override_values(name, rows, out_of_range_numbers(spec, picked.u1[mine], picked.u2[mine]))
+            injected.add(rows, DefectKind.OUT_OF_RANGE, name)
 
     def _outside_enum(self, name: str, column: Column, sources: np.ndarray, variant: np.ndarray) -> np.ndarray:
         """`out_of_range_value` for many rows of a column of words: looked up in a table of
@@ -436,12 +467,12 @@ class DefectInjector:
         columns: dict[str, Column],
         layout: encode.LineLayout,
         drift_specs: list[DriftSpec],
-    ) -> tuple[str, str | None, str | None] | None:
+    ) -> tuple[DefectKind, str | None, str | None] | None:
         """Write one row's defect; returns what to record (kind, field, change). `row` is the
         line, `source` the same row in `columns`."""
         entity = self.entity
         kind = pick.kind
-        if kind == "malformed_json":
+        if kind == DefectKind.MALFORMED_JSON:
             style = pick.variant % 3
             if style == 0:
                 layout.truncate(row, pick.u1, after_field=entity.key)
@@ -460,7 +491,7 @@ class DefectInjector:
             name = self.any_field[pick.variant // 15 % len(self.any_field)] if self.any_field else entity.key
             layout.override_key_bytes(name, row, bad)
             return kind, name, None
-        if kind == "orphan_fk":
+        if kind == DefectKind.ORPHAN_FK:
             if not self.references:
                 return None
             name = self.references[pick.variant % len(self.references)]
@@ -476,7 +507,7 @@ class DefectInjector:
                 return None  # a null has no other JSON type
             text = retyped_value(entity.fields[spec.field], column, source, spec.to or "string")
             layout.override_value(spec.field, row, text)
-            return "schema_drift", spec.field, "retype"
+            return DefectKind.SCHEMA_DRIFT, spec.field, "retype"
         return None  # other drift is written all at once (`_drift_at_once`)
 
 

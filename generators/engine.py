@@ -28,12 +28,12 @@ from generators import encode
 from generators.arrival import ArrivalPlanner, Rows
 from generators.checks import check_scenario, field_order
 from generators.defects import DefectInjector, Injected
-from generators.ledger import Ledger, LedgerBuilder, concat_columns, quoted
+from generators.ledger import Ledger, LedgerBuilder, key_json
 from generators.samplers import Column, Frame, SampleContext, added_field_column, sample_field
 from generators.streams import Streams
+from medallion.contracts.defects import DefectKind, Fate
 from medallion.contracts.layout import landing_file_name
 from medallion.contracts.scenario import Scenario
-from medallion.contracts.scenario_base import DEFECT_KINDS, defect_fate
 
 BLOCK_ROWS = 2048  # rows assembled at once: ~350 KB of text, hashed and written while in the L2 cache
 DUPLICATE_POOL = 64  # clean lines of a batch kept as duplicate sources for the next one
@@ -80,7 +80,7 @@ class EntityBatch:
     clean_records: int
     parts: list[Part]
     defects: Ledger  # one compact JSON object per defective line, in file and line order
-    defect_counts: dict[str, int]
+    defect_counts: dict[DefectKind, int]
     sequence_end: int
 
 
@@ -111,6 +111,60 @@ class _BatchFrame:
     times: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Lines:
+    """One entity's lines of a batch before duplicates are inserted: their layout, the generated
+    row each shows (`kept`), the key column of the generated rows and the defects written."""
+
+    layout: encode.LineLayout
+    kept: np.ndarray
+    keys: Column
+    defects: Injected
+    generated: int
+
+    @property
+    def n(self) -> int:
+        return self.layout.n
+
+
+@dataclass
+class _Duplicates:
+    """Duplicate lines: each is inserted after row `positions[i]` and repeats `sources[i]` (a row
+    of this batch or a clean line of the previous one); `pool` holds the clean rows the next
+    batch may repeat."""
+
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    sources: list[int | _Candidate] = field(default_factory=list)
+    pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where each line lands: the lines, duplicates among them, split evenly into the files."""
+
+    file_names: list[str]
+    bounds: np.ndarray  # first line index of each file, and the total
+    duplicate_positions: np.ndarray
+    total_lines: int
+
+    @classmethod
+    def of(cls, name: str, batch_id: int, files_per_batch: int, n_rows: int, duplicate_positions: np.ndarray) -> _Placement:
+        total_lines = n_rows + duplicate_positions.size
+        parts_count = min(files_per_batch, total_lines)
+        bounds = np.asarray([total_lines * i // parts_count for i in range(parts_count + 1)] if parts_count else [0])
+        file_names = [f"landing/{name}/{landing_file_name(name, batch_id, p)}" for p in range(parts_count)]
+        return cls(file_names, bounds, duplicate_positions, total_lines)
+
+    def locate(self, line_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(part, 1-based line in it) of lines given by their index among all lines."""
+        part = np.searchsorted(self.bounds, line_index, side="right") - 1
+        return part, line_index - self.bounds[part] + 1
+
+    def of_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(part, line) of rows given by their index among the lines before duplicates."""
+        return self.locate(rows + np.searchsorted(self.duplicate_positions, rows, side="left"))
+
+
 def _concat(a: Column, b: Column) -> Column:
     width = max(a.enc.shape[1], b.enc.shape[1])
 
@@ -126,25 +180,6 @@ def _concat(a: Column, b: Column) -> Column:
         nb = b.nulls if b.nulls is not None else np.zeros(b.enc.shape[0], dtype=bool)
         nulls = np.concatenate([na, nb])
     return Column(enc=np.vstack([widen(a.enc), widen(b.enc)]), raw=raw, labels=a.labels or b.labels, nulls=nulls)
-
-
-def key_json(keys: Column, rows: np.ndarray) -> list[str]:
-    """The ledger's `key` of each row as JSON text: the key's own JSON string, or a number
-    in quotes (the ledger's key is always a string)."""
-    if rows.size == 0:
-        return []
-    texts = np.take(keys.enc, rows, axis=0)
-    fixed = texts.view(f"S{texts.shape[1]}").ravel()  # trailing padding dropped
-    try:
-        # Keys are ASCII (sequences, UUIDs): one conversion for all of them.
-        values: list[str] = fixed.astype(f"U{texts.shape[1]}").tolist()
-    except UnicodeDecodeError:
-        values = [t.decode("utf-8") for t in fixed.tolist()]
-    if (texts[:, 1:-1] == 0).any():  # padding inside a key (a sequence that outgrew its width)
-        values = [t.replace(b"\x00", b"").decode("utf-8") for t in fixed.tolist()]
-    if values[0].startswith('"'):
-        return values
-    return [v if v.startswith('"') else f'"{v}"' for v in values]
 
 
 class Engine:
@@ -275,18 +310,18 @@ class Engine:
         layout = encode.LineLayout(kept.size, None if kept.size == n else kept)
         for field_name in entity.fields:
             layout.add_field(field_name, columns[field_name].enc)
-        injected, added_rows = injector.apply(plan, kept, columns, layout, interval, added)
+        injected = injector.apply(plan, kept, columns, layout, interval, added)
 
         clean = keep.copy()
-        for marked, kind, change in zip(injected.rows, injected.kinds, injected.changes, strict=True):
-            if defect_fate(kind, change) != "keep":
-                clean[kept[marked]] = False
+        for group in injected.groups:
+            if group.fate != Fate.KEEP:
+                clean[kept[group.lines]] = False
         frame = Frame(columns=columns, clean=clean)
         frames[name] = _BatchFrame(frame=frame, times=rows.times)
         if name in self.universes:
             self._grow(name, frame)
         self.generated[name] += n
-        return self._render(name, batch_id, layout, columns[entity.key], kept, injected, added_rows, n)
+        return self._render(name, batch_id, _Lines(layout, kept, columns[entity.key], injected, n))
 
     def _grow(self, name: str, frame: Frame) -> None:
         universe = self.universes[name]
@@ -300,35 +335,40 @@ class Engine:
 
     # --- lines, files and ledger ------------------------------------------------------------
 
-    def _render(
-        self,
-        name: str,
-        batch_id: int,
-        layout: encode.LineLayout,
-        keys: Column,
-        kept: np.ndarray,
-        injected: Injected,
-        added_rows: list[tuple[np.ndarray, str]],
-        generated: int,
-    ) -> EntityBatch:
-        # Rows here are lines (before duplicates are inserted); `keys` holds the generated
-        # rows, and `kept` maps the one to the other.
+    def _render(self, name: str, batch_id: int, lines: _Lines) -> EntityBatch:
+        """Place duplicates among the lines, split them into files, record the ledger."""
         entity = self.scenario.entities[name]
-        n_rows = layout.n
-        injected_rows, _ = injected.flat()
-        defective = np.zeros(n_rows, dtype=bool)
-        defective[injected_rows] = True
-        for rows, _ in added_rows:
-            defective[rows] = True
-        no_defect_rows = np.flatnonzero(~defective)
+        duplicates = self._duplicates(name, batch_id, lines.defects.mask(lines.n))
+        placement = _Placement.of(name, batch_id, entity.files_per_batch, lines.n, duplicates.positions)
+        builder = LedgerBuilder(placement.file_names, lines.keys.enc, entity.fields[entity.key].type == "string")
+        counts, quarantined = _record_defects(builder, lines, placement)
+        counts[DefectKind.DUPLICATE] += _record_duplicates(builder, lines, duplicates, placement)
+        # Lines that a duplicate repeats (in this batch or the next) are rendered now; the
+        # others when the writer reads the parts (see PartLines), in the writer's thread.
+        texts = _texts_to_repeat(lines.layout, duplicates)
+        self.candidates[name] = _next_candidates(lines, duplicates.pool, placement, texts)
+        return EntityBatch(
+            entity=name,
+            generated=lines.generated,
+            skipped=lines.generated - lines.n,
+            lines=placement.total_lines,
+            clean_records=lines.n - quarantined,
+            parts=_parts(lines.layout, duplicates, placement, texts),
+            defects=builder.build(),
+            defect_counts=counts,
+            sequence_end=self.generated[name],
+        )
 
-        # Duplicates: extra lines repeating clean lines of this batch (earlier ones) or the last.
-        rate = entity.defects.duplicate
+    def _duplicates(self, name: str, batch_id: int, defective: np.ndarray) -> _Duplicates:
+        """Extra lines repeating clean lines of this batch (earlier ones) or the last, and the
+        clean lines the next batch may repeat."""
+        rate = self.scenario.entities[name].defects.duplicate
+        n_rows = defective.size
+        no_defect_rows = np.flatnonzero(~defective)
         previous = self.candidates[name]
-        dup_positions = np.zeros(0, dtype=np.int64)
-        dup_sources: list[int | _Candidate] = []
+        duplicates = _Duplicates()
         if rate > 0 and n_rows > 0:
-            rng = self.streams.rng(name, "defect:duplicate", batch_id)
+            rng = self.streams.rng(name, f"defect:{DefectKind.DUPLICATE}", batch_id)
             count = int(rng.binomial(n_rows, rate))
             positions = np.sort(rng.integers(0, n_rows, count))
             pick_previous = rng.random(count) < CROSS_BATCH_SHARE
@@ -338,115 +378,80 @@ class Engine:
             for i, position in enumerate(positions.tolist()):
                 available = int(eligible_upto[position])
                 if previous and (pick_previous[i] or available == 0):
-                    dup_sources.append(previous[int(which[i] * len(previous))])
+                    duplicates.sources.append(previous[int(which[i] * len(previous))])
                 elif available:
-                    dup_sources.append(int(no_defect_rows[int(which[i] * available)]))
+                    duplicates.sources.append(int(no_defect_rows[int(which[i] * available)]))
                 else:
                     continue
                 kept_positions.append(position)
-            dup_positions = np.asarray(kept_positions, dtype=np.int64)
-        pool_rows = np.zeros(0, dtype=np.int64)
+            duplicates.positions = np.asarray(kept_positions, dtype=np.int64)
         if rate > 0 and no_defect_rows.size:
             rng = self.streams.rng(name, "duplicate-pool", batch_id)
-            pool_rows = np.sort(rng.choice(no_defect_rows, size=min(DUPLICATE_POOL, no_defect_rows.size), replace=False))
+            duplicates.pool = np.sort(rng.choice(no_defect_rows, size=min(DUPLICATE_POOL, no_defect_rows.size), replace=False))
+        return duplicates
 
-        n_dups = dup_positions.size
-        total_lines = n_rows + n_dups
-        parts_count = min(entity.files_per_batch, total_lines)
-        bounds = np.asarray([total_lines * i // parts_count for i in range(parts_count + 1)] if parts_count else [0])
-        file_names = [f"landing/{name}/{landing_file_name(name, batch_id, p)}" for p in range(parts_count)]
 
-        def locate(line_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            part = np.searchsorted(bounds, line_index, side="right") - 1
-            return part, line_index - bounds[part] + 1
+def _record_defects(builder: LedgerBuilder, lines: _Lines, placement: _Placement) -> tuple[dict[DefectKind, int], int]:
+    """Ledger entries of the defects written on the lines; their counts by kind and how many
+    lines the pipeline quarantines."""
+    counts = dict.fromkeys(DefectKind, 0)
+    quarantined = 0
+    for group in lines.defects.groups:
+        part, line = placement.of_rows(group.lines)
+        builder.add_defects(part, line, group.kind, lines.kept[group.lines], group.field, group.change)
+        counts[group.kind] += int(group.lines.size)
+        if group.fate != Fate.KEEP:
+            quarantined += int(group.lines.size)
+    return counts, quarantined
 
-        def row_lines(rows: np.ndarray) -> np.ndarray:
-            return rows + np.searchsorted(dup_positions, rows, side="left")
 
-        # The ledger, by index arithmetic; its text is built in bulk (see generators.ledger).
-        # Keys come straight from their JSON text, so nothing is decoded and re-encoded.
-        key_is_string = entity.fields[entity.key].type == "string"
-        builder = LedgerBuilder(file_names)
-        counts = dict.fromkeys(DEFECT_KINDS, 0)
-        quarantined = 0
-        for group, kind in enumerate(injected.kinds):
-            rows = injected.rows[group]
-            part, line = locate(row_lines(rows))
-            tail = b""
-            if injected.fields[group] is not None:
-                tail += b',"field":"' + str(injected.fields[group]).encode() + b'"'
-            if injected.changes[group] is not None:
-                tail += b',"change":"' + str(injected.changes[group]).encode() + b'"'
-            builder.add(part, line, kind, quoted(np.take(keys.enc, kept[rows], axis=0), key_is_string), tail)
-            counts[kind] += int(rows.size)
-            if defect_fate(kind, injected.changes[group]) != "keep":
-                quarantined += int(rows.size)
-        for rows, field_name in added_rows:
-            part, line = locate(row_lines(rows))
-            tail = b',"field":"' + field_name.encode() + b'","change":"add"'
-            builder.add(part, line, "schema_drift", quoted(np.take(keys.enc, kept[rows], axis=0), key_is_string), tail)
-            counts["schema_drift"] += int(rows.size)
-        if n_dups:
-            counts["duplicate"] += n_dups
-            dup_part, dup_line = locate(dup_positions + 1 + np.arange(n_dups))
-            is_current = np.array([isinstance(s, int) for s in dup_sources], dtype=bool)
-            if is_current.any():
-                current = np.asarray([s for s in dup_sources if isinstance(s, int)], dtype=np.int64)
-                source_part, source_line = locate(row_lines(current))
-                tail_matrix = concat_columns(
-                    current.size,
-                    [b',"repeats":"', builder.file_column(source_part), b":", encode.encode_int(source_line), b'"'],
-                )
-                builder.add(
-                    dup_part[is_current], dup_line[is_current], "duplicate",
-                    quoted(np.take(keys.enc, kept[current], axis=0), key_is_string), tail_matrix,
-                )
-            if not is_current.all():
-                earlier = [s for s in dup_sources if isinstance(s, _Candidate)]
-                builder.add(
-                    dup_part[~is_current], dup_line[~is_current], "duplicate",
-                    encode.bytes_table([c.key.encode() for c in earlier]),
-                    encode.bytes_table([f',"repeats":"{c.file}:{c.line}"'.encode() for c in earlier]),
-                )
-        ledger = builder.build()
-
-        # Lines that a duplicate repeats (in this batch or the next) are rendered now; the
-        # others when the writer reads the parts (see PartLines), in the writer's thread.
-        layout.prepare()
-        needed = sorted({int(r) for r in pool_rows.tolist()} | {s for s in dup_sources if isinstance(s, int)})
-        texts = dict(zip(needed, layout.lines(needed), strict=True))
-        repeats = encode.GivenLines.of([s.text if isinstance(s, _Candidate) else texts[s] for s in dup_sources])
-        sequence = np.insert(np.arange(n_rows, dtype=np.int64), dup_positions + 1, -(np.arange(n_dups) + 1))
-        parts = [
-            Part(
-                path=file_names[p],
-                chunks=PartLines(layout, sequence[bounds[p] : bounds[p + 1]], repeats),
-                lines=int(bounds[p + 1] - bounds[p]),
-            )
-            for p in range(parts_count)
-        ]
-
-        # Clean lines of this batch that the next batch may repeat. Only the immediately
-        # previous batch is a source, so a resumed run (which rebuilds just that batch)
-        # repeats exactly what an uninterrupted run would.
-        if pool_rows.size:
-            pool_part, pool_line = locate(row_lines(pool_rows))
-            pool_keys = key_json(keys, kept[pool_rows])
-            self.candidates[name] = [
-                _Candidate(texts[int(row)], pool_keys[i], file_names[pool_part[i]], int(pool_line[i]))
-                for i, row in enumerate(pool_rows.tolist())
-            ]
-        else:
-            self.candidates[name] = []
-
-        return EntityBatch(
-            entity=name,
-            generated=generated,
-            skipped=generated - n_rows,
-            lines=total_lines,
-            clean_records=n_rows - quarantined,
-            parts=parts,
-            defects=ledger,
-            defect_counts=counts,
-            sequence_end=self.generated[name],
+def _record_duplicates(builder: LedgerBuilder, lines: _Lines, duplicates: _Duplicates, placement: _Placement) -> int:
+    """Ledger entries of the duplicate lines, each naming the line it repeats; their count."""
+    n_dups = duplicates.positions.size
+    if not n_dups:
+        return 0
+    dup_part, dup_line = placement.locate(duplicates.positions + 1 + np.arange(n_dups))
+    is_current = np.array([isinstance(s, int) for s in duplicates.sources], dtype=bool)
+    if is_current.any():
+        current = np.asarray([s for s in duplicates.sources if isinstance(s, int)], dtype=np.int64)
+        source_part, source_line = placement.of_rows(current)
+        builder.add_repeats(dup_part[is_current], dup_line[is_current], lines.kept[current], source_part, source_line)
+    if not is_current.all():
+        earlier = [s for s in duplicates.sources if isinstance(s, _Candidate)]
+        builder.add_earlier_repeats(
+            dup_part[~is_current], dup_line[~is_current], [c.key for c in earlier], [f"{c.file}:{c.line}" for c in earlier]
         )
+    return int(n_dups)
+
+
+def _texts_to_repeat(layout: encode.LineLayout, duplicates: _Duplicates) -> dict[int, bytes]:
+    """The text of every line of this batch a duplicate repeats, now or in the next batch."""
+    layout.prepare()
+    needed = sorted({int(r) for r in duplicates.pool.tolist()} | {s for s in duplicates.sources if isinstance(s, int)})
+    return dict(zip(needed, layout.lines(needed), strict=True))
+
+
+def _parts(layout: encode.LineLayout, duplicates: _Duplicates, placement: _Placement, texts: dict[int, bytes]) -> list[Part]:
+    """The files' contents: each a run of the lines in order, duplicates in their places."""
+    n_rows, n_dups = layout.n, duplicates.positions.size
+    repeats = encode.GivenLines.of([s.text if isinstance(s, _Candidate) else texts[s] for s in duplicates.sources])
+    sequence = np.insert(np.arange(n_rows, dtype=np.int64), duplicates.positions + 1, -(np.arange(n_dups) + 1))
+    bounds = placement.bounds
+    return [
+        Part(path=path, chunks=PartLines(layout, sequence[bounds[p] : bounds[p + 1]], repeats), lines=int(bounds[p + 1] - bounds[p]))
+        for p, path in enumerate(placement.file_names)
+    ]
+
+
+def _next_candidates(lines: _Lines, pool: np.ndarray, placement: _Placement, texts: dict[int, bytes]) -> list[_Candidate]:
+    """Clean lines of this batch that the next batch may repeat. Only the immediately previous
+    batch is a source, so a resumed run (which rebuilds just that batch) repeats exactly what
+    an uninterrupted run would."""
+    if not pool.size:
+        return []
+    pool_part, pool_line = placement.of_rows(pool)
+    pool_keys = key_json(lines.keys.enc, lines.kept[pool])
+    return [
+        _Candidate(texts[int(row)], pool_keys[i], placement.file_names[pool_part[i]], int(pool_line[i]))
+        for i, row in enumerate(pool.tolist())
+    ]

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from medallion.contracts.defects import DefectKind, Fate
 from medallion.contracts.errors import VerificationFailed
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.manifest import BatchManifest, read_manifests
 from medallion.contracts.scenario import Entity, Scenario
-from medallion.contracts.scenario_base import defect_fate
 from medallion.contracts.scenario_loader import load_scenario
 
 
@@ -68,21 +68,22 @@ def read_ledger(data: DataRoot, entity_name: str, entity: Entity) -> EntityLedge
         not_clean: set[tuple[str, int]] = set()
         quarantined = 0
         for defect in manifest.defects:
-            fate = defect_fate(defect.kind, defect.change)
-            if fate == "keep":
+            kind = DefectKind(defect.kind)
+            fate = kind.fate(defect.change)
+            if fate == Fate.KEEP:
                 continue
             not_clean.add((defect.file, defect.line))
-            if fate == "dedupe":
+            if fate == Fate.DEDUPE:
                 ledger.duplicates[batch] = ledger.duplicates.get(batch, 0) + 1
                 continue
             quarantined += 1
             name = Path(defect.file).name
-            if defect.kind == "malformed_json":
+            if kind == DefectKind.MALFORMED_JSON:
                 ledger.malformed_per_file[name] += 1
             elif defect.key is not None:
-                ledger.quarantine_keyed.append((batch, defect.key, defect.kind))
+                ledger.quarantine_keyed.append((batch, defect.key, kind))
             else:
-                ledger.unkeyed_per_file_kind[(name, defect.kind)] += 1
+                ledger.unkeyed_per_file_kind[(name, kind)] += 1
         ledger.quarantine_per_batch[batch] = quarantined
         keys: list[str] = []
         for entry in manifest.files:
@@ -153,7 +154,7 @@ def verify_entity(spark: Any, scenario: Scenario, data: DataRoot, entity_name: s
               len(ledger.quarantine_keyed) - len(missed), not missed,
               ", ".join(f"b{b} {k} {kind}" for b, k, kind in missed[:3]))
     )
-    malformed_actual = Counter(r["file"] for r in q_rows if "malformed_json" in r["_kinds"])
+    malformed_actual = Counter(r["file"] for r in q_rows if DefectKind.MALFORMED_JSON in r["_kinds"])
     bad_files = [f for f in set(ledger.malformed_per_file) | set(malformed_actual) if ledger.malformed_per_file[f] != malformed_actual[f]]
     checks.append(
         Check(entity_name, "malformed lines quarantined (per file)", sum(ledger.malformed_per_file.values()),

@@ -1,7 +1,8 @@
 """Silver's rules: derived from the scenario schema, plus its declared SQL expectations.
 
 `rules_for(entity)` is the catalogue (pure Python: names, the defect kind each catches, the
-action). The column builders classify each raw line strictly from its JSON, because Spark's
+action); each schema rule is a `SilverCheck` of the defect vocabulary (medallion/contracts/defects.py),
+which names it and gives its kind. The column builders classify each raw line strictly from its JSON, because Spark's
 own reader accepts trailing garbage and folds wrong types into `_corrupt_record` (docs/design.md §5.1):
 
 - `line_too_long`: a line of more than `pipeline.max_line_bytes` bytes (not inspected further);
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from medallion.contracts.defects import SilverCheck
 from medallion.contracts.scenario import Entity, FieldSpec, Scenario
 from spark_jobs import sql_guard
 
@@ -41,9 +43,8 @@ _JSON_STRING = r'"(?:[^"\\]++|\\.)*+"'
 _INNERMOST_GROUP = r"\{[^{}\[\]]*+\}|\[[^{}\[\]]*+\]"
 # Records are flat (scalar fields); 3 levels leave room for a wrong-typed object or array value.
 MAX_NESTING = 3
-# The rules whose reasons say a line was not read as a record; the first that applies is the
-# only reason given (they are of the ledger kind `malformed_json`).
-LINE_TOO_LONG, TOO_DEEP, MALFORMED_JSON = "line_too_long", "too_deep", "malformed_json"
+
+EXPECTATION = "expectation"  # the kind of a declared expectation's rule in the quality table
 
 
 @dataclass(frozen=True)
@@ -65,38 +66,49 @@ DEFAULT_LIMITS = LineLimits()
 
 @dataclass(frozen=True)
 class Rule:
-    """One silver rule: `kind` is the ledger defect kind it catches (or `expectation`)."""
+    """One silver rule: a schema check (`check`, on `field` for the per-field ones) or a declared
+    expectation (`sql`, no check). Its name is the reason it writes in quarantine."""
 
     name: str
-    kind: str
+    check: SilverCheck | None
     action: str = QUARANTINE
     field: str | None = None
     sql: str | None = None
     references: str | None = None
 
+    @classmethod
+    def derived(cls, check: SilverCheck, field: str | None = None, references: str | None = None) -> Rule:
+        """The rule a schema check makes (on a field, for the per-field checks)."""
+        return cls(check.rule_name(field), check, field=field, references=references)
+
+    @property
+    def kind(self) -> str:
+        """The ledger defect kind the rule catches, or `expectation`: plain text, as the tables hold it."""
+        return EXPECTATION if self.check is None else self.check.kind.value
+
     @property
     def schema_derived(self) -> bool:
-        return self.sql is None
+        return self.check is not None
 
 
 def rules_for(entity: Entity) -> list[Rule]:
     """Every rule of an entity, in the order reasons are listed."""
-    rules = [Rule(MALFORMED_JSON, "malformed_json"), Rule(LINE_TOO_LONG, "malformed_json"), Rule(TOO_DEEP, "malformed_json")]
+    rules = [Rule.derived(SilverCheck.MALFORMED_JSON), Rule.derived(SilverCheck.LINE_TOO_LONG), Rule.derived(SilverCheck.TOO_DEEP)]
     required = set(entity.required_fields)
     for name in entity.fields:
         if name in required:
-            rules.append(Rule(f"{name}_required", "null_required", field=name))
-        rules.append(Rule(f"{name}_type", "wrong_type", field=name))
-    rules.append(Rule("schema_drift", "schema_drift"))
+            rules.append(Rule.derived(SilverCheck.REQUIRED, name))
+        rules.append(Rule.derived(SilverCheck.TYPE, name))
+    rules.append(Rule.derived(SilverCheck.SCHEMA_DRIFT))
     for name, spec in entity.fields.items():
         if spec.range is not None:
-            rules.append(Rule(f"{name}_range", "out_of_range", field=name))
+            rules.append(Rule.derived(SilverCheck.RANGE, name))
         if spec.enum is not None:
-            rules.append(Rule(f"{name}_enum", "out_of_range", field=name))
+            rules.append(Rule.derived(SilverCheck.ENUM, name))
         if spec.references is not None:
-            rules.append(Rule(f"{name}_fk", "orphan_fk", field=name, references=spec.references))
+            rules.append(Rule.derived(SilverCheck.FK, name, references=spec.references))
     for expectation in entity.expectations:
-        rules.append(Rule(expectation.name, "expectation", expectation.action, sql=expectation.sql))
+        rules.append(Rule(expectation.name, None, expectation.action, sql=expectation.sql))
     names = [rule.name for rule in rules]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
@@ -317,35 +329,36 @@ def with_foreign_key_checks(entity: Entity, dimension_keys: dict[str, DataFrame 
 def rule_condition(rule: Rule, entity: Entity) -> Column:
     """True when a row breaks a schema-derived rule (check columns must exist)."""
     not_malformed = ~F.col("_malformed")
-    if rule.name == LINE_TOO_LONG:
-        return F.col("_too_long")
-    if rule.name == TOO_DEEP:
-        return ~F.col("_too_long") & F.col("_too_deep")
-    if rule.kind == "malformed_json":
-        return F.col("_malformed") & ~F.col("_too_long") & ~F.col("_too_deep")
     field = rule.field or ""
-    if rule.kind == "null_required":
-        return not_malformed & _state(field, ABSENT, NULL)
-    if rule.kind == "wrong_type":
-        return not_malformed & _state(field, WRONG)
-    if rule.kind == "schema_drift":
-        retyped = [_state(name, DRIFT) for name in entity.fields]
-        absent = [_state(name, ABSENT) for name in entity.fields]
-        declared = F.array(*[F.lit(n) for n in entity.fields])
-        unknown = F.size(F.array_except(F.json_object_keys(F.col("_json")), declared)) > 0
-        # `And` short-circuits: the object's keys are only listed when a declared field is absent.
-        renamed = _any(absent) & unknown
-        return not_malformed & (_any(retyped) | renamed)
-    if rule.kind == "out_of_range" and rule.name.endswith("_range"):
-        low, high = entity.fields[field].range  # type: ignore[misc]
-        value = F.col(field)
-        return not_malformed & value.isNotNull() & ((value < F.lit(low)) | (value > F.lit(high)))
-    if rule.kind == "out_of_range":
-        allowed = entity.fields[field].enum or []
-        value = F.col(field)
-        return not_malformed & value.isNotNull() & ~value.isin(*allowed)
-    if rule.kind == "orphan_fk":
-        return not_malformed & F.col(f"_orphan_{field}")
+    match rule.check:
+        case SilverCheck.LINE_TOO_LONG:
+            return F.col("_too_long")
+        case SilverCheck.TOO_DEEP:
+            return ~F.col("_too_long") & F.col("_too_deep")
+        case SilverCheck.MALFORMED_JSON:
+            return F.col("_malformed") & ~F.col("_too_long") & ~F.col("_too_deep")
+        case SilverCheck.REQUIRED:
+            return not_malformed & _state(field, ABSENT, NULL)
+        case SilverCheck.TYPE:
+            return not_malformed & _state(field, WRONG)
+        case SilverCheck.SCHEMA_DRIFT:
+            retyped = [_state(name, DRIFT) for name in entity.fields]
+            absent = [_state(name, ABSENT) for name in entity.fields]
+            declared = F.array(*[F.lit(n) for n in entity.fields])
+            unknown = F.size(F.array_except(F.json_object_keys(F.col("_json")), declared)) > 0
+            # `And` short-circuits: the object's keys are only listed when a declared field is absent.
+            renamed = _any(absent) & unknown
+            return not_malformed & (_any(retyped) | renamed)
+        case SilverCheck.RANGE:
+            low, high = entity.fields[field].range  # type: ignore[misc]
+            value = F.col(field)
+            return not_malformed & value.isNotNull() & ((value < F.lit(low)) | (value > F.lit(high)))
+        case SilverCheck.ENUM:
+            allowed = entity.fields[field].enum or []
+            value = F.col(field)
+            return not_malformed & value.isNotNull() & ~value.isin(*allowed)
+        case SilverCheck.FK:
+            return not_malformed & F.col(f"_orphan_{field}")
     raise ValueError(f"no condition for rule {rule.name}")
 
 

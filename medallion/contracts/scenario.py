@@ -21,11 +21,11 @@ from pydantic import (
     model_validator,
 )
 
+from medallion.contracts.defects import DefectKind
 from medallion.contracts.sampler_specs import (
     Sample,
 )
 from medallion.contracts.scenario_base import (
-    DEFECT_KINDS,
     ENV_NAME,
     IDENTIFIER,
     MAX_BASELINE,
@@ -189,6 +189,7 @@ class DriftSpec(Model):
 class Defects(Model):
     """Per-kind share of lines that carry each defect; 0 turns a kind off."""
 
+    # One rate per DefectKind but schema drift, which is scheduled change by change (`drift`).
     malformed_json: float = Field(default=0.0, ge=0, le=0.5)
     null_required: float = Field(default=0.0, ge=0, le=0.5)
     wrong_type: float = Field(default=0.0, ge=0, le=0.5)
@@ -199,13 +200,13 @@ class Defects(Model):
     orphan_fk: float = Field(default=0.0, ge=0, le=0.5)
     drift: list[DriftSpec] = Field(default_factory=list, max_length=MAX_RULES)
 
-    def rate(self, kind: str) -> float:
-        """The configured share of lines for one defect kind."""
-        return float(getattr(self, kind)) if kind != "schema_drift" else 0.0
+    def rate(self, kind: DefectKind) -> float:
+        """The configured share of lines for one defect kind (schema drift: see `drift`)."""
+        return float(getattr(self, kind)) if kind != DefectKind.SCHEMA_DRIFT else 0.0
 
     @property
     def enabled(self) -> bool:
-        return any(self.rate(k) > 0 for k in DEFECT_KINDS) or bool(self.drift)
+        return any(self.rate(k) > 0 for k in DefectKind) or bool(self.drift)
 
 
 class Expectation(Model):

@@ -91,37 +91,8 @@ def bounded_problems(problems: list[str]) -> list[str]:
         shown.append(f"... and {len(problems) - MAX_MESSAGE_PROBLEMS} more problem(s)")
     return shown
 
+
 FieldType = Literal["string", "int", "long", "double", "boolean", "timestamp", "date"]
-DefectKind = Literal[
-    "malformed_json",
-    "null_required",
-    "wrong_type",
-    "out_of_range",
-    "duplicate",
-    "late",
-    "out_of_order",
-    "orphan_fk",
-    "schema_drift",
-]
-DEFECT_KINDS: tuple[str, ...] = DefectKind.__args__  # type: ignore[attr-defined]
-# Each defect kind's fate downstream (docs/design.md §3.5). schema_drift depends on the change.
-DEFECT_FATES: dict[str, str] = {
-    "malformed_json": "quarantine",
-    "null_required": "quarantine",
-    "wrong_type": "quarantine",
-    "out_of_range": "quarantine",
-    "orphan_fk": "quarantine",
-    "duplicate": "dedupe",
-    "late": "keep",
-    "out_of_order": "keep",
-}
-
-
-def defect_fate(kind: str, change: str | None = None) -> str:
-    """quarantine, dedupe or keep: what the pipeline must do with a line of this defect kind."""
-    if kind == "schema_drift":
-        return "keep" if change == "add" else "quarantine"
-    return DEFECT_FATES[kind]
 
 
 def parse_duration(value: Any) -> timedelta:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from medallion.cli import main
+from medallion.contracts.defects import SilverCheck
 from medallion.contracts.errors import QualityAlert
 from spark_jobs.rules import Rule
 from spark_jobs.silver import QualityAlerts, quality_rows
 
-RULES = [Rule("malformed_json", "malformed_json"), Rule("speed_range", "out_of_range", field="speed"),
-         Rule("slow_enough", "expectation", "warn", sql="speed < 100")]
+RULES = [Rule.derived(SilverCheck.MALFORMED_JSON), Rule.derived(SilverCheck.RANGE, "speed"),
+         Rule("slow_enough", None, "warn", sql="speed < 100")]
 
 
 def counts(bronze: int, quarantined: int, dups: int) -> dict[str, int]:
