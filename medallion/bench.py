@@ -14,7 +14,6 @@ ratio to a baseline timed right beside it, not an absolute time alone. Groups:
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
@@ -58,16 +57,15 @@ def render(results: list[dict[str, Any]]) -> None:
     Console(width=180).print(table)
 
 
-def run_from_cli(args: argparse.Namespace) -> int:
-    """`medallion bench [--quick] [--only generator,pipeline] [--out FILE.json]`"""
-    groups = [g.strip() for g in args.only.split(",")] if args.only else list(GROUPS)
+def run_bench(groups: list[str] | None = None, quick: bool = False, out: Path | None = None) -> list[dict[str, Any]]:
+    """`medallion bench`: run the groups (default all), print the table, write JSON to `out` if given."""
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
-    for group in groups:
-        results += run_group(group, args.quick)
+    for group in groups or GROUPS:
+        results += run_group(group, quick)
     render(results)
     print(f"{len(results)} benchmarks in {time.perf_counter() - started:.0f}s on {platform.machine()}, "
           f"{platform.python_implementation()} {platform.python_version()}")
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1, default=str) + "\n")
-    return 0
+    if out:
+        Path(out).write_text(json.dumps(results, indent=1, default=str) + "\n")
+    return results

@@ -6,7 +6,6 @@ checks for them, so the error says exactly what to install.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
@@ -46,22 +45,23 @@ def check_tools() -> list[str]:
     return problems
 
 
-def run_from_cli(args: argparse.Namespace) -> int:
-    """Fetch missing jars (unless --check) and report what else is missing."""
+def setup(check: bool = False, jars_only: bool = False) -> int:
+    """`medallion setup`: fetch missing jars (unless `check`) and report what else is missing;
+    returns the exit code (3 when something is missing)."""
     missing = missing_jars()
-    if args.check:
+    if check:
         for artifact in missing:
             print(f"missing jar: {artifact.coordinate}")
     elif missing:
         print(f"[setup] resolving {len(missing)} jar(s) into {jars_dir()}")
         resolve_jars()
-    if getattr(args, "jars_only", False):
+    if jars_only:
         print(f"[setup] jars ready in {jars_dir()}")
         return 0
     problems = check_tools()
     for problem in problems:
         print(f"[setup] {problem}")
-    if problems or (args.check and missing):
+    if problems or (check and missing):
         return 3
     print(f"[setup] ready: jars in {jars_dir()}, java {java_major()}, PostgreSQL and MariaDB found")
     return 0

@@ -4,11 +4,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medallion.contracts.errors import MedallionError
+from medallion.contracts.options import (
+    add_master_option,
+    add_mode_options,
+    add_scenario_options,
+    add_target_option,
+    export_kinds,
+)
 from medallion.contracts.paths import (
     STORAGE_ERRNOS,
     check_data_root,
@@ -41,81 +49,107 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _scenario_args(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
-    parser.add_argument("--scenario", required=True, help="scenario NAME (configs/scenarios/NAME.yaml) or a YAML path")
-    parser.add_argument("--profile", default=None, help="profile overlay defined in the scenario (e.g. small, scaling)")
-    parser.add_argument("--data", required=data_required, type=Path, help="data root: landing/, manifests/, lake/")
-
-
-def _spark_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--master", default=None, help="Spark master URL (default: $MEDALLION_SPARK_MASTER or local[*])")
+# One handler per command: it turns the parsed options into the typed arguments of the
+# command's library function, checks the paths it is given, and calls it.
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from generators.cli import run_generate
+    from generators.commands import GenerateArgs, generate
 
-    return run_generate(args)
+    report = generate(GenerateArgs(
+        scenario=args.scenario, data=args.data, seed=args.seed, profile=args.profile, batches=args.batches,
+        duration=args.duration, start=args.start, speed=args.speed, serve=args.serve, quiet=args.quiet,
+        durable=not args.no_fsync,
+    ))
+    if args.duration is not None:
+        print(json.dumps(report.as_dict()))
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from generators.cli import run_schema
+    from generators.commands import print_scenario_schema
 
-    return run_schema(args)
+    print_scenario_schema(args.scenario)
+    return 0
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    from spark_jobs.pipeline import run_from_cli
+    from spark_jobs.config import parse_layers, pipeline_config
+    from spark_jobs.pipeline import report_once, run_pipeline
+    from spark_jobs.session import SessionOptions
 
     check_data_root(args.data, writes=True)
-    return run_from_cli(args)
+    cfg = pipeline_config(args.scenario, args.data, profile=args.profile, once=not args.continuous,
+                          layers=parse_layers(args.layers))
+    result = run_pipeline(cfg, SessionOptions(app_name="medallion-pipeline", master=args.master))
+    if cfg.once:
+        report_once(result, cfg)
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from spark_jobs.export import run_from_cli
+    from spark_jobs.config import export_config
+    from spark_jobs.export import run_export
+    from spark_jobs.session import SessionOptions
 
     check_data_root(args.data, writes=False, must_exist=True)
-    return run_from_cli(args)
+    cfg = export_config(args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target))
+    run_export(cfg, SessionOptions(app_name="medallion-export", master=args.master))
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from medallion.verify import run_from_cli
+    from medallion.contracts.layout import DataRoot
+    from medallion.contracts.scenario_loader import load_scenario
+    from medallion.verify import run_verify
+    from spark_jobs.session import SessionOptions
 
     check_data_root(args.data, writes=False, must_exist=True)
-    return run_from_cli(args)
+    scenario = load_scenario(args.scenario, profile=args.profile)
+    run_verify(scenario, DataRoot(args.data), SessionOptions(app_name="medallion-verify", master=args.master))
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from medallion.report import run_from_cli
+    from medallion.contracts.layout import DataRoot
+    from medallion.report import write_report
+    from spark_jobs.session import SessionOptions
 
     check_data_root(args.data, writes=args.out is None, must_exist=True)
     if args.out is not None:
         check_output_file(args.out)
-    return run_from_cli(args)
+    out = write_report(DataRoot(args.data), args.out, SessionOptions(app_name="medallion-report", master=args.master))
+    print(f"report written to {out}")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from medallion.bench import run_from_cli
+    from medallion.bench import run_bench
 
-    return run_from_cli(args)
+    groups = [g.strip() for g in args.only.split(",")] if args.only else None
+    run_bench(groups, quick=args.quick, out=args.out)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from medallion.demo import run_from_cli
+    from medallion.demo import DemoArgs, run_demo
 
     check_data_root(args.data, writes=True)
-    return run_from_cli(args)
+    return run_demo(DemoArgs(data=args.data, scenario=args.scenario, profile=args.profile, seed=args.seed,
+                             batches=args.batches, master=args.master))
 
 
 def _setup(args: argparse.Namespace) -> int:
-    from medallion.bootstrap import run_from_cli
+    from medallion.bootstrap import setup
 
-    return run_from_cli(args)
+    return setup(check=args.check, jars_only=args.jars_only)
 
 
 def _package(args: argparse.Namespace) -> int:
-    from medallion.package import run_from_cli
+    from medallion.package import package
 
-    return run_from_cli(args)
+    package(args.out)
+    return 0
 
 
 def _jars(args: argparse.Namespace) -> int:
@@ -136,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = commands.add_parser("generate", help="write seeded JSON Lines batches and their manifests")
-    _scenario_args(gen)
+    add_scenario_options(gen)
     gen.add_argument("--seed", type=int, required=True, help="random seed: same seed, same bytes")
     span = gen.add_mutually_exclusive_group()
     span.add_argument("--batches", type=int, help="write N batches, then stop")
@@ -153,29 +187,27 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=_schema)
 
     pipe = commands.add_parser("pipeline", help="run the streaming jobs bronze -> silver -> gold")
-    _scenario_args(pipe)
-    mode = pipe.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="process everything landed, then stop (default)")
-    mode.add_argument("--continuous", action="store_true", help="keep running on the scenario's trigger interval")
+    add_scenario_options(pipe)
+    add_mode_options(pipe)
     pipe.add_argument("--layers", default="bronze,silver,gold", help="comma-separated subset of bronze,silver,gold")
-    _spark_args(pipe)
+    add_master_option(pipe)
     pipe.set_defaults(handler=_pipeline)
 
     exp = commands.add_parser("export", help="upsert gold tables into PostgreSQL and/or MySQL, exactly once")
-    _scenario_args(exp)
-    exp.add_argument("--target", choices=("postgres", "mysql", "all"), default="all")
-    _spark_args(exp)
+    add_scenario_options(exp)
+    add_target_option(exp)
+    add_master_option(exp)
     exp.set_defaults(handler=_export)
 
     ver = commands.add_parser("verify", help="reconcile every table against the generator's ledger")
-    _scenario_args(ver)
-    _spark_args(ver)
+    add_scenario_options(ver)
+    add_master_option(ver)
     ver.set_defaults(handler=_verify)
 
     rep = commands.add_parser("report", help="throughput and quality plots as one HTML file")
     rep.add_argument("--data", required=True, type=Path)
     rep.add_argument("--out", type=Path, default=None, help="output file (default DATA/report.html)")
-    _spark_args(rep)
+    add_master_option(rep)
     rep.set_defaults(handler=_report)
 
     bench = commands.add_parser("bench", help="measure hot paths against baselines in the same run")
@@ -190,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--profile", default=None)
     demo.add_argument("--seed", type=non_negative_int, default=42, help="random seed, 0 or more (default 42)")
     demo.add_argument("--batches", type=positive_int, default=8, help="landing batches to generate, 1 or more (default 8)")
-    _spark_args(demo)
+    add_master_option(demo)
     demo.set_defaults(handler=_demo)
 
     setup = commands.add_parser("setup", help="fetch jars and check the database servers (idempotent)")

@@ -7,11 +7,11 @@ Prints what it did, where the data is and what to try next; exits non-zero if an
 
 from __future__ import annotations
 
-import argparse
 import math
 import shutil
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,6 +28,18 @@ from medallion.contracts.scenario import Scenario
 from medallion.contracts.scenario_loader import load_scenario
 
 console = Console(highlight=False, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class DemoArgs:
+    """What `medallion demo` is asked to do (its options, typed; the defaults are the CLI's)."""
+
+    data: Path = Path("demo-data")
+    scenario: str = "driving"
+    profile: str | None = None
+    seed: int = 42
+    batches: int = 8
+    master: str | None = None
 
 
 def _step(number: int, total: int, title: str) -> float:
@@ -164,16 +176,16 @@ def layer_counts(spark: Any, scenario: Scenario, data: DataRoot) -> Table:
     return table
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(args: DemoArgs) -> int:
     """The demo itself; returns the exit code."""
-    from medallion import cli
+    from generators.commands import GenerateArgs, generate
     from medallion.bootstrap import check_tools
     from medallion.local import open_connections
     from medallion.verify import render, verify
-    from spark_jobs import export, pipeline
-    from spark_jobs.config import PipelineConfig
+    from spark_jobs.config import export_config, pipeline_config
+    from spark_jobs.export import export_gold
     from spark_jobs.jars import resolve_jars
-    from spark_jobs.lifecycle import STOP, CheckpointLock
+    from spark_jobs.pipeline import run_pipeline
     from spark_jobs.session import SessionOptions, build_session
 
     total = 6
@@ -193,32 +205,26 @@ def run_demo(args: argparse.Namespace) -> int:
 
     started = _step(2, total, "generate landing files and the defect ledger")
     data = fresh_data_root(args.data)
-    generate_args = ["generate", "--scenario", args.scenario, "--seed", str(args.seed), "--data", str(data.root),
-                     "--batches", str(args.batches), "--quiet"]
-    if args.profile:
-        generate_args += ["--profile", args.profile]
-    code = cli.main(generate_args)
-    if code != 0:
-        return code
+    generate(GenerateArgs(scenario=args.scenario, data=data.root, seed=args.seed, profile=args.profile,
+                          batches=args.batches, quiet=True))
     manifests = [m for name in scenario.processing_order for m in read_manifests(data, name)]
     lines = sum(m.lines for m in manifests)
     defects = sum(len(m.defects) for m in manifests)
     _done(started, f"{lines:,} lines in {len(manifests)} manifests, {defects:,} defects ledgered")
 
     started = _step(3, total, "pipeline bronze -> silver -> gold (Spark, --once)")
-    spark = build_session(SessionOptions(app_name="medallion-demo", master=args.master))
-    cfg = PipelineConfig(scenario=scenario, data=data, master=args.master)
-    STOP.install()
-    with CheckpointLock(data):
-        result = pipeline.run(spark, cfg)
+    session = SessionOptions(app_name="medallion-demo", master=args.master)
+    result = run_pipeline(pipeline_config(scenario, data), session)
+    spark = build_session(session)  # the session the pipeline ran in, for the steps below
     timings = ", ".join(f"{layer} {seconds:.0f}s" for layer, seconds in result.seconds.items())
     alerts = f"; {len(result.alerts)} batch(es) below the quality threshold" if result.alerts else ""
     _done(started, f"{timings}{alerts}")
 
     with ExitStack() as stack:
         started = _step(4, total, "export gold to PostgreSQL and MariaDB/MySQL (exactly once)")
-        connections = open_connections(scenario.export, ("postgres", "mysql"), stack)
-        export.export_gold(spark, cfg, connections, on_result=lambda r: console.print(f"      {r.describe()}"))
+        cfg = export_config(scenario, data)
+        connections = open_connections(scenario.export, cfg.targets, stack)
+        export_gold(spark, cfg, connections, on_result=lambda r: console.print(f"      {r.describe()}"))
         _done(started, "exported")
 
         started = _step(5, total, "verify every table against the ledger")
@@ -254,8 +260,3 @@ def run_demo(args: argparse.Namespace) -> int:
     if not agree:
         raise VerificationFailed("gold differs between Delta and the databases")
     return 0
-
-
-def run_from_cli(args: argparse.Namespace) -> int:
-    """`medallion demo`"""
-    return run_demo(args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import zipfile
 from pathlib import Path
 
@@ -23,12 +22,12 @@ def build_pyfiles_zip(out: Path) -> Path:
     return out
 
 
-def run_from_cli(args: argparse.Namespace) -> int:
-    """Build the zip and print the spark-submit line that uses it."""
-    out = build_pyfiles_zip(Path(args.out))
+def package(out: Path) -> Path:
+    """`medallion package`: build the zip and print the spark-submit line that uses it."""
+    out = build_pyfiles_zip(Path(out))
     from spark_jobs.jars import jar_paths
 
     jars = ",".join(str(p) for p in jar_paths())
     print(f"wrote {out}")
     print(f"spark-submit --jars {jars} --py-files {out} spark_jobs/bronze.py --scenario driving --data DIR")
-    return 0
+    return out

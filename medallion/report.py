@@ -5,7 +5,6 @@ One self-contained HTML file (plots embedded as PNG) that opens anywhere, no ser
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -13,11 +12,14 @@ from collections import defaultdict
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medallion.contracts.errors import MedallionError
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.paths import storage_error
+
+if TYPE_CHECKING:
+    from spark_jobs.session import SessionOptions
 
 
 def _png(figure: Any) -> str:
@@ -121,20 +123,25 @@ def build_html(metrics: list[dict[str, Any]], quality: list[dict[str, Any]], dat
     return "\n".join(parts)
 
 
-def run_from_cli(args: argparse.Namespace) -> int:
-    """`medallion report --data DIR [--out FILE]`"""
-    from spark_jobs.session import SessionOptions, build_session
+def write_report(data: DataRoot, out: Path | None, session: SessionOptions) -> Path:
+    """`medallion report` as a library call: read `_metrics` and `quality`, write the page to
+    `out` (default DATA/report.html); returns where it went.
+
+    Raises:
+        MedallionError: neither table exists yet.
+        StorageError: the page could not be written (the old report, if any, is left whole).
+    """
+    from spark_jobs.session import build_session
     from spark_jobs.storage import read_delta
 
-    data = DataRoot(args.data)
-    spark = build_session(SessionOptions(app_name="medallion-report", master=args.master))
+    spark = build_session(session)
     metrics_df = read_delta(spark, str(data.metrics))
     quality_df = read_delta(spark, str(data.quality))
     if metrics_df is None and quality_df is None:
         raise MedallionError(f"no lake/_metrics or lake/quality under {data.root}; run `medallion pipeline` first")
     metrics = [r.asDict() for r in metrics_df.collect()] if metrics_df is not None else []
     quality = [r.asDict() for r in quality_df.collect()] if quality_df is not None else []
-    out = Path(args.out) if args.out else data.root / "report.html"
+    out = Path(out) if out else data.root / "report.html"
     page = build_html(metrics, quality, data)
     # Written next to the target and renamed over it: a full disk leaves the old report whole.
     partial = out.with_name(f".{out.name}.partial")
@@ -145,5 +152,4 @@ def run_from_cli(args: argparse.Namespace) -> int:
         with suppress(OSError):
             partial.unlink()
         raise storage_error(exc, f"the report {out}") from None
-    print(f"report written to {out}")
-    return 0
+    return out

@@ -15,19 +15,20 @@ and per gold table: gold = a recomputation from silver, cell by cell.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medallion.contracts.defects import DefectKind, Fate
 from medallion.contracts.errors import VerificationFailed
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.manifest import BatchManifest, read_manifests
 from medallion.contracts.scenario import Entity, Scenario
-from medallion.contracts.scenario_loader import load_scenario
+
+if TYPE_CHECKING:
+    from spark_jobs.session import SessionOptions
 
 
 @dataclass(frozen=True)
@@ -191,11 +192,11 @@ def verify_entity(spark: Any, scenario: Scenario, data: DataRoot, entity_name: s
 
 def verify_gold(spark: Any, scenario: Scenario, data: DataRoot) -> list[Check]:
     """Each gold table equals its recomputation from silver, cell by cell."""
-    from spark_jobs.config import PipelineConfig
+    from spark_jobs.config import pipeline_config
     from spark_jobs.gold import load_dimensions, recompute
     from spark_jobs.storage import read_delta
 
-    cfg = PipelineConfig(scenario=scenario, data=data)
+    cfg = pipeline_config(scenario, data)
     checks = []
     for gold in scenario.gold:
         table = read_delta(spark, cfg.table("gold", gold.name))
@@ -237,16 +238,18 @@ def render(checks: list[Check]) -> None:
     Console(width=160).print(table)
 
 
-def run_from_cli(args: argparse.Namespace) -> int:
-    """`medallion verify`: print the table, exit non-zero on any miss."""
-    from spark_jobs.session import SessionOptions, build_session
+def run_verify(scenario: Scenario, data: DataRoot, session: SessionOptions) -> list[Check]:
+    """`medallion verify` as a library call: start Spark, check, print the table.
 
-    scenario = load_scenario(args.scenario, profile=args.profile)
-    spark = build_session(SessionOptions(app_name="medallion-verify", master=args.master))
-    checks = verify(spark, scenario, DataRoot(args.data))
+    Raises:
+        VerificationFailed: any check failed (after the table is printed).
+    """
+    from spark_jobs.session import build_session
+
+    checks = verify(build_session(session), scenario, data)
     render(checks)
     failed = [c for c in checks if not c.ok]
     if failed:
         raise VerificationFailed(f"{len(failed)} of {len(checks)} checks failed")
     print(f"all {len(checks)} checks hold")
-    return 0
+    return checks

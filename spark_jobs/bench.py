@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.scenario_loader import load_scenario
 from spark_jobs import gold
-from spark_jobs.config import PipelineConfig
+from spark_jobs.config import pipeline_config
 from spark_jobs.lifecycle import GracefulStop, stop_after_current_batch
 
 Result = dict[str, Any]
@@ -93,7 +93,7 @@ def pipeline_seconds(spark: SparkSession, data: DataRoot, profile: str | None = 
     """Landing -> bronze -> silver -> gold, `--once`, in this session: seconds in all and per layer."""
     from spark_jobs.pipeline import run
 
-    cfg = PipelineConfig(scenario=load_scenario("driving", profile=profile), data=data)
+    cfg = pipeline_config("driving", data, profile=profile)
     started = time.perf_counter()
     result = run(spark, cfg, GracefulStop())
     return time.perf_counter() - started, result.seconds
@@ -198,7 +198,7 @@ def latency(spark: SparkSession, workdir: Path, batches: int, cadence: float) ->
     shutil.copytree(staged.manifests, live.manifests)
     scenario = load_scenario("driving", profile="small")
     scenario = scenario.model_copy(update={"pipeline": replace_trigger(scenario.pipeline, 0.5)})
-    cfg = PipelineConfig(scenario=scenario, data=live, once=False)
+    cfg = pipeline_config(scenario, live, once=False)
 
     landed: dict[int, float] = {}
     in_gold: dict[int, float] = {}
@@ -272,7 +272,7 @@ def table_health(spark: SparkSession, workdir: Path, batches: int) -> list[Resul
     scenario = scenario.model_copy(
         update={"pipeline": scenario.pipeline.model_copy(update={"max_files_per_trigger": 1})}
     )
-    cfg = PipelineConfig(scenario=scenario, data=data)
+    cfg = pipeline_config(scenario, data)
     land_batch(staged, data, 0)
     run(spark, cfg, GracefulStop())
     for batch in range(1, batches):

@@ -1,15 +1,18 @@
-"""PipelineConfig: the typed object every job receives (scenario + data root + run options).
+"""The typed configs the Spark stages receive: `PipelineConfig` (bronze, silver, gold) and
+`ExportConfig` (gold -> databases). How Spark itself runs is `spark_jobs.session.SessionOptions`.
 
-Loaded once at the entry point (CLI, spark-submit `main()`, notebook) and passed down.
+Each is built by one function (`pipeline_config`, `export_config`) at the entry point (CLI,
+spark-submit `main()`, demo, notebook) and passed down; paths come from the DataRoot contract.
 """
 
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from medallion.contracts.errors import ConfigError
 from medallion.contracts.layout import DataRoot
+from medallion.contracts.options import EXPORT_KINDS, ExportKind
 from medallion.contracts.scenario import Scenario
 from medallion.contracts.scenario_loader import load_scenario
 
@@ -18,15 +21,12 @@ ALL_LAYERS = ("bronze", "silver", "gold")
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything a job needs to know; paths come from the DataRoot contract."""
+    """What the pipeline runs: the scenario, on which data root, once or continuously, which layers."""
 
     scenario: Scenario
     data: DataRoot
     once: bool = True
     layers: tuple[str, ...] = ALL_LAYERS
-    targets: tuple[str, ...] = ("postgres", "mysql")
-    master: str | None = None
-    options: dict[str, str] = field(default_factory=dict)
 
     def table(self, layer: str, name: str) -> str:
         return str(self.data.table(layer, name))
@@ -43,24 +43,55 @@ class PipelineConfig:
         return str(self.data.metrics)
 
 
-def add_job_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments every `spark_jobs/<job>.py` accepts under spark-submit."""
-    parser.add_argument("--scenario", required=True, help="scenario NAME or path to a YAML file")
-    parser.add_argument("--profile", default=None, help="profile overlay from the scenario file")
-    parser.add_argument("--data", required=True, type=Path, help="data root (docs/design.md §3.4)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", default=True, help="process what is there, then stop (default)")
-    mode.add_argument("--continuous", action="store_true", help="keep running on a processing-time trigger")
-    parser.add_argument("--master", default=None, help="Spark master URL (default local[*])")
+@dataclass(frozen=True)
+class ExportConfig:
+    """What the export sends: the scenario's export tables of a data root, into which targets."""
+
+    scenario: Scenario
+    data: DataRoot
+    targets: tuple[ExportKind, ...] = EXPORT_KINDS
+
+    def table(self, layer: str, name: str) -> str:
+        return str(self.data.table(layer, name))
 
 
-def config_from_args(args: argparse.Namespace, **extra: object) -> PipelineConfig:
-    """Build the PipelineConfig from parsed job arguments."""
-    scenario = load_scenario(args.scenario, profile=getattr(args, "profile", None))
-    return PipelineConfig(
-        scenario=scenario,
-        data=DataRoot(args.data),
-        once=not getattr(args, "continuous", False),
-        master=getattr(args, "master", None),
-        **extra,  # type: ignore[arg-type]
-    )
+def _scenario(scenario: Scenario | str | Path, profile: str | None) -> Scenario:
+    return scenario if isinstance(scenario, Scenario) else load_scenario(scenario, profile=profile)
+
+
+def _data_root(data: DataRoot | Path | str) -> DataRoot:
+    return data if isinstance(data, DataRoot) else DataRoot(Path(data))
+
+
+def pipeline_config(
+    scenario: Scenario | str | Path,
+    data: DataRoot | Path | str,
+    *,
+    profile: str | None = None,
+    once: bool = True,
+    layers: tuple[str, ...] = ALL_LAYERS,
+) -> PipelineConfig:
+    """The PipelineConfig of a scenario (a loaded one, or a NAME or YAML path with `profile`)
+    on a data root."""
+    return PipelineConfig(scenario=_scenario(scenario, profile), data=_data_root(data), once=once, layers=layers)
+
+
+def export_config(
+    scenario: Scenario | str | Path,
+    data: DataRoot | Path | str,
+    *,
+    profile: str | None = None,
+    targets: tuple[ExportKind, ...] = EXPORT_KINDS,
+) -> ExportConfig:
+    """The ExportConfig of a scenario (a loaded one, or a NAME or YAML path with `profile`)
+    on a data root."""
+    return ExportConfig(scenario=_scenario(scenario, profile), data=_data_root(data), targets=targets)
+
+
+def parse_layers(text: str) -> tuple[str, ...]:
+    """`bronze,silver` -> ('bronze', 'silver') in pipeline order; ConfigError on unknown names."""
+    wanted = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [w for w in wanted if w not in ALL_LAYERS]
+    if unknown or not wanted:
+        raise ConfigError("--layers", [f"unknown layer(s) {unknown or text!r}; use a subset of {','.join(ALL_LAYERS)}"])
+    return tuple(layer for layer in ALL_LAYERS if layer in wanted)

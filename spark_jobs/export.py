@@ -51,6 +51,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from medallion.contracts.errors import ConfigError, DatabaseError, ExportError, MedallionError
+from medallion.contracts.options import (
+    add_master_option,
+    add_scenario_options,
+    add_target_option,
+    export_kinds,
+)
 from medallion.contracts.scenario import GoldTable
 from medallion.databases.connection import Connection
 from medallion.databases.dialects import (
@@ -64,7 +70,7 @@ from medallion.databases.dialects import (
 from medallion.databases.sql import SqlSession, connect
 from medallion.databases.targets import resolve_connections
 from spark_jobs import storage
-from spark_jobs.config import PipelineConfig, add_job_arguments, config_from_args
+from spark_jobs.config import ExportConfig, export_config
 from spark_jobs.session import SessionOptions, build_session
 
 Mode = Literal["snapshot", "changes", "skipped"]
@@ -391,7 +397,7 @@ def commit_staged(
 
 def export_table(
     spark: SparkSession,
-    cfg: PipelineConfig,
+    cfg: ExportConfig,
     gold: GoldTable,
     session: SqlSession,
     target: str,
@@ -401,7 +407,7 @@ def export_table(
 
     Args:
         spark: the session.
-        cfg: pipeline configuration (data root).
+        cfg: export configuration (scenario, data root).
         gold: the gold table to export.
         session: an open session on the target, holding the export lock.
         target: the target's name (`postgres` or `mysql`), for results and hooks.
@@ -457,7 +463,7 @@ def export_table(
 
 def export_gold(
     spark: SparkSession,
-    cfg: PipelineConfig,
+    cfg: ExportConfig,
     connections: Mapping[str, Connection] | None = None,
     hooks: ExportHooks | None = None,
     on_result: Callable[[ExportResult], None] | None = None,
@@ -466,7 +472,7 @@ def export_gold(
 
     Args:
         spark: the session.
-        cfg: pipeline configuration; `cfg.targets` names the targets (`postgres`, `mysql`).
+        cfg: export configuration; `cfg.targets` names the targets (`postgres`, `mysql`).
         connections: resolved connections per target; None resolves configured servers
             (environment or scenario, see the module docstring).
         hooks: optional callbacks at fixed points of the export (tests).
@@ -519,7 +525,7 @@ def _failure_message(target: str, exc: DatabaseError, results: list[ExportResult
 
 def run(
     spark: SparkSession,
-    cfg: PipelineConfig,
+    cfg: ExportConfig,
     connections: Mapping[str, Connection] | None = None,
     hooks: ExportHooks | None = None,
 ) -> None:
@@ -530,35 +536,28 @@ def run(
 # --- entry points ---------------------------------------------------------------------------
 
 
-def parse_targets(value: str) -> tuple[str, ...]:
-    """`all` -> both kinds; otherwise the one named."""
-    return ("postgres", "mysql") if value == "all" else (value,)
-
-
-def run_from_cli(args: argparse.Namespace, hooks: ExportHooks | None = None) -> int:
-    """`medallion export --scenario ... --data DIR --target postgres|mysql|all [--master URL]`.
-
-    Each table's result is printed as soon as it committed, so a failure of a later target
-    leaves the earlier ones on stdout. `hooks` are for tests (crash points of the real path).
-    """
-    cfg = config_from_args(args, targets=parse_targets(getattr(args, "target", "all")))
+def run_export(cfg: ExportConfig, session: SessionOptions, hooks: ExportHooks | None = None) -> list[ExportResult]:
+    """`medallion export` as a library call: export into the configured servers (see the module
+    docstring), printing each server, then each result as soon as it committed, so a failure of
+    a later target leaves the earlier ones on stdout. `hooks` are for tests (crash points)."""
     # Resolve before Spark starts: a missing URL or password fails in a blink.
     connections = resolve_connections(cfg.scenario.export, cfg.targets)
     for target, connection in connections.items():
         print(f"[export] {target}: {connection}", flush=True)
-    spark = build_session(SessionOptions(app_name="medallion-export", master=cfg.master))
-    export_gold(spark, cfg, connections, hooks, on_result=lambda r: print(f"[export] {r.describe()}", flush=True))
-    return 0
+    spark = build_session(session)
+    return export_gold(spark, cfg, connections, hooks, on_result=lambda r: print(f"[export] {r.describe()}", flush=True))
 
 
 def main() -> None:
     """spark-submit entry point."""
     parser = argparse.ArgumentParser(prog="spark_jobs/export.py", description="medallion export job")
-    add_job_arguments(parser)
-    parser.add_argument("--target", choices=("postgres", "mysql", "all"), default="all")
+    add_scenario_options(parser)
+    add_target_option(parser)
+    add_master_option(parser)
     args = parser.parse_args()
     try:
-        raise SystemExit(run_from_cli(args))
+        cfg = export_config(args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target))
+        run_export(cfg, SessionOptions(app_name="medallion-export", master=args.master))
     except MedallionError as exc:
         print(f"medallion export: error: {exc}", flush=True)
         raise SystemExit(exc.exit_code) from None

@@ -25,7 +25,8 @@ from pyspark.sql.streaming import StreamingQuery
 
 from medallion.contracts.errors import MedallionError, PipelineError
 from medallion.contracts.layout import DataRoot
-from spark_jobs.config import add_job_arguments, config_from_args
+from medallion.contracts.options import add_master_option, add_mode_options, add_scenario_options
+from spark_jobs.config import pipeline_config
 from spark_jobs.session import SessionOptions, build_session
 
 Starter = Callable[[], StreamingQuery]
@@ -201,16 +202,18 @@ def run_cycles(
 def job_main(job: str, run: Callable[..., None]) -> None:
     """`main()` of a job module under spark-submit: parse, load config, build session, run."""
     parser = argparse.ArgumentParser(prog=f"spark_jobs/{job}.py", description=f"medallion {job} job")
-    add_job_arguments(parser)
+    add_scenario_options(parser)
+    add_mode_options(parser)
+    add_master_option(parser)
     args = parser.parse_args()
     try:
-        cfg = config_from_args(args)
+        cfg = pipeline_config(args.scenario, args.data, profile=args.profile, once=not args.continuous)
         from spark_jobs.storage import check_data_root
 
         check_data_root(cfg)  # before the lock file is made in the lake, or Spark starts
         STOP.install()
         with CheckpointLock(cfg.data):
-            spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=cfg.master))
+            spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=args.master))
             if cfg.once:
                 run(spark, cfg)
             else:

@@ -10,17 +10,14 @@ valid rows as orphans; ordered passes keep continuous results equal to `--once` 
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass, field
 
 from pyspark.sql import SparkSession
 
-from medallion.contracts.errors import ConfigError, QualityAlert
-from medallion.contracts.layout import DataRoot
-from medallion.contracts.scenario_loader import load_scenario
+from medallion.contracts.errors import QualityAlert
 from spark_jobs import bronze, gold, silver, sql_guard, storage
-from spark_jobs.config import ALL_LAYERS, PipelineConfig
+from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import STOP, CheckpointLock, GracefulStop, InputWatch, run_cycles
 from spark_jobs.metrics import MetricsRecorder
 from spark_jobs.session import SessionOptions, build_session
@@ -33,15 +30,6 @@ class PipelineResult:
     seconds: dict[str, float] = field(default_factory=dict)
     alerts: list[tuple[str, int, float]] = field(default_factory=list)
     cycles: int = 0
-
-
-def parse_layers(text: str) -> tuple[str, ...]:
-    """`bronze,silver` -> ('bronze', 'silver') in pipeline order; ConfigError on unknown names."""
-    wanted = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [w for w in wanted if w not in ALL_LAYERS]
-    if unknown or not wanted:
-        raise ConfigError("--layers", [f"unknown layer(s) {unknown or text!r}; use a subset of {','.join(ALL_LAYERS)}"])
-    return tuple(layer for layer in ALL_LAYERS if layer in wanted)
 
 
 def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder, alerts: silver.QualityAlerts,
@@ -87,29 +75,32 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP) -> 
     return result
 
 
-def run_from_cli(args: argparse.Namespace) -> int:
-    """`medallion pipeline ...`"""
-    scenario = load_scenario(args.scenario, profile=args.profile)
-    cfg = PipelineConfig(
-        scenario=scenario,
-        data=DataRoot(args.data),
-        once=not args.continuous,
-        layers=parse_layers(args.layers),
-        master=args.master,
-    )
+def run_pipeline(cfg: PipelineConfig, session: SessionOptions, stop: GracefulStop | None = None) -> PipelineResult:
+    """`medallion pipeline` as a library call: check the data root, take its checkpoint lock,
+    start Spark, run (see `run`).
+
+    Args:
+        cfg: what to run (`pipeline_config` builds it).
+        session: how Spark runs.
+        stop: None installs the process-wide SIGTERM/SIGINT handler (`STOP`), as a command
+            wants; pass a `GracefulStop()` to leave the process's signals alone (a notebook).
+    """
     storage.check_data_root(cfg)  # before the lock file is made in the lake, or Spark starts
-    STOP.install()
+    if stop is None:
+        stop = STOP.install()
     with CheckpointLock(cfg.data):  # before Spark starts, so a second copy fails in a blink
-        spark = build_session(SessionOptions(app_name="medallion-pipeline", master=cfg.master))
-        result = run(spark, cfg)
-    if cfg.once:
-        timings = ", ".join(f"{layer} {seconds:.1f}s" for layer, seconds in result.seconds.items())
-        print(f"[pipeline] done: {timings}", flush=True)
-    if result.alerts and cfg.once:
+        spark = build_session(session)
+        return run(spark, cfg, stop)
+
+
+def report_once(result: PipelineResult, cfg: PipelineConfig) -> None:
+    """After a `--once` run: print the timings; QualityAlert when a batch scored below the threshold."""
+    timings = ", ".join(f"{layer} {seconds:.1f}s" for layer, seconds in result.seconds.items())
+    print(f"[pipeline] done: {timings}", flush=True)
+    if result.alerts:
         worst = min(result.alerts, key=lambda a: a[2])
         raise QualityAlert(
             f"{len(result.alerts)} batch(es) scored below the quality threshold "
-            f"{scenario.pipeline.quality_threshold}; worst: {worst[0]} batch {worst[1]} at {worst[2]:.4f}. "
+            f"{cfg.scenario.pipeline.quality_threshold}; worst: {worst[0]} batch {worst[1]} at {worst[2]:.4f}. "
             "See lake/quality (rule = '_batch') and the quarantine tables."
         )
-    return 0

@@ -6,5 +6,6 @@ import graph: it imports nothing else of the project.
 - `layout`, `paths`: the data root's folders and file names, and the sandbox checks on them.
 - `manifest`: batch manifests and their defect ledger.
 - `errors`: the exception classes and their exit codes.
+- `options`: the command-line options `medallion` and the spark-submit jobs share; the export target kinds.
 - `version`: the version written into manifests.
 """

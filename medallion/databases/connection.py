@@ -14,14 +14,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from medallion.contracts.errors import ConfigError
+from medallion.contracts.options import EXPORT_KINDS as KINDS
+from medallion.contracts.options import ExportKind as Kind
 from medallion.contracts.scenario import DatabaseTarget
-
-Kind = Literal["postgres", "mysql"]
-KINDS: tuple[Kind, ...] = ("postgres", "mysql")
 
 JDBC_DRIVERS: dict[str, str] = {
     "postgres": "org.postgresql.Driver",

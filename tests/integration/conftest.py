@@ -50,7 +50,7 @@ def reset_database(server: DatabaseServer) -> None:
 
 @pytest.fixture
 def export_connections(postgres_server: PostgresServer, mariadb_server: MariaDBServer) -> dict[str, Connection]:
-    """Export-user connections to both session servers, keyed like `PipelineConfig.targets`,
+    """Export-user connections to both session servers, keyed like `ExportConfig.targets`,
     with their databases emptied before the test."""
     reset_database(postgres_server)
     reset_database(mariadb_server)

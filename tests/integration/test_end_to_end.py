@@ -20,7 +20,7 @@ from medallion.databases import Connection, count_rows, run_sql
 from medallion.demo import gold_rows_in_databases
 from medallion.verify import verify
 from spark_jobs import export
-from spark_jobs.config import PipelineConfig
+from spark_jobs.config import export_config, pipeline_config
 from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.pipeline import run
 
@@ -50,10 +50,11 @@ def test_whole_path_twice_on_real_servers(spark: SparkSession, tmp_path: Path, e
     subprocess.run([sys.executable, "-m", "medallion.cli", "generate", "--scenario", "driving", "--profile", "small",
                     "--seed", "21", "--data", str(data.root), "--batches", "4", "--quiet"], check=True)
     scenario = load_scenario("driving", profile="small")
-    cfg = PipelineConfig(scenario=scenario, data=data)
+    cfg = pipeline_config(scenario, data)
+    export_cfg = export_config(scenario, data)
 
     run(spark, cfg, GracefulStop())
-    results = export.export_gold(spark, cfg, export_connections)
+    results = export.export_gold(spark, export_cfg, export_connections)
     assert {r.mode for r in results} == {"snapshot"} and all(r.rows_upserted > 0 for r in results)
     assert [c for c in verify(spark, scenario, data) if not c.ok] == []
     compared = gold_rows_in_databases(spark, scenario, data, export_connections)
@@ -63,7 +64,7 @@ def test_whole_path_twice_on_real_servers(spark: SparkSession, tmp_path: Path, e
     delta_before = versions(spark, data)
     db_before = database_state(export_connections, scenario.export_tables)
     run(spark, cfg, GracefulStop())
-    again = export.export_gold(spark, cfg, export_connections)
+    again = export.export_gold(spark, export_cfg, export_connections)
     assert {r.mode for r in again} == {"skipped"}
     assert versions(spark, data) == delta_before
     assert database_state(export_connections, scenario.export_tables) == db_before

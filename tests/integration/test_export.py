@@ -7,7 +7,6 @@ pipeline. Crashes are injected through ExportHooks, which run at fixed points of
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,7 +21,6 @@ from pyspark.sql import functions as F
 from medallion.contracts.errors import ConfigError, DatabaseError, ExportError, IdentifierError
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.scenario import GoldTable
-from medallion.contracts.scenario_loader import load_scenario
 from medallion.databases import (
     LEDGER_TABLE,
     Connection,
@@ -32,7 +30,7 @@ from medallion.databases import (
 from medallion.databases.dialects import dialect_for, staging_table
 from medallion.local import MariaDBServer, PostgresServer
 from spark_jobs import export
-from spark_jobs.config import PipelineConfig
+from spark_jobs.config import ExportConfig, export_config
 from spark_jobs.export import ExportHooks, ExportStep
 from spark_jobs.session import SessionOptions, session_config
 
@@ -63,12 +61,12 @@ FIRST = [row("c-00001", 8, 0, 5, 50.5), row("c-00002", 8, 0, 3, 40.0), row("C-00
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> PipelineConfig:
+def cfg(tmp_path: Path) -> ExportConfig:
     """The driving scenario on an empty data root."""
-    return PipelineConfig(scenario=load_scenario("driving"), data=DataRoot(tmp_path / "data"))
+    return export_config("driving", DataRoot(tmp_path / "data"))
 
 
-def merge_gold(spark: SparkSession, cfg: PipelineConfig, rows: list[tuple[Any, ...]]) -> None:
+def merge_gold(spark: SparkSession, cfg: ExportConfig, rows: list[tuple[Any, ...]]) -> None:
     """Upsert rows into the gold table by its key, as the gold job does (one Delta version)."""
     path = cfg.table("gold", TABLE)
     source = spark.createDataFrame(rows, SCHEMA)
@@ -79,7 +77,7 @@ def merge_gold(spark: SparkSession, cfg: PipelineConfig, rows: list[tuple[Any, .
      .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
 
 
-def gold_rows(spark: SparkSession, cfg: PipelineConfig) -> list[tuple[Any, ...]]:
+def gold_rows(spark: SparkSession, cfg: ExportConfig) -> list[tuple[Any, ...]]:
     """The gold table's rows, timestamps as naive UTC datetimes (session time zone is UTC)."""
     df = spark.read.format("delta").load(cfg.table("gold", TABLE))
     selected = [F.date_format(c, "yyyy-MM-dd HH:mm:ss").alias(c) if c in TIMESTAMPS else F.col(c) for c in COLUMNS]
@@ -122,7 +120,7 @@ def by_target(results: list[export.ExportResult]) -> dict[str, export.ExportResu
 
 
 def test_export_twice_leaves_the_same_rows_in_both_databases(
-    spark: SparkSession, cfg: PipelineConfig, export_connections: dict[str, Connection]
+    spark: SparkSession, cfg: ExportConfig, export_connections: dict[str, Connection]
 ) -> None:
     merge_gold(spark, cfg, FIRST)
     merge_gold(spark, cfg, [row("c-00001", 8, 0, 6, 51.5), row("c-00003", 8, 15, 1, 10.0)])
@@ -146,7 +144,7 @@ def test_export_twice_leaves_the_same_rows_in_both_databases(
 
 
 def test_gold_changes_reach_the_databases_as_updates_inserts_and_deletes(
-    spark: SparkSession, cfg: PipelineConfig, export_connections: dict[str, Connection]
+    spark: SparkSession, cfg: ExportConfig, export_connections: dict[str, Connection]
 ) -> None:
     merge_gold(spark, cfg, FIRST)  # v1
     export.run(spark, cfg, connections=export_connections)
@@ -176,7 +174,7 @@ def test_gold_changes_reach_the_databases_as_updates_inserts_and_deletes(
 
 def test_crash_between_staging_and_commit_leaves_target_unchanged_and_next_run_completes(
     spark: SparkSession,
-    cfg: PipelineConfig,
+    cfg: ExportConfig,
     export_connections: dict[str, Connection],
     postgres_server: PostgresServer,
     mariadb_server: MariaDBServer,
@@ -195,10 +193,10 @@ def test_crash_between_staging_and_commit_leaves_target_unchanged_and_next_run_c
     def crash_mysql(step: ExportStep) -> None:
         raise RuntimeError(f"simulated crash before COMMIT of {step.table}")
 
-    pg_only = PipelineConfig(scenario=cfg.scenario, data=cfg.data, targets=("postgres",))
+    pg_only = ExportConfig(scenario=cfg.scenario, data=cfg.data, targets=("postgres",))
     with pytest.raises(DatabaseError, match="COMMIT"):
         export.run(spark, pg_only, export_connections, ExportHooks(before_commit=kill_postgres_session))
-    mysql_only = PipelineConfig(scenario=cfg.scenario, data=cfg.data, targets=("mysql",))
+    mysql_only = ExportConfig(scenario=cfg.scenario, data=cfg.data, targets=("mysql",))
     with pytest.raises(RuntimeError, match="simulated crash"):
         export.run(spark, mysql_only, export_connections, ExportHooks(before_commit=crash_mysql))
 
@@ -219,7 +217,7 @@ def test_crash_between_staging_and_commit_leaves_target_unchanged_and_next_run_c
 
 
 def test_rows_a_retried_task_staged_twice_are_exported_once(
-    spark: SparkSession, cfg: PipelineConfig, export_connections: dict[str, Connection]
+    spark: SparkSession, cfg: ExportConfig, export_connections: dict[str, Connection]
 ) -> None:
     merge_gold(spark, cfg, FIRST)
 
@@ -236,7 +234,7 @@ def test_rows_a_retried_task_staged_twice_are_exported_once(
 
 
 def test_missing_change_feed_or_recreated_gold_falls_back_to_a_full_sync(
-    spark: SparkSession, cfg: PipelineConfig, export_connections: dict[str, Connection]
+    spark: SparkSession, cfg: ExportConfig, export_connections: dict[str, Connection]
 ) -> None:
     path = cfg.table("gold", TABLE)
     merge_gold(spark, cfg, FIRST)
@@ -260,7 +258,7 @@ def test_missing_change_feed_or_recreated_gold_falls_back_to_a_full_sync(
 
 
 def test_null_keys_concurrent_exports_and_dropped_targets_are_handled(
-    spark: SparkSession, cfg: PipelineConfig, export_connections: dict[str, Connection]
+    spark: SparkSession, cfg: ExportConfig, export_connections: dict[str, Connection]
 ) -> None:
     merge_gold(spark, cfg, FIRST)
     export.run(spark, cfg, connections=export_connections)
@@ -277,7 +275,7 @@ def test_null_keys_concurrent_exports_and_dropped_targets_are_handled(
     # A NULL in the key cannot become a primary key: refused, target untouched.
     merge_gold(spark, cfg, [(None, *row("x", 9, 0, 1, 1.0)[1:]), row("c-00001", 8, 0, 2, 2.0)])
     for target in ("postgres", "mysql"):
-        single = PipelineConfig(scenario=cfg.scenario, data=cfg.data, targets=(target,))
+        single = ExportConfig(scenario=cfg.scenario, data=cfg.data, targets=(target,))
         with pytest.raises(ExportError, match=r"1 row\(s\) with NULL in its key"):
             export.run(spark, single, connections=export_connections)
         assert db_rows(export_connections[target]) == before[target]
@@ -293,7 +291,7 @@ def test_null_keys_concurrent_exports_and_dropped_targets_are_handled(
 
 
 def test_identifiers_outside_the_allowlist_never_reach_sql(
-    spark: SparkSession, cfg: PipelineConfig, export_connections: dict[str, Connection]
+    spark: SparkSession, cfg: ExportConfig, export_connections: dict[str, Connection]
 ) -> None:
     # A gold table whose Delta schema carries a column name the allowlist refuses.
     bad = spark.createDataFrame([("c-1", w(8, 0), 1)], "company_id string, window_start timestamp, `Events-Total` bigint")
@@ -314,28 +312,30 @@ def test_identifiers_outside_the_allowlist_never_reach_sql(
 
 def test_cli_reads_servers_and_password_from_the_environment(
     spark: SparkSession,
-    cfg: PipelineConfig,
+    cfg: ExportConfig,
     export_connections: dict[str, Connection],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     merge_gold(spark, cfg, FIRST)
-    args = argparse.Namespace(scenario="driving", profile=None, data=cfg.data.root, target="all", master=None)
+    # What `medallion export --scenario driving --data DIR` runs.
+    cli_cfg = export_config("driving", cfg.data.root)
+    cli_session = SessionOptions(app_name="medallion-export")
     for kind, connection in export_connections.items():
         monkeypatch.delenv(f"MEDALLION_{kind.upper()}_PASSWORD", raising=False)
         monkeypatch.setenv(f"MEDALLION_{kind.upper()}_URL", f"{kind}ql://127.0.0.1:{connection.port}/medallion"
                            if kind == "postgres" else f"mariadb://127.0.0.1:{connection.port}/medallion")
     # No password variable yet: refused before Spark or a server is touched, naming the variable.
     with pytest.raises(ConfigError, match="MEDALLION_POSTGRES_PASSWORD"):
-        export.run_from_cli(args)
+        export.run_export(cli_cfg, cli_session)
     for kind, connection in export_connections.items():
         monkeypatch.setenv(f"MEDALLION_{kind.upper()}_PASSWORD", connection.reveal_password())
 
-    # run_from_cli builds its session like production; getOrCreate hands it this one and
+    # run_export builds its session like production; getOrCreate hands it this one and
     # applies production settings to it, so put the test session's settings back afterwards.
     saved = {key: spark.conf.get(key, None) for key in session_config(SessionOptions())}
     try:
-        assert export.run_from_cli(args) == 0
+        export.run_export(cli_cfg, cli_session)
     finally:
         for key, value in saved.items():
             if value is not None and spark.conf.isModifiable(key):

@@ -7,7 +7,6 @@ report is written into a real, full tmpfs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import time
@@ -22,7 +21,7 @@ from medallion.contracts.errors import DatabaseError
 from medallion.databases import Connection
 from medallion.local import MariaDBServer, PostgresServer
 from spark_jobs import export
-from spark_jobs.config import PipelineConfig
+from spark_jobs.config import ExportConfig, export_config
 from spark_jobs.export import ExportHooks, ExportStep
 from spark_jobs.session import SessionOptions, session_config
 from tests.integration.conftest import reset_database
@@ -33,11 +32,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark]
 
 
 @pytest.fixture
-def cfg(tmp_path: Path) -> PipelineConfig:
+def cfg(tmp_path: Path) -> ExportConfig:
     from medallion.contracts.layout import DataRoot
-    from medallion.contracts.scenario_loader import load_scenario
 
-    return PipelineConfig(scenario=load_scenario("driving"), data=DataRoot(tmp_path / "data"))
+    return export_config("driving", DataRoot(tmp_path / "data"))
 
 
 @pytest.fixture
@@ -53,7 +51,7 @@ def doomed_mariadb() -> Iterator[MariaDBServer]:
 
 @pytest.fixture
 def production_conf(spark: SparkSession) -> Iterator[None]:
-    """run_from_cli applies production settings to the shared session; put the test's back."""
+    """run_export applies production settings to the shared session; put the test's back."""
     saved = {key: spark.conf.get(key, None) for key in session_config(SessionOptions())}
     yield
     for key, value in saved.items():
@@ -71,7 +69,7 @@ def kill(server: MariaDBServer) -> None:
 
 def test_database_killed_mid_export_is_one_line_names_committed_targets_and_rerun_is_exactly_once(
     spark: SparkSession,
-    cfg: PipelineConfig,
+    cfg: ExportConfig,
     postgres_server: PostgresServer,
     doomed_mariadb: MariaDBServer,
     production_conf: None,
@@ -85,7 +83,9 @@ def test_database_killed_mid_export_is_one_line_names_committed_targets_and_reru
     monkeypatch.setenv("MEDALLION_MYSQL_URL", f"jdbc:mariadb://127.0.0.1:{doomed_mariadb.port}/medallion")
     monkeypatch.setenv("MEDALLION_POSTGRES_PASSWORD", passwords[0])
     monkeypatch.setenv("MEDALLION_MYSQL_PASSWORD", passwords[1])
-    args = argparse.Namespace(scenario="driving", profile=None, data=cfg.data.root, target="all", master=None)
+    # What `medallion export --scenario driving --data DIR` runs.
+    cli_cfg = export_config("driving", cfg.data.root)
+    cli_session = SessionOptions(app_name="medallion-export")
     merge_gold(spark, cfg, FIRST)
 
     # 1. MariaDB dies while Spark is about to write its staging table (JDBC, inside the JVM).
@@ -94,7 +94,7 @@ def test_database_killed_mid_export_is_one_line_names_committed_targets_and_reru
             kill(doomed_mariadb)
 
     with pytest.raises(DatabaseError) as failed:
-        export.run_from_cli(args, hooks=ExportHooks(before_staging=kill_before_mysql_staging))
+        export.run_export(cli_cfg, cli_session, hooks=ExportHooks(before_staging=kill_before_mysql_staging))
     message = str(failed.value)
     out, err = capfd.readouterr()
     assert failed.value.exit_code == 4
@@ -115,7 +115,7 @@ def test_database_killed_mid_export_is_one_line_names_committed_targets_and_reru
             kill(doomed_mariadb)
 
     with pytest.raises(DatabaseError) as failed:
-        export.run_from_cli(args, hooks=ExportHooks(before_commit=kill_while_postgres_commits))
+        export.run_export(cli_cfg, cli_session, hooks=ExportHooks(before_commit=kill_while_postgres_commits))
     message = str(failed.value)
     out, _ = capfd.readouterr()
     assert failed.value.exit_code == 4 and "\n" not in message
@@ -125,7 +125,7 @@ def test_database_killed_mid_export_is_one_line_names_committed_targets_and_reru
 
     # 3. Back up: the rerun brings MySQL to the current version in one batch, PostgreSQL is skipped.
     doomed_mariadb.restart()
-    assert export.run_from_cli(args) == 0
+    export.run_export(cli_cfg, cli_session)
     out, _ = capfd.readouterr()
     assert f"{TABLE} -> postgres: up to date at Delta version 2" in out
     assert f"{TABLE} -> mysql: 4 upserted, 0 deleted (Delta v2, full snapshot)" in out
@@ -138,7 +138,7 @@ def test_database_killed_mid_export_is_one_line_names_committed_targets_and_reru
 
 def test_cli_prints_a_killed_database_as_one_line_with_exit_4(
     spark: SparkSession,
-    cfg: PipelineConfig,
+    cfg: ExportConfig,
     doomed_mariadb: MariaDBServer,
     production_conf: None,
     monkeypatch: pytest.MonkeyPatch,
@@ -164,7 +164,7 @@ def full_folder(tmp_path: Path) -> Iterator[Path]:
 
 def test_report_on_a_full_disk_is_one_line_and_keeps_the_previous_report(
     spark: SparkSession,
-    cfg: PipelineConfig,
+    cfg: ExportConfig,
     full_folder: Path,
     production_conf: None,
     capfd: pytest.CaptureFixture[str],
