@@ -34,7 +34,6 @@ from generators.streams import Streams
 from medallion.contracts.sampler_specs import SequenceSample, UuidSample
 from medallion.contracts.scenario import DriftSpec, Entity, FieldSpec, Scenario
 
-ROW_KINDS = ("malformed_json", "null_required", "wrong_type", "out_of_range", "orphan_fk", "late", "out_of_order")
 GARBAGE = (b" junk", b"}", b'{"retry":true}', b",", b"<EOF>", b'"x"')
 INVALID_UTF8 = (b"\xff", b"\xc3\x28", b"\xe9", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80")
 _WRONG = {
@@ -611,10 +610,3 @@ def orphan_key(scenario: Scenario, target: str, value: object, pick: Pick) -> ob
         return text[:14] + "0" + text[15:]  # version nibble 0: never a generated version-4 UUID
     return f"{text}~orphan"
 
-
-def time_text(spec: FieldSpec, instant: int) -> bytes:
-    """JSON text of one instant as the field's type writes it."""
-    if spec.type == "date":
-        days = instant // 86_400_000
-        return encode.row_bytes(encode.encode_date(np.asarray([days])), 0)
-    return b'"' + encode.format_timestamp(instant).encode() + b'"'
