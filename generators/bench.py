@@ -60,18 +60,18 @@ class _Run:
     steady: float  # bytes per second from the first batch's commit to the last's (0 with one batch)
 
 
-def _generate(root: Path, batches: int, durable: bool = True, profile: str | None = "scaling", warm_mb: int = 0) -> _Run:
-    """Engine + writer for `batches` batches after a warm-up batch (and `warm_memory(warm_mb)`); timed."""
+def _generate(root: Path, batches: int, profile: str | None = "scaling", warm_mb: int = 0) -> _Run:
+    """Engine + durable writer for `batches` batches after a warm-up batch (and `warm_memory(warm_mb)`); timed."""
     scenario = load_scenario("driving", profile=profile)
     engine = Engine(scenario, SEED)
-    writer = LandingWriter(DataRoot(root), scenario, SEED, durable=durable)
+    writer = LandingWriter(DataRoot(root), scenario, SEED, durable=True)
     writer.open()
     writer.write(engine.generate())  # warm-up: baseline dimensions, first allocations
     before = set(root.rglob("*.jsonl"))
     totals = {"events": 0, "lines": 0, "bytes": 0}
     commits: list[tuple[float, int]] = []
 
-    def written(batch: Batch, stats: WriteStats, seconds: float) -> None:
+    def written(batch: Batch, stats: WriteStats, _busy_seconds: float) -> None:
         totals["events"] += batch.entities["driver_events"].lines
         totals["lines"] += stats.lines
         totals["bytes"] += stats.bytes

@@ -642,10 +642,3 @@ def orphan_key(scenario: Scenario, target: str, value: object, pick: Pick) -> ob
         return text[:14] + "0" + text[15:]  # version nibble 0: never a generated version-4 UUID
     return f"{text}~orphan"
 
-
-def time_text(spec: FieldSpec, instant: int) -> bytes:
-    """JSON text of one instant as the field's type writes it."""
-    if spec.type == "date":
-        days = instant // 86_400_000
-        return encode.row_bytes(encode.encode_date(np.asarray([days])), 0)
-    return b'"' + encode.format_timestamp(instant).encode() + b'"'

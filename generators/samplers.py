@@ -252,7 +252,7 @@ def _sample(name: str, spec: FieldSpec, ctx: SampleContext) -> Column:
     sample = spec.sample
     n = ctx.n
     if sample is None:
-        return default_column(spec, ctx, name)
+        return null_column(n)
     if isinstance(sample, SequenceSample):
         numbers = sample.start + ctx.sequence_offset + np.arange(n, dtype=np.int64)
         if spec.type == "string":
@@ -429,11 +429,11 @@ def degradation_column(name: str, spec: FieldSpec, sample: DegradationSample, ct
     return numeric_column(spec, values, sample.clip, sample.decimals)
 
 
-def default_column(spec: FieldSpec, ctx: SampleContext, name: str) -> Column:
-    """A field without `sample:`: JSON null (optional fields a scenario leaves empty)."""
-    enc = np.zeros((ctx.n, 4), dtype=np.uint8)
+def null_column(n: int) -> Column:
+    """A field without `sample:`: JSON null in all `n` rows (optional fields a scenario leaves empty)."""
+    enc = np.zeros((n, 4), dtype=np.uint8)
     enc[:, :4] = _NULL
-    return Column(enc=enc, nulls=np.ones(ctx.n, dtype=bool))
+    return Column(enc=enc, nulls=np.ones(n, dtype=bool))
 
 
 def added_field_column(type_name: str, ctx: SampleContext, name: str) -> Column:

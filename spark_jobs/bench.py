@@ -18,23 +18,26 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from medallion.contracts.layout import DataRoot
+from medallion.contracts.scenario import Pipeline
 from medallion.contracts.scenario_loader import load_scenario
-from spark_jobs import gold
 from spark_jobs.config import pipeline_config
+from spark_jobs.gold import GoldCommit
 from spark_jobs.lifecycle import GracefulStop, stop_after_current_batch
 
 Result = dict[str, Any]
+SEED = 7
 
 
-def generate(data: Path, batches: int, seed: int = 7, profile: str | None = "small") -> None:
+def generate(data: Path, batches: int, profile: str | None = "small") -> None:
     """Land `batches` driving batches with the project's own generator (not timed)."""
-    command = [sys.executable, "-m", "medallion.cli", "generate", "--scenario", "driving", "--seed", str(seed),
+    command = [sys.executable, "-m", "medallion.cli", "generate", "--scenario", "driving", "--seed", str(SEED),
                "--data", str(data), "--batches", str(batches), "--quiet"]
     if profile:
         command += ["--profile", profile]
@@ -203,10 +206,10 @@ def latency(spark: SparkSession, workdir: Path, batches: int, cadence: float) ->
     landed: dict[int, float] = {}
     in_gold: dict[int, float] = {}
 
-    def observe(table: str, max_batch: int) -> None:
+    def observe(commit: GoldCommit) -> None:
         now = time.perf_counter()
         for batch in list(landed):  # `land` adds to it from the other thread
-            if batch <= max_batch and batch not in in_gold:
+            if batch <= commit.highest_batch and batch not in in_gold:
                 in_gold[batch] = now
 
     def land(batch: int) -> None:
@@ -218,11 +221,10 @@ def latency(spark: SparkSession, workdir: Path, batches: int, cadence: float) ->
         while len(in_gold) < wanted and time.monotonic() < deadline:
             time.sleep(0.5)
 
-    gold.COMMIT_OBSERVERS.append(observe)
     stop = GracefulStop()
     from spark_jobs.pipeline import run
 
-    runner = threading.Thread(target=lambda: run(spark, cfg, stop), daemon=True)
+    runner = threading.Thread(target=lambda: run(spark, cfg, stop, on_gold_commit=observe), daemon=True)
     try:
         runner.start()
         land(0)  # the first batch brings the dimensions: start-up, not steady state
@@ -235,7 +237,6 @@ def latency(spark: SparkSession, workdir: Path, batches: int, cadence: float) ->
         stop.requested.set()
         stop_after_current_batch(list(spark.streams.active))
         runner.join(timeout=120)
-        gold.COMMIT_OBSERVERS.remove(observe)
     in_gold.pop(0, None)
     delays = sorted(in_gold[b] - landed[b] for b in in_gold)
     if not delays:
@@ -298,9 +299,7 @@ def table_health(spark: SparkSession, workdir: Path, batches: int) -> list[Resul
     }]
 
 
-def replace_trigger(pipeline: Any, seconds: float) -> Any:
-    from datetime import timedelta
-
+def replace_trigger(pipeline: Pipeline, seconds: float) -> Pipeline:
     return pipeline.model_copy(update={"trigger_interval": timedelta(seconds=seconds)})
 
 

@@ -7,20 +7,24 @@ Spark's JDBC writer commits per partition and a retried task re-inserts its rows
 writes a target table directly. For every gold table in `scenario.export_tables` and every
 target, under a per-database lock (one export at a time):
 
-1. The ledger table `_medallion_exports` says which Delta version of the gold table the target
-   already reflects. If that is the current version, nothing happens.
-2. Rows to send: the changes since that version from Delta's change data feed, reduced to the
-   latest change per gold key (deletes included); or the whole snapshot at the current version
-   the first time, when the gold table was recreated (new Delta table id), or when the change
-   feed no longer covers the range (vacuumed, or enabled later).
-3. Spark appends them over JDBC to a keyless staging table `_medallion_stage_<table>` (dropped
-   and recreated every run, so a crashed run's leftovers never leak in; duplicates from
-   retried tasks are harmless). User and password travel as JDBC properties, never in the URL.
-4. One database transaction: delete staged 'D' keys (for a snapshot: every key absent from
-   it), upsert staged 'U' rows by the gold key (`INSERT ... ON CONFLICT DO UPDATE` /
-   `INSERT ... ON DUPLICATE KEY UPDATE`), insert the ledger row, clear the staging table,
-   COMMIT. A crash anywhere before COMMIT leaves target and ledger unchanged, and the next run
-   redoes the same version range; running export twice leaves the same rows.
+1. `target_position`: the ledger table `_medallion_exports` says which Delta version of the
+   gold table the target already reflects. If that is the current version, nothing happens.
+2. `stage`, rows to send: the changes since that version from Delta's change data feed,
+   reduced to the latest change per gold key (deletes included); or the whole snapshot at the
+   current version the first time, when the gold table was recreated (new Delta table id), or
+   when the change feed no longer covers the range (vacuumed, or enabled later).
+3. `stage`, continued: Spark appends them over JDBC to a keyless staging table
+   `_medallion_stage_<table>` (dropped and recreated every run, so a crashed run's leftovers
+   never leak in; duplicates from retried tasks are harmless). User and password travel as
+   JDBC properties, never in the URL.
+4. `commit_staged`, one database transaction: delete staged 'D' keys (for a snapshot: every
+   key absent from it), upsert staged 'U' rows by the gold key (`INSERT ... ON CONFLICT DO
+   UPDATE` / `INSERT ... ON DUPLICATE KEY UPDATE`), insert the ledger row, clear the staging
+   table, COMMIT. A crash anywhere before COMMIT leaves target and ledger unchanged, and the
+   next run redoes the same version range; running export twice leaves the same rows.
+
+Every statement, and every difference between PostgreSQL and MySQL, comes from
+`medallion.databases.dialects`; this module only decides which to run, and when.
 
 Target tables are created if missing with SQL types mapped from the gold schema and a PRIMARY
 KEY on the gold key (group-by columns + `window_start`). The ledger has one row per committed
@@ -43,7 +47,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -62,9 +66,10 @@ from medallion.databases.connection import Connection
 from medallion.databases.dialects import (
     LEDGER_TABLE,
     OP_COLUMN,
-    Dialect,
+    LedgerEntry,
     check_identifier,
     dialect_for,
+    export_lock_name,
     staging_table,
 )
 from medallion.databases.sql import SqlSession, connect
@@ -184,6 +189,13 @@ def logical_type(name: str, data_type: T.DataType) -> str:
     )
 
 
+def check_names(gold: GoldTable) -> None:
+    """The gold table's name and key columns must pass the identifier allowlist."""
+    check_identifier(gold.name, "gold table name")
+    for key in gold.key_columns:
+        check_identifier(key, f"key column of gold table {gold.name!r}")
+
+
 def sql_columns(schema: T.StructType, gold: GoldTable) -> list[tuple[str, str]]:
     """(name, logical type) of every gold column, each name checked against the allowlist."""
     columns = [
@@ -203,6 +215,13 @@ def sql_columns(schema: T.StructType, gold: GoldTable) -> list[tuple[str, str]]:
 # --- reading gold ---------------------------------------------------------------------------
 
 
+class Position(NamedTuple):
+    """A Delta table id and version: where a gold table is, or what a target last committed."""
+
+    table_id: str
+    version: int
+
+
 @dataclass(frozen=True)
 class GoldVersion:
     """Identity and current version of a gold Delta table."""
@@ -210,6 +229,17 @@ class GoldVersion:
     path: str
     table_id: str
     version: int
+
+    @property
+    def position(self) -> Position:
+        return Position(self.table_id, self.version)
+
+    def first_change_after(self, previous: Position | None) -> int | None:
+        """The first version the change feed must serve to bring `previous` up to this one; None
+        when it cannot (nothing exported yet, or the gold table was recreated since)."""
+        if previous is None or previous.table_id != self.table_id or previous.version >= self.version:
+            return None
+        return previous.version + 1
 
 
 def gold_version(spark: SparkSession, path: str, name: str) -> GoldVersion:
@@ -223,6 +253,11 @@ def gold_version(spark: SparkSession, path: str, name: str) -> GoldVersion:
     version = int(table.history(1).select("version").first()[0])  # type: ignore[index]
     table_id = str(table.detail().select("id").first()[0])  # type: ignore[index]
     return GoldVersion(path=path, table_id=table_id, version=version)
+
+
+def read_schema(spark: SparkSession, gold: GoldVersion) -> T.StructType:
+    """The gold table's columns as of the version being exported."""
+    return spark.read.format("delta").option("versionAsOf", gold.version).load(gold.path).schema
 
 
 def read_snapshot(spark: SparkSession, gold: GoldVersion) -> DataFrame:
@@ -285,7 +320,105 @@ def spark_write_failed(exc: BaseException, connection: Connection, what: str) ->
     )
 
 
-# --- writing a target -----------------------------------------------------------------------
+# --- one table into one target: the steps of the module docstring ---------------------------
+
+
+@dataclass(frozen=True)
+class TableExport:
+    """One gold table on its way into one target, at the gold version being exported."""
+
+    gold: GoldTable
+    target: str
+    version: GoldVersion
+    columns: list[tuple[str, str]]  # (name, logical type), see sql_columns
+
+    @property
+    def staging(self) -> str:
+        return staging_table(self.gold.name)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    @property
+    def staging_description(self) -> str:
+        return f"the staging table {self.staging} of {self.gold.name!r}"
+
+    def step(self, session: SqlSession) -> ExportStep:
+        return ExportStep(self.gold.name, self.target, self.version.version, session)
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """The commit's input: a table export whose rows are in its staging table, and their source."""
+
+    export: TableExport
+    mode: Literal["snapshot", "changes"]
+    from_version: int | None  # first change-feed version read; None for a snapshot
+
+
+class RowCounts(NamedTuple):
+    """Distinct keys one commit wrote and removed."""
+
+    upserted: int
+    deleted: int
+
+
+def _fire(hook: Callable[[ExportStep], None] | None, export: TableExport, session: SqlSession) -> None:
+    if hook is not None:
+        hook(export.step(session))
+
+
+@contextmanager
+def export_lock(session: SqlSession) -> Iterator[None]:
+    """Hold the per-database export lock for the block; ExportError when another export has it."""
+    dialect = session.dialect
+    name = export_lock_name(session.connection.database)
+    if not session.scalar(*dialect.try_lock(name)):
+        raise ExportError(
+            f"another medallion export is writing to {session.connection} right now; wait for it "
+            "to finish and run export again (one export per database at a time)"
+        )
+    try:
+        yield
+    finally:
+        with suppress(MedallionError):  # the lock dies with the session anyway
+            session.scalar(*dialect.unlock(name))
+
+
+def prepare_target(session: SqlSession, gold: GoldTable, columns: list[tuple[str, str]]) -> bool:
+    """Create the ledger and the target table if missing; refuse a target with other columns.
+
+    Returns:
+        True when the target table was just created (so the ledger cannot be trusted for it).
+    """
+    dialect = session.dialect
+    session.execute(dialect.ledger_ddl())
+    existing = [row[0] for row in session.query(*dialect.columns_of(gold.name))]
+    wanted = [name for name, _ in columns]
+    if existing and set(existing) != set(wanted):
+        raise ExportError(
+            f"{session.connection} already has a table {gold.name!r} with columns {existing}, but the "
+            f"gold table has {wanted}. Drop the database table (and its rows in {LEDGER_TABLE}) "
+            "to re-export it, or export into another database"
+        )
+    if existing:
+        return False
+    session.execute(dialect.create_table(gold.name, columns, gold.key_columns))
+    return True
+
+
+def last_export(session: SqlSession, table: str) -> Position | None:
+    """The Delta table id and version the target last committed for a table, or None."""
+    rows = session.query(*session.dialect.last_export(table))
+    return Position(str(rows[0][0]), int(rows[0][1])) if rows else None
+
+
+def target_position(session: SqlSession, export: TableExport) -> Position | None:
+    """Step 1: what the target already reflects (None: nothing it can build on)."""
+    created = prepare_target(session, export.gold, export.columns)
+    # A target table dropped by hand is recreated empty: its ledger rows no longer hold.
+    return None if created else last_export(session, export.gold.name)
 
 
 def write_staging(rows: DataFrame, connection: Connection, staging: str) -> None:
@@ -301,98 +434,90 @@ def write_staging(rows: DataFrame, connection: Connection, staging: str) -> None
     )
 
 
-@contextmanager
-def export_lock(session: SqlSession) -> Iterator[None]:
-    """Hold the per-database export lock for the block; ExportError when another export has it."""
-    dialect = dialect_for(session.kind)
-    name = f"medallion_export.{session.connection.database}"[:64]
-    if not session.scalar(dialect.try_lock(), [name]):
-        raise ExportError(
-            f"another medallion export is writing to {session.connection} right now; wait for it "
-            "to finish and run export again (one export per database at a time)"
-        )
-    try:
-        yield
-    finally:
-        with suppress(MedallionError):  # the lock dies with the session anyway
-            session.scalar(dialect.unlock(), [name])
-
-
-def prepare_target(session: SqlSession, gold: GoldTable, columns: list[tuple[str, str]]) -> bool:
-    """Create the ledger and the target table if missing; refuse a target with other columns.
+def stage_changes(spark: SparkSession, session: SqlSession, export: TableExport, start: int) -> bool:
+    """Steps 2 and 3 from the change feed: stage the latest change per key since `start`.
 
     Returns:
-        True when the target table was just created (so the ledger cannot be trusted for it).
+        False when the change feed cannot serve that range (the staging table is empty again).
     """
-    dialect = dialect_for(session.kind)
-    session.execute(dialect.ledger_ddl())
-    existing = [row[0] for row in session.query(dialect.columns_of(), [gold.name])]
-    wanted = [name for name, _ in columns]
-    if existing and set(existing) != set(wanted):
+    try:
+        rows = read_changes(spark, export.version, start, export.gold.key_columns)
+        write_staging(rows, session.connection, export.staging)
+        return True
+    except Exception as exc:
+        if not _change_feed_gone(exc):
+            raise spark_write_failed(exc, session.connection, export.staging_description) from None
+    # Rows a failed attempt staged would be resent by the snapshot anyway; start clean.
+    session.execute(session.dialect.clear_table(export.staging))
+    return False
+
+
+def stage_snapshot(spark: SparkSession, session: SqlSession, export: TableExport) -> None:
+    """Steps 2 and 3 from the whole table: stage every gold row as of the exported version."""
+    try:
+        write_staging(read_snapshot(spark, export.version), session.connection, export.staging)
+    except Exception as exc:
+        raise spark_write_failed(exc, session.connection, export.staging_description) from None
+
+
+def stage(
+    spark: SparkSession, session: SqlSession, export: TableExport, previous: Position | None, hooks: ExportHooks
+) -> StagedBatch:
+    """Steps 2 and 3: a fresh staging table, filled with the changes since `previous` when the
+    change feed can serve them (same Delta table, older version), else with the snapshot."""
+    session.execute(session.dialect.drop_table(export.staging))
+    session.execute(session.dialect.create_staging(export.staging, export.columns))
+    _fire(hooks.before_staging, export, session)
+    start = export.version.first_change_after(previous)
+    if start is not None and stage_changes(spark, session, export, start):
+        batch = StagedBatch(export, "changes", start)
+    else:
+        stage_snapshot(spark, session, export)
+        batch = StagedBatch(export, "snapshot", None)
+    _fire(hooks.after_staging, export, session)
+    return batch
+
+
+def delete_rows(session: SqlSession, batch: StagedBatch) -> int:
+    """Staged 'D' keys go; after a snapshot, every key the snapshot lacks. Returns the count."""
+    export = batch.export
+    delete = session.dialect.delete_missing if batch.mode == "snapshot" else session.dialect.delete_staged
+    return max(session.execute(delete(export.gold.name, export.staging, export.gold.key_columns)), 0)
+
+
+def refuse_null_keys(session: SqlSession, export: TableExport) -> None:
+    """A database primary key cannot hold NULL: such gold rows stop the export."""
+    keys = export.gold.key_columns
+    nulls = int(session.scalar(session.dialect.null_keys(export.staging, keys)))
+    if nulls:
         raise ExportError(
-            f"{session.connection} already has a table {gold.name!r} with columns {existing}, but the "
-            f"gold table has {wanted}. Drop the database table (and its rows in {LEDGER_TABLE}) "
-            "to re-export it, or export into another database"
+            f"gold table {export.gold.name!r} at Delta version {export.version.version} has {nulls} row(s) with "
+            f"NULL in its key {keys}; a database primary key cannot hold NULL. Fix the gold rows "
+            "(usually a lookup that found no dimension row) and export again"
         )
-    if existing:
-        return False
-    session.execute(dialect.create_table(gold.name, columns, gold.key_columns))
-    return True
 
 
-def last_export(session: SqlSession, table: str) -> tuple[str, int] | None:
-    """(Delta table id, version) the target last committed for a table, or None."""
-    rows = session.query(dialect_for(session.kind).last_export(), [table])
-    return (str(rows[0][0]), int(rows[0][1])) if rows else None
-
-
-def commit_staged(
-    session: SqlSession,
-    gold: GoldTable,
-    columns: list[str],
-    staging: str,
-    version: GoldVersion,
-    mode: Mode,
-    from_version: int | None,
-    hooks: ExportHooks,
-    target: str,
-) -> tuple[int, int]:
-    """The one transaction: delete, upsert, ledger row, clear staging. Returns (upserted, deleted)."""
-    dialect: Dialect = dialect_for(session.kind)
-    keys = gold.key_columns
+def commit_staged(session: SqlSession, batch: StagedBatch, hooks: ExportHooks) -> RowCounts:
+    """Step 4, the one transaction: delete, upsert, ledger row, discard the staging table."""
+    dialect, export = session.dialect, batch.export
+    gold, version = export.gold, export.version
     with session.transaction():
-        nulls = int(session.scalar(dialect.null_keys(staging, keys)))
-        if nulls:
-            raise ExportError(
-                f"gold table {gold.name!r} at Delta version {version.version} has {nulls} row(s) with "
-                f"NULL in its key {keys}; a database primary key cannot hold NULL. Fix the gold rows "
-                "(usually a lookup that found no dimension row) and export again"
-            )
-        staged = dict(session.query(dialect.staged_counts(staging, keys)))
-        delete_sql = (
-            dialect.delete_missing(gold.name, staging, keys)
-            if mode == "snapshot"
-            else dialect.delete_staged(gold.name, staging, keys)
-        )
-        deleted = max(session.execute(delete_sql), 0)
-        session.execute(dialect.upsert(gold.name, staging, columns, keys))
+        refuse_null_keys(session, export)
+        staged = dict(session.query(dialect.staged_counts(export.staging, gold.key_columns)))
+        deleted = delete_rows(session, batch)
+        session.execute(dialect.upsert(gold.name, export.staging, export.column_names, gold.key_columns))
         upserted = int(staged.get("U", 0))
-        exported_at = datetime.now(UTC)
-        if session.kind == "mysql":
-            exported_at = exported_at.replace(tzinfo=None)  # DATETIME: UTC wall clock
-        session.execute(
-            dialect.insert_ledger(),
-            [gold.name, version.table_id, version.version, from_version, mode, upserted, deleted, exported_at],
+        entry = LedgerEntry(
+            gold.name, version.table_id, version.version, batch.from_version, batch.mode, upserted, deleted,
+            exported_at=datetime.now(UTC),
         )
-        if session.kind == "postgres":
-            session.execute(dialect.drop_table(staging))  # DDL is transactional here
-        else:
-            session.execute(f"DELETE FROM {dialect.quote(staging)}")  # DDL would commit implicitly
-        if hooks.before_commit:
-            hooks.before_commit(ExportStep(gold.name, target, version.version, session))
-    if session.kind != "postgres":
-        session.execute(dialect.drop_table(staging))
-    return upserted, deleted
+        session.execute(*dialect.insert_ledger(entry))
+        session.execute(dialect.discard_staging(export.staging))
+        _fire(hooks.before_commit, export, session)
+    leftover = dialect.after_commit(export.staging)
+    if leftover is not None:
+        session.execute(leftover)
+    return RowCounts(upserted, deleted)
 
 
 def export_table(
@@ -403,7 +528,7 @@ def export_table(
     target: str,
     hooks: ExportHooks | None = None,
 ) -> ExportResult:
-    """Bring one target table up to the current gold version (see the module docstring).
+    """Bring one target table up to the current gold version (the steps of the module docstring).
 
     Args:
         spark: the session.
@@ -415,50 +540,18 @@ def export_table(
     """
     hooks = hooks or ExportHooks()
     began = time.monotonic()
-    check_identifier(gold.name, "gold table name")
-    for key in gold.key_columns:
-        check_identifier(key, f"key column of gold table {gold.name!r}")
-    connection = session.connection
-    dialect = dialect_for(connection.kind)
+    check_names(gold)
     version = gold_version(spark, cfg.table("gold", gold.name), gold.name)
-    schema = spark.read.format("delta").option("versionAsOf", version.version).load(version.path).schema
-    columns = sql_columns(schema, gold)
-    created = prepare_target(session, gold, columns)
-    # A target table dropped by hand is recreated empty: its ledger rows no longer hold.
-    previous = None if created else last_export(session, gold.name)
-    if previous is not None and previous == (version.table_id, version.version):
+    export = TableExport(gold, target, version, sql_columns(read_schema(spark, version), gold))
+    previous = target_position(session, export)
+    if previous == version.position:
         return ExportResult(gold.name, target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
-
-    staging = staging_table(gold.name)
-    session.execute(dialect.drop_table(staging))
-    session.execute(
-        dialect.create_table(staging, columns, primary_key=None, extra=[(OP_COLUMN, dialect.op_column_type())])
+    batch = stage(spark, session, export, previous, hooks)
+    counts = commit_staged(session, batch, hooks)
+    return ExportResult(
+        gold.name, target, batch.mode, version.version, batch.from_version, counts.upserted, counts.deleted,
+        time.monotonic() - began,
     )
-    if hooks.before_staging:
-        hooks.before_staging(ExportStep(gold.name, target, version.version, session))
-    what = f"the staging table {staging} of {gold.name!r}"
-    mode: Mode = "snapshot"
-    from_version: int | None = None
-    if previous is not None and previous[0] == version.table_id and previous[1] < version.version:
-        try:
-            write_staging(read_changes(spark, version, previous[1] + 1, gold.key_columns), connection, staging)
-            mode, from_version = "changes", previous[1] + 1
-        except Exception as exc:
-            if not _change_feed_gone(exc):
-                raise spark_write_failed(exc, connection, what) from None
-            # Rows a failed attempt staged would be resent by the snapshot anyway; start clean.
-            session.execute(f"DELETE FROM {dialect.quote(staging)}")
-    if mode == "snapshot":
-        try:
-            write_staging(read_snapshot(spark, version), connection, staging)
-        except Exception as exc:
-            raise spark_write_failed(exc, connection, what) from None
-    if hooks.after_staging:
-        hooks.after_staging(ExportStep(gold.name, target, version.version, session))
-    upserted, deleted = commit_staged(
-        session, gold, [name for name, _ in columns], staging, version, mode, from_version, hooks, target
-    )
-    return ExportResult(gold.name, target, mode, version.version, from_version, upserted, deleted, time.monotonic() - began)
 
 
 def export_gold(

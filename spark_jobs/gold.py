@@ -12,6 +12,7 @@ Sums and averages run in DECIMAL so the result does not depend on row order.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 from delta.tables import DeltaTable
@@ -19,18 +20,28 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from medallion.contracts.scenario import GoldTable, Metric, Scenario
+from medallion.contracts.scenario import GoldTable, Metric
 from spark_jobs import sql_guard, storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, InputWatch
 
 EXACT_DECIMAL = "decimal(38,9)"
-# Called after each gold commit with (gold table, highest landing batch id merged); the latency
-# benchmark uses it to time files from landing to gold without polling the tables.
-COMMIT_OBSERVERS: list[Callable[[str, int], None]] = []
 GOLD_PROPERTIES = {
     "delta.enableChangeDataFeed": "true",  # export reads only what changed since its last run
 }
+
+
+@dataclass(frozen=True)
+class GoldCommit:
+    """A micro-batch merged into a gold table: the table and the highest landing batch id in it."""
+
+    table: str
+    highest_batch: int
+
+
+# Called after each gold commit (the latency benchmark times landing -> gold with it, without
+# polling the tables).
+OnCommit = Callable[[GoldCommit], None]
 
 
 def window_seconds(gold: GoldTable) -> int:
@@ -153,7 +164,9 @@ def load_dimensions(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -
     return dimensions
 
 
-def update(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, changed: DataFrame) -> None:
+def update(
+    spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, changed: DataFrame, on_commit: OnCommit | None = None
+) -> None:
     """One micro-batch of new silver rows -> recompute and merge the cells they touch."""
     changed = changed.persist()
     try:
@@ -167,16 +180,15 @@ def update(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, changed: D
             merge_into_gold(spark, cfg.table("gold", gold.name), rows, gold)
         finally:
             rows.unpersist()
-        if COMMIT_OBSERVERS:
+        if on_commit is not None:
             highest = changed.agg(F.max("_batch_id")).collect()[0][0]
-            for observer in COMMIT_OBSERVERS:
-                observer(gold.name, int(highest))
+            on_commit(GoldCommit(gold.name, int(highest)))
         storage.compact_small_files(spark, [cfg.table("gold", gold.name)])  # this query is its only writer
     finally:
         changed.unpersist()
 
 
-def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> StreamingQuery:
+def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, on_commit: OnCommit | None = None) -> StreamingQuery:
     """Start the gold stream of one aggregate (reading its silver source as a stream)."""
     from spark_jobs.schemas import silver_schema
     from spark_jobs.silver import ensure_silver_table
@@ -188,22 +200,24 @@ def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> Streamin
     checkpoint = cfg.checkpoint("gold", gold.name)
 
     def each_batch(batch_df: DataFrame, _micro_batch_id: int) -> None:
-        update(spark, cfg, gold, batch_df)
+        update(spark, cfg, gold, batch_df, on_commit)
 
     return storage.start_batches(storage.read_delta_stream(spark, source, cfg.scenario.pipeline.max_files_per_trigger), f"gold_{gold.name}", checkpoint, each_batch)
 
 
-def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop | None = None, watch: InputWatch | None = None) -> None:
-    """Maintain every gold table of the scenario (side by side)."""
+def run(
+    spark: SparkSession,
+    cfg: PipelineConfig,
+    stop: GracefulStop | None = None,
+    watch: InputWatch | None = None,
+    on_commit: OnCommit | None = None,
+) -> None:
+    """Maintain every gold table of the scenario (side by side); `on_commit` after each merge."""
     from spark_jobs.lifecycle import STOP, Planned, run_queries
 
-    stage = [Planned(f"gold/{g.name}", partial(start, spark, cfg, g), partial(storage.table_state, cfg.table("silver", g.source)))
+    stage = [Planned(f"gold/{g.name}", partial(start, spark, cfg, g, on_commit), partial(storage.table_state, cfg.table("silver", g.source)))
              for g in cfg.scenario.gold]
     run_queries([stage], stop or STOP, watch)
-
-
-def gold_sources(scenario: Scenario) -> set[str]:
-    return {g.source for g in scenario.gold}
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
@@ -22,11 +22,30 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+class ProgressRow(NamedTuple):
+    """One micro-batch's progress, field for field as METRICS_SCHEMA (spark_jobs/schemas.py)."""
+
+    query: str
+    run_id: str
+    batch_id: int
+    timestamp: datetime
+    num_input_rows: int
+    input_rows_per_second: float | None
+    processed_rows_per_second: float | None
+    trigger_ms: int | None
+    add_batch_ms: int | None
+    latest_offset_ms: int | None
+
+
+def _rate(value: float | None) -> float | None:
+    return float(value) if value is not None else None
+
+
 class MetricsRecorder(StreamingQueryListener):
     """Buffers one row per micro-batch: rows, rows/s and durations."""
 
     def __init__(self) -> None:
-        self._rows: list[tuple[Any, ...]] = []
+        self._rows: list[ProgressRow] = []
         self._lock = threading.Lock()
         self.flushes = 0
 
@@ -42,22 +61,22 @@ class MetricsRecorder(StreamingQueryListener):
     def onQueryProgress(self, event: Any) -> None:
         progress = event.progress
         durations = progress.durationMs or {}
-        row = (
-            progress.name or str(progress.id),
-            str(progress.runId),
-            int(progress.batchId),
-            _instant(progress.timestamp),
-            int(progress.numInputRows),
-            float(progress.inputRowsPerSecond) if progress.inputRowsPerSecond is not None else None,
-            float(progress.processedRowsPerSecond) if progress.processedRowsPerSecond is not None else None,
-            durations.get("triggerExecution"),
-            durations.get("addBatch"),
-            durations.get("latestOffset"),
+        row = ProgressRow(
+            query=progress.name or str(progress.id),
+            run_id=str(progress.runId),
+            batch_id=int(progress.batchId),
+            timestamp=_instant(progress.timestamp),
+            num_input_rows=int(progress.numInputRows),
+            input_rows_per_second=_rate(progress.inputRowsPerSecond),
+            processed_rows_per_second=_rate(progress.processedRowsPerSecond),
+            trigger_ms=durations.get("triggerExecution"),
+            add_batch_ms=durations.get("addBatch"),
+            latest_offset_ms=durations.get("latestOffset"),
         )
         with self._lock:
             self._rows.append(row)
 
-    def drain(self) -> list[tuple[Any, ...]]:
+    def drain(self) -> list[ProgressRow]:
         with self._lock:
             rows, self._rows = self._rows, []
         return rows

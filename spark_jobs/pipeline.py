@@ -33,7 +33,8 @@ class PipelineResult:
 
 
 def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder, alerts: silver.QualityAlerts,
-             stop: GracefulStop, result: PipelineResult, watch: InputWatch | None = None) -> None:
+             stop: GracefulStop, result: PipelineResult, watch: InputWatch | None = None,
+             on_gold_commit: gold.OnCommit | None = None) -> None:
     """One ordered pass: every configured layer until what has landed so far is processed
     (with a `watch`, the queries whose input is unchanged since their last run are skipped)."""
     for layer in cfg.layers:
@@ -45,14 +46,16 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
         elif layer == "silver":
             silver.run(spark, cfg, alerts, stop, watch)
         else:
-            gold.run(spark, cfg, stop, watch)
+            gold.run(spark, cfg, stop, watch, on_gold_commit)
         result.seconds[layer] = result.seconds.get(layer, 0.0) + time.perf_counter() - started
     recorder.flush(spark, cfg)
     storage.compact_small_files(spark, [cfg.metrics_table])
 
 
-def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP) -> PipelineResult:
-    """Run the configured layers once (`--once`), or in cycles until stopped (`--continuous`)."""
+def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP,
+        on_gold_commit: gold.OnCommit | None = None) -> PipelineResult:
+    """Run the configured layers once (`--once`), or in cycles until stopped (`--continuous`);
+    `on_gold_commit` is called after each gold merge (the latency benchmark's clock)."""
     storage.check_data_root(cfg)  # before any query reads or writes under the data root
     sql_guard.check_scenario(spark, cfg.scenario)  # before any query runs scenario SQL
     recorder = MetricsRecorder()
@@ -61,13 +64,15 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP) -> 
     result = PipelineResult()
     try:
         if cfg.once:
-            run_once(spark, cfg, recorder, alerts, stop, result)
+            run_once(spark, cfg, recorder, alerts, stop, result, on_gold_commit=on_gold_commit)
         else:
             interval = cfg.scenario.pipeline.trigger_interval.total_seconds()
             print(f"[pipeline] continuous: a pass over {','.join(cfg.layers)} every {interval:g}s; "
                   "SIGTERM or Ctrl-C to stop", flush=True)
             watch = InputWatch()
-            result.cycles = run_cycles(lambda: run_once(spark, cfg, recorder, alerts, stop, result, watch), interval, stop)
+            result.cycles = run_cycles(
+                lambda: run_once(spark, cfg, recorder, alerts, stop, result, watch, on_gold_commit), interval, stop
+            )
     finally:
         recorder.flush(spark, cfg)
         spark.streams.removeListener(recorder)

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from medallion.contracts.defects import DefectKind, Fate, SilverCheck
 from medallion.contracts.errors import PipelineError
 from medallion.contracts.scenario import Entity
 from spark_jobs import storage
@@ -52,6 +53,31 @@ from spark_jobs.schemas import (
 
 NEW, REPLAY, DUPLICATE = "new", "replay", "duplicate"
 KEPT_COLUMNS = ("_raw", "_line", "_ingested_at", "_key", "_malformed", "_reasons", "_kinds", "_action", "_fail", "_status")
+
+
+class QualityRow(NamedTuple):
+    """One row of the quality table, field for field as QUALITY_SCHEMA (spark_jobs/schemas.py)."""
+
+    entity: str
+    batch_id: int
+    micro_batch_id: int
+    rule: str
+    kind: str
+    action: str
+    checked: int
+    passed: int
+    failed: int
+    # Filled on the `_batch` summary row only.
+    bronze_rows: int | None
+    silver_rows: int | None
+    quarantine_rows: int | None
+    duplicate_rows: int | None
+    dropped_rows: int | None
+    score: float | None
+    recorded_at: datetime
+
+
+SUMMARY_RULE = "_batch"  # the rule name of each landing batch's summary row
 
 
 @dataclass
@@ -161,35 +187,36 @@ def quality_counts(df: DataFrame, rules: list[Rule]) -> list[dict[str, Any]]:
 
 
 def _schema_names(rules: list[Rule]) -> list[str]:
-    return [r.name for r in rules if r.schema_derived] or ["malformed_json"]
+    return [r.name for r in rules if r.schema_derived] or [SilverCheck.MALFORMED_JSON.value]
 
 
-def quality_rows(entity_name: str, micro_batch_id: int, counts: list[dict[str, Any]], rules: list[Rule]) -> list[tuple[Any, ...]]:
+def quality_rows(entity_name: str, micro_batch_id: int, counts: list[dict[str, Any]], rules: list[Rule]) -> list[QualityRow]:
     """Rows of the quality table: one per rule and a `_batch` summary per landing batch."""
     now = datetime.now(UTC)
-    rows: list[tuple[Any, ...]] = []
+    rows: list[QualityRow] = []
     for batch in counts:
         batch_id = batch["_batch_id"]
         for i, rule in enumerate(rules):
-            if rule.kind == "malformed_json":
+            if rule.kind == DefectKind.MALFORMED_JSON:
                 checked = batch["bronze_rows"]
             elif rule.schema_derived:
                 checked = batch["parsed_rows"]
             else:
                 checked = batch["schema_ok_rows"]
             failed = batch[f"f_{i}"]
-            rows.append((entity_name, batch_id, micro_batch_id, rule.name, rule.kind, rule.action,
-                         checked, checked - failed, failed, None, None, None, None, None, None, now))
+            rows.append(QualityRow(entity_name, batch_id, micro_batch_id, rule.name, rule.kind, rule.action,
+                                   checked, checked - failed, failed, None, None, None, None, None, None, now))
         valid, dups = batch["valid_rows"], batch["duplicate_rows"]
-        rows.append((entity_name, batch_id, micro_batch_id, "duplicate", "duplicate", "dedupe",
-                     valid, valid - dups, dups, None, None, None, None, None, None, now))
+        rows.append(QualityRow(entity_name, batch_id, micro_batch_id, DefectKind.DUPLICATE.value, DefectKind.DUPLICATE.value, Fate.DEDUPE.value,
+                               valid, valid - dups, dups, None, None, None, None, None, None, now))
         bronze = batch["bronze_rows"]
-        score = (bronze - batch["quarantine_rows"] - batch["dropped_rows"]) / bronze if bronze else 1.0
-        rows.append((entity_name, batch_id, micro_batch_id, "_batch", "summary", "summary",
-                     bronze, bronze - batch["quarantine_rows"] - batch["dropped_rows"],
-                     batch["quarantine_rows"] + batch["dropped_rows"],
-                     bronze, batch["silver_rows"], batch["quarantine_rows"], dups, batch["dropped_rows"],
-                     float(score), now))
+        rejected = batch["quarantine_rows"] + batch["dropped_rows"]
+        score = (bronze - rejected) / bronze if bronze else 1.0
+        rows.append(QualityRow(
+            entity_name, batch_id, micro_batch_id, SUMMARY_RULE, "summary", "summary", bronze, bronze - rejected,
+            rejected, bronze_rows=bronze, silver_rows=batch["silver_rows"], quarantine_rows=batch["quarantine_rows"],
+            duplicate_rows=dups, dropped_rows=batch["dropped_rows"], score=float(score), recorded_at=now,
+        ))
     return rows
 
 
@@ -267,8 +294,8 @@ def promote(
         # a long run too (dedupe reads all of silver); the shared quality table, after the pass.
         storage.compact_small_files(spark, [silver_path, cfg.table("quarantine", entity_name)])
         for row in rows:
-            if row[3] == "_batch":
-                alerts.check(entity_name, row[1], row[14])
+            if row.rule == SUMMARY_RULE and row.score is not None:
+                alerts.check(entity_name, row.batch_id, row.score)
     finally:
         storage.release(classified)
 

@@ -247,9 +247,6 @@ class Entity(Model):
             raise ValueError("the entity never gets rows: give it a baseline, an arrival or a spawn")
         return self
 
-    def field_type(self, name: str) -> str:
-        return self.fields[name].type
-
     @property
     def required_fields(self) -> list[str]:
         """Fields silver requires: declared required ones and always the key."""
@@ -487,11 +484,6 @@ class Scenario(Model):
                 )
                 break  # its children would only repeat the problem
         return problems
-
-    @property
-    def dimensions(self) -> list[str]:
-        """Dimension entities, parents before children (so foreign keys resolve)."""
-        return [n for n in self.processing_order if self.entities[n].role == "dimension"]
 
     @property
     def facts(self) -> list[str]:

@@ -1,18 +1,22 @@
-"""SQL text for the two target kinds: quoting, column types, DDL, upsert and the export ledger.
+"""SQL text for the two target kinds: quoting, column types, DDL, upsert, locks and the export ledger.
 
-Pure string building (no driver, no Spark), so every statement the export runs is visible in
-one place. Every identifier that reaches SQL from configuration goes through `quote`, which
-checks it against `medallion.contracts.scenario_base.IDENTIFIER` first; medallion's own tables start with an
+Pure string building (no driver, no Spark), so every statement the export runs, and every
+difference between PostgreSQL and MySQL/MariaDB, is visible in one place. Every identifier that
+reaches SQL from configuration goes through `quote`, which checks it against
+`medallion.contracts.scenario_base.IDENTIFIER` first; medallion's own tables start with an
 underscore, which that allowlist never admits, so they cannot collide with a gold table.
+Statements with values return a `Statement` (SQL with `%s` placeholders and its parameters).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from datetime import datetime
+from typing import Any, ClassVar, NamedTuple
 
 from medallion.contracts.errors import DatabaseError, IdentifierError
 from medallion.contracts.scenario_base import IDENTIFIER
@@ -32,12 +36,34 @@ STAGING_PREFIX = "_medallion_stage_"
 OP_COLUMN = "_op"  # 'U' upsert / 'D' delete, only in staging tables
 _INTERNAL = re.compile(r"^_medallion_[a-z0-9_]{1,50}$|^_op$")
 _MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently; MySQL allows 64
+_MAX_LOCK_NAME = 64  # MySQL's GET_LOCK refuses longer names
 _DECIMAL = re.compile(r"^decimal\((\d+),(\d+)\)$")
 
 LOGICAL_TYPES = (
     "string", "bigint", "int", "smallint", "double", "float", "boolean",
     "timestamp", "timestamp_ntz", "date",
 )
+
+
+class Statement(NamedTuple):
+    """One SQL statement with `%s` placeholders and their values: `session.execute(*statement)`."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One row of the export ledger (see LEDGER_TABLE); `exported_at` is timezone-aware UTC."""
+
+    table_name: str
+    delta_table_id: str
+    delta_version: int
+    from_version: int | None
+    mode: str
+    rows_upserted: int
+    rows_deleted: int
+    exported_at: datetime
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:
@@ -61,12 +87,17 @@ def staging_table(table: str) -> str:
     return f"{STAGING_PREFIX}{table[: _MAX_IDENTIFIER - len(STAGING_PREFIX) - 9]}_{digest}"
 
 
-@dataclass(frozen=True)
-class Dialect:
-    """SQL differences between PostgreSQL and MySQL/MariaDB."""
+def export_lock_name(database: str) -> str:
+    """The name of the per-database export lock."""
+    return f"medallion_export.{database}"[:_MAX_LOCK_NAME]
 
-    kind: str
-    quote_char: str
+
+class Dialect(ABC):
+    """SQL differences between PostgreSQL and MySQL/MariaDB; the shared statements live here."""
+
+    kind: ClassVar[str]
+    quote_char: ClassVar[str]
+    op_column_type: ClassVar[str]  # the staging `_op` column
 
     def quote(self, name: str, what: str = "identifier") -> str:
         """Validate against the allowlist (or medallion's own `_medallion_*` names) and quote."""
@@ -74,8 +105,11 @@ class Dialect:
             check_identifier(name, what)
         return f"{self.quote_char}{name}{self.quote_char}"
 
+    # --- tables ------------------------------------------------------------------------------
+
+    @abstractmethod
     def column_type(self, logical: str, key: bool = False) -> str:
-        raise NotImplementedError
+        """The SQL type of a logical type (see LOGICAL_TYPES and `decimal(p,s)`); `key`: in the primary key."""
 
     def table_options(self) -> str:
         return ""
@@ -109,15 +143,25 @@ class Dialect:
         body = ",\n  ".join(lines)
         return f"CREATE TABLE IF NOT EXISTS {self.quote(table, 'table name')} (\n  {body}\n){self.table_options()}"
 
-    def op_column_type(self) -> str:
-        return "CHAR(1) NOT NULL"
+    def create_staging(self, staging: str, columns: Sequence[tuple[str, str]]) -> str:
+        """A keyless staging table: the gold columns and `_op` (duplicate rows are harmless)."""
+        return self.create_table(staging, columns, primary_key=None, extra=[(OP_COLUMN, self.op_column_type)])
 
     def drop_table(self, table: str) -> str:
         return f"DROP TABLE IF EXISTS {self.quote(table, 'table name')}"
 
-    def columns_of(self) -> str:
-        """Query for a table's column names in the connected database (param: table name)."""
-        raise NotImplementedError
+    def clear_table(self, table: str) -> str:
+        """Delete every row (DML, so it stays inside a transaction on both kinds)."""
+        return f"DELETE FROM {self.quote(table)}"
+
+    def count_rows(self, table: str) -> str:
+        return f"SELECT COUNT(*) FROM {self.quote(table)}"
+
+    @abstractmethod
+    def columns_of(self, table: str) -> Statement:
+        """A table's column names in the connected database, in their order."""
+
+    # --- the commit --------------------------------------------------------------------------
 
     def null_keys(self, staging: str, keys: Sequence[str]) -> str:
         """Count of staged upserts with a NULL in any key column (they cannot be exported).
@@ -139,48 +183,77 @@ class Dialect:
     def _key_match(self, left: str, right: str, keys: Sequence[str]) -> str:
         return " AND ".join(f"{left}.{self.quote(k)} = {right}.{self.quote(k)}" for k in keys)
 
+    @abstractmethod
     def delete_staged(self, table: str, staging: str, keys: Sequence[str]) -> str:
         """Delete target rows whose key is staged with op 'D'."""
-        raise NotImplementedError
 
+    @abstractmethod
     def delete_missing(self, table: str, staging: str, keys: Sequence[str]) -> str:
         """Delete target rows whose key is not staged at all (full-snapshot sync)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def upsert(self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str]) -> str:
         """Insert-or-update every staged 'U' row into the target by key, tolerating duplicates."""
-        raise NotImplementedError
 
+    @abstractmethod
+    def discard_staging(self, staging: str) -> str:
+        """The commit's last statement: no staged rows may outlive it."""
+
+    def after_commit(self, staging: str) -> str | None:
+        """What is left to do once the commit is through (None: nothing)."""
+        return None
+
+    # --- the ledger --------------------------------------------------------------------------
+
+    @abstractmethod
     def ledger_ddl(self) -> str:
-        raise NotImplementedError
+        """Create the ledger table unless it exists."""
 
-    def insert_ledger(self) -> str:
-        """Insert one ledger row (params: table_name, delta_table_id, delta_version,
-        from_version, mode, rows_upserted, rows_deleted, exported_at)."""
-        return (
+    def ledger_time(self, instant: datetime) -> datetime:
+        """`exported_at` as the ledger column stores it."""
+        return instant
+
+    def insert_ledger(self, entry: LedgerEntry) -> Statement:
+        """Insert one ledger row."""
+        sql = (
             f"INSERT INTO {self.quote(LEDGER_TABLE)} (table_name, delta_table_id, delta_version, "
             "from_version, mode, rows_upserted, rows_deleted, exported_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         )
+        return Statement(sql, (
+            entry.table_name, entry.delta_table_id, entry.delta_version, entry.from_version, entry.mode,
+            entry.rows_upserted, entry.rows_deleted, self.ledger_time(entry.exported_at),
+        ))
 
-    def last_export(self) -> str:
-        """The latest ledger row of a table (param: table_name): table id and version."""
-        return (
+    def last_export(self, table: str) -> Statement:
+        """The latest ledger row of a table: its Delta table id and version."""
+        sql = (
             f"SELECT delta_table_id, delta_version FROM {self.quote(LEDGER_TABLE)} "
             "WHERE table_name = %s ORDER BY export_id DESC LIMIT 1"
         )
+        return Statement(sql, (table,))
 
-    def try_lock(self) -> str:
-        """Take the per-database export lock without waiting (param: lock name); true if taken."""
-        raise NotImplementedError
+    # --- sessions ----------------------------------------------------------------------------
 
-    def unlock(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def try_lock(self, name: str) -> Statement:
+        """Take a session-level named lock without waiting; the one value is true if taken."""
+
+    @abstractmethod
+    def unlock(self, name: str) -> Statement:
+        """Release the lock `try_lock` took."""
+
+    @abstractmethod
+    def backend_id(self) -> str:
+        """The server-side id of the session."""
 
 
 class PostgresDialect(Dialect):
     """PostgreSQL: double-quoted names, timestamptz, ON CONFLICT upserts, transactional DDL."""
 
+    kind = "postgres"
+    quote_char = '"'
+    op_column_type = "char(1) NOT NULL"
     _TYPES: ClassVar[dict[str, str]] = {
         "string": "text", "bigint": "bigint", "int": "integer", "smallint": "smallint",
         "double": "double precision", "float": "real", "boolean": "boolean",
@@ -193,14 +266,12 @@ class PostgresDialect(Dialect):
             return f"numeric({match[1]},{match[2]})"
         return self._TYPES[logical]
 
-    def op_column_type(self) -> str:
-        return "char(1) NOT NULL"
-
-    def columns_of(self) -> str:
-        return (
+    def columns_of(self, table: str) -> Statement:
+        sql = (
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position"
         )
+        return Statement(sql, (table,))
 
     def delete_staged(self, table: str, staging: str, keys: Sequence[str]) -> str:
         return (
@@ -228,6 +299,9 @@ class PostgresDialect(Dialect):
             f"ON CONFLICT ({key_cols}) {action}"
         )
 
+    def discard_staging(self, staging: str) -> str:
+        return self.drop_table(staging)  # DDL is transactional here: the table goes with the commit
+
     def ledger_ddl(self) -> str:
         return (
             f"CREATE TABLE IF NOT EXISTS {self.quote(LEDGER_TABLE)} (\n"
@@ -242,17 +316,23 @@ class PostgresDialect(Dialect):
             "  exported_at timestamptz NOT NULL\n)"
         )
 
-    def try_lock(self) -> str:
+    def try_lock(self, name: str) -> Statement:
         # Session-level advisory lock keyed by a hash of the name; released on disconnect too.
-        return "SELECT pg_try_advisory_lock(hashtext(%s))"
+        return Statement("SELECT pg_try_advisory_lock(hashtext(%s))", (name,))
 
-    def unlock(self) -> str:
-        return "SELECT pg_advisory_unlock(hashtext(%s))"
+    def unlock(self, name: str) -> Statement:
+        return Statement("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+
+    def backend_id(self) -> str:
+        return "SELECT pg_backend_pid()"
 
 
 class MySQLDialect(Dialect):
     """MySQL and MariaDB: backticks, DATETIME(6) in UTC, ON DUPLICATE KEY UPDATE, binary collation."""
 
+    kind = "mysql"
+    quote_char = "`"
+    op_column_type = "CHAR(1) NOT NULL"
     _TYPES: ClassVar[dict[str, str]] = {
         "string": "TEXT", "bigint": "BIGINT", "int": "INT", "smallint": "SMALLINT",
         "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN",
@@ -271,11 +351,12 @@ class MySQLDialect(Dialect):
         # Binary collation: the default case-insensitive one would merge keys 'A' and 'a'.
         return " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
-    def columns_of(self) -> str:
-        return (
+    def columns_of(self, table: str) -> Statement:
+        sql = (
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position"
         )
+        return Statement(sql, (table,))
 
     def delete_staged(self, table: str, staging: str, keys: Sequence[str]) -> str:
         return (
@@ -304,6 +385,12 @@ class MySQLDialect(Dialect):
             f"ON DUPLICATE KEY UPDATE {updates}"
         )
 
+    def discard_staging(self, staging: str) -> str:
+        return self.clear_table(staging)  # DDL would commit implicitly: the table goes after the commit
+
+    def after_commit(self, staging: str) -> str | None:
+        return self.drop_table(staging)
+
     def ledger_ddl(self) -> str:
         return (
             f"CREATE TABLE IF NOT EXISTS {self.quote(LEDGER_TABLE)} (\n"
@@ -320,17 +407,20 @@ class MySQLDialect(Dialect):
             + self.table_options()
         )
 
-    def try_lock(self) -> str:
-        return "SELECT GET_LOCK(%s, 0) = 1"
+    def ledger_time(self, instant: datetime) -> datetime:
+        return instant.replace(tzinfo=None)  # DATETIME: the UTC wall clock (sessions run in UTC)
 
-    def unlock(self) -> str:
-        return "SELECT RELEASE_LOCK(%s)"
+    def try_lock(self, name: str) -> Statement:
+        return Statement("SELECT GET_LOCK(%s, 0) = 1", (name,))
+
+    def unlock(self, name: str) -> Statement:
+        return Statement("SELECT RELEASE_LOCK(%s)", (name,))
+
+    def backend_id(self) -> str:
+        return "SELECT CONNECTION_ID()"
 
 
-_DIALECTS: dict[str, Dialect] = {
-    "postgres": PostgresDialect("postgres", '"'),
-    "mysql": MySQLDialect("mysql", "`"),
-}
+_DIALECTS: dict[str, Dialect] = {dialect.kind: dialect for dialect in (PostgresDialect(), MySQLDialect())}
 
 
 def dialect_for(kind: str) -> Dialect:

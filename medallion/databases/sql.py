@@ -1,8 +1,8 @@
 """Run SQL on an export target without a command-line client: psycopg 3 or PyMySQL.
 
-Both drivers use `%s` placeholders, so callers write one statement for either kind (identifiers
-still differ: quote them with `medallion.databases.dialects.dialect_for(kind).quote`). Driver
-errors become `DatabaseError` with the password masked.
+Both drivers use `%s` placeholders; the statements themselves, and every difference between
+the kinds, come from `medallion.databases.dialects` (`session.dialect`). Driver errors become
+`DatabaseError` with the password masked.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from medallion.contracts.errors import DatabaseError
 from medallion.databases.connection import Connection
-from medallion.databases.dialects import dialect_for
+from medallion.databases.dialects import Dialect, dialect_for
 
 Params = Sequence[Any] | None
 
@@ -36,6 +36,11 @@ class SqlSession:
     @property
     def kind(self) -> str:
         return self.connection.kind
+
+    @property
+    def dialect(self) -> Dialect:
+        """The SQL this session's server speaks."""
+        return dialect_for(self.kind)
 
     def _fail(self, action: str, exc: BaseException) -> DatabaseError:
         return DatabaseError(f"{action} on {self.connection} failed: {driver_message(self.connection, exc)}")
@@ -115,8 +120,7 @@ class SqlSession:
 
     def backend_id(self) -> int:
         """The server-side id of this session (`pg_backend_pid()` / `CONNECTION_ID()`)."""
-        sql = "SELECT pg_backend_pid()" if self.kind == "postgres" else "SELECT CONNECTION_ID()"
-        return int(self.scalar(sql))
+        return int(self.scalar(self.dialect.backend_id()))
 
     def close(self) -> None:
         """Close the connection (an open transaction is rolled back by the server)."""
@@ -200,5 +204,4 @@ def run_sql(connection: Connection, sql: str, params: Params = None) -> list[tup
 
 def count_rows(connection: Connection, table: str) -> int:
     """Rows in a table of the target (the name is checked against the identifier allowlist)."""
-    quoted = dialect_for(connection.kind).quote(table)
-    return int(run_sql(connection, f"SELECT COUNT(*) FROM {quoted}")[0][0])
+    return int(run_sql(connection, dialect_for(connection.kind).count_rows(table))[0][0])

@@ -16,6 +16,7 @@ from medallion.contracts.layout import DataRoot
 from medallion.contracts.scenario_loader import load_scenario
 from medallion.verify import verify
 from spark_jobs.config import PipelineConfig
+from spark_jobs.gold import GoldCommit
 from spark_jobs.lifecycle import GracefulStop, InputWatch
 from spark_jobs.metrics import MetricsRecorder
 from spark_jobs.pipeline import PipelineResult, run, run_once
@@ -139,12 +140,22 @@ def test_continuous_passes_pick_up_new_batches_and_skip_unchanged_inputs(spark: 
     generate(data.root, batches=2)
     cfg = PipelineConfig(scenario=load_scenario("driving", profile="small"), data=data, once=False)
     watch, started = InputWatch(), StartedQueries()
+    commits: list[GoldCommit] = []
 
     def one_pass() -> list[str]:
         """What one `--continuous` cycle does (pipeline.run_cycles calls run_once)."""
         started.names.clear()
-        run_once(spark, cfg, MetricsRecorder(), QualityAlerts(0.0), GracefulStop(), PipelineResult(), watch)
+        commits.clear()
+        run_once(spark, cfg, MetricsRecorder(), QualityAlerts(0.0), GracefulStop(), PipelineResult(), watch,
+                 on_gold_commit=commits.append)
         return sorted(started.names)
+
+    def highest_merged() -> dict[str, int]:
+        """The highest landing batch each gold table reported merged in the last pass."""
+        highest: dict[str, int] = {}
+        for commit in commits:
+            highest[commit.table] = max(highest.get(commit.table, -1), commit.highest_batch)
+        return highest
 
     def queries(entities: set[str]) -> list[str]:
         gold = [f"gold_{g.name}" for g in cfg.scenario.gold if g.source in entities]
@@ -153,11 +164,14 @@ def test_continuous_passes_pick_up_new_batches_and_skip_unchanged_inputs(spark: 
     spark.streams.addListener(started)
     try:
         assert one_pass() == queries(set(cfg.scenario.entities))
+        assert highest_merged() == {g.name: 1 for g in cfg.scenario.gold}
         assert one_pass() == []  # nothing landed: no query starts
+        assert commits == []
         generate(data.root, batches=4)  # resumes after batch 1: batches 2 and 3 land
         landed = {path.parent.name for batch in (2, 3) for path in data.landing.glob(f"*/*-b{batch:06d}-*.jsonl")}
         assert landed < set(cfg.scenario.entities)  # the dimensions' cadence is hourly
         assert one_pass() == queries(landed)
+        assert highest_merged() == {g.name: 3 for g in cfg.scenario.gold if g.source in landed}
     finally:
         spark.streams.removeListener(started)
     failed = [c for c in verify(spark, cfg.scenario, data) if not c.ok]

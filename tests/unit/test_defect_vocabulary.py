@@ -7,7 +7,7 @@ import pytest
 from medallion.contracts.defects import ADDED_FIELD, DefectKind, Fate, SilverCheck
 from medallion.contracts.scenario import Defects, DriftSpec
 from spark_jobs.rules import EXPECTATION, rules_for
-from tests.unit.generator_support import load
+from tests.support.generator import load
 
 
 def test_the_kinds_are_the_strings_of_the_yaml_and_the_ledger() -> None:

@@ -1,12 +1,14 @@
-"""Quality rows and the threshold alert (pure Python parts of silver; no JVM)."""
+"""Quality and progress rows, and the threshold alert (pure Python parts of silver and metrics; no JVM)."""
 
 from __future__ import annotations
 
 from medallion.cli import main
 from medallion.contracts.defects import SilverCheck
 from medallion.contracts.errors import QualityAlert
+from spark_jobs.metrics import ProgressRow
 from spark_jobs.rules import Rule
-from spark_jobs.silver import QualityAlerts, quality_rows
+from spark_jobs.schemas import METRICS_SCHEMA, QUALITY_SCHEMA
+from spark_jobs.silver import QualityAlerts, QualityRow, quality_rows
 
 RULES = [Rule.derived(SilverCheck.MALFORMED_JSON), Rule.derived(SilverCheck.RANGE, "speed"),
          Rule("slow_enough", None, "warn", sql="speed < 100")]
@@ -21,16 +23,24 @@ def counts(bronze: int, quarantined: int, dups: int) -> dict[str, int]:
 
 def test_quality_rows_balance_and_score() -> None:
     rows = quality_rows("events", 9, [counts(100, 10, 3)], RULES)
-    by_rule = {row[3]: row for row in rows}
+    by_rule = {row.rule: row for row in rows}
     assert set(by_rule) == {"malformed_json", "speed_range", "slow_enough", "duplicate", "_batch"}
+    assert {(row.entity, row.batch_id, row.micro_batch_id) for row in rows} == {("events", 4, 9)}
     summary = by_rule["_batch"]
-    bronze, silver, quarantine, dups, dropped, score = summary[9:15]
-    assert bronze == silver + quarantine + dups + dropped == 100
-    assert score == 0.9
-    assert by_rule["malformed_json"][6:9] == (100, 99, 1)  # checked on every line
-    assert by_rule["speed_range"][6:9] == (99, 90, 9)  # checked on parsed lines
-    assert by_rule["slow_enough"][6:9] == (90, 88, 2)  # expectations: rows passing the schema rules
-    assert by_rule["duplicate"][6:9] == (90, 87, 3)
+    assert summary.bronze_rows == summary.silver_rows + summary.quarantine_rows + summary.duplicate_rows + summary.dropped_rows == 100
+    assert (summary.checked, summary.passed, summary.failed) == (100, 90, 10)
+    assert summary.score == 0.9
+    checks = {rule: (row.checked, row.passed, row.failed) for rule, row in by_rule.items()}
+    assert checks["malformed_json"] == (100, 99, 1)  # checked on every line
+    assert checks["speed_range"] == (99, 90, 9)  # checked on parsed lines
+    assert checks["slow_enough"] == (90, 88, 2)  # expectations: rows passing the schema rules
+    assert checks["duplicate"] == (90, 87, 3)
+    assert all(row.score is None for row in rows if row.rule != "_batch")
+
+
+def test_quality_row_is_the_quality_table_field_for_field() -> None:
+    # spark.createDataFrame(rows, QUALITY_SCHEMA) reads a row by position.
+    assert QualityRow._fields == tuple(QUALITY_SCHEMA.fieldNames())
 
 
 def test_alert_only_below_threshold(capsys) -> None:
@@ -44,3 +54,7 @@ def test_alert_only_below_threshold(capsys) -> None:
 def test_quality_alert_exit_code_is_distinct() -> None:
     assert QualityAlert.exit_code == 6
     assert main(["pipeline", "--scenario", "driving", "--data", "/nonexistent", "--layers", "platinum"]) == 2
+
+
+def test_progress_row_is_the_metrics_table_field_for_field() -> None:
+    assert ProgressRow._fields == tuple(METRICS_SCHEMA.fieldNames())
