@@ -5,7 +5,7 @@
 #
 #   docker build -f docker/generator.Dockerfile -t medallion-generator:0.1.0 .   # from the checkout root
 #
-# tests/integration/test_docker_commands.py builds the same thing without Docker: a fresh venv,
+# tests/docker/test_docker_commands.py builds the same thing without Docker: a fresh venv,
 # these requirements, the same sources, `pip install --no-deps -e .`, and the compose command.
 FROM python:3.11-slim-bookworm
 

@@ -6,7 +6,7 @@ local folder (`.jars/` in the checkout, or `$MEDALLION_JARS_DIR`). Every SparkSe
 
 The list is a lock file: delta-spark's transitive Maven dependencies (delta-kernel, parquet,
 jackson, hadoop...) are already inside pyspark at newer versions, and only delta-storage is
-needed beside delta-spark itself (proven by tests/spark/test_delta.py).
+needed beside delta-spark itself (proven by tests/spark_jobs/test_delta.py).
 """
 
 from __future__ import annotations

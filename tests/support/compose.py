@@ -7,8 +7,8 @@
 - `localise`: a container command or value with container paths/hosts swapped for local ones;
 - `dockerfile_instructions`: a Dockerfile as (INSTRUCTION, arguments) pairs, continuations joined.
 
-Used by tests/unit/test_docker_files.py (structure) and
-tests/integration/test_docker_commands.py (the same commands, run locally).
+Used by tests/docker/test_docker_files.py (structure) and
+tests/docker/test_docker_commands.py (the same commands, run locally).
 """
 
 from __future__ import annotations

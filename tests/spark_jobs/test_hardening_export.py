@@ -24,8 +24,8 @@ from spark_jobs import export
 from spark_jobs.config import ExportConfig, export_config
 from spark_jobs.export import ExportHooks, ExportStep
 from spark_jobs.session import SessionOptions, session_config
-from tests.integration.conftest import reset_database
-from tests.integration.test_export import FIRST, TABLE, db_rows, gold_rows, ledger, merge_gold, row
+from tests.spark_jobs.test_export import FIRST, TABLE, db_rows, gold_rows, ledger, merge_gold, row
+from tests.support.databases import reset_database
 from tests.support.mounts import tmpfs
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]

@@ -13,7 +13,7 @@ is started locally with container paths, hosts and ports swapped for local ones:
 - docker/Dockerfile's build-time `medallion setup; medallion jars` against a local Maven mirror.
 
 Not run here: `jupyter lab` itself (JupyterLab is not a dev dependency); the notebooks it serves
-run in tests/integration/test_notebooks.py. `docker build` and `docker compose up` need a
+run in tests/app/test_notebooks.py. `docker build` and `docker compose up` need a
 Docker engine, which this machine does not have.
 """
 
