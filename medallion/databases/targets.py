@@ -23,6 +23,14 @@ def target_of(export: Export, kind: str) -> DatabaseTarget:
     return target
 
 
+def configured_connection(
+    export: Export, kind: str, environ: Mapping[str, str] | None = None
+) -> tuple[DatabaseTarget, Connection | None]:
+    """The scenario's section for `kind` and its configured server (None when none is configured)."""
+    target = target_of(export, kind)
+    return target, external_connection(kind_of(kind), target, os.environ if environ is None else environ)
+
+
 def resolve_connections(
     export: Export,
     kinds: Iterable[str],
@@ -38,11 +46,9 @@ def resolve_connections(
     Raises:
         ConfigError: a target has no URL, or its password variable is unset.
     """
-    env = os.environ if environ is None else environ
     connections: dict[str, Connection] = {}
     for kind in kinds:
-        target = target_of(export, kind)
-        connection = external_connection(kind_of(kind), target, env)
+        target, connection = configured_connection(export, kind, environ)
         if connection is None:
             prefix = env_prefix(kind)
             raise ConfigError(

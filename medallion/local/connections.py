@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from contextlib import ExitStack
 
 from medallion.contracts.scenario import Export
-from medallion.databases.connection import Connection, external_connection
-from medallion.databases.targets import kind_of, target_of
+from medallion.databases.connection import Connection
+from medallion.databases.targets import configured_connection
 from medallion.local.throwaway_servers import SERVERS
 
 
@@ -32,11 +31,9 @@ def open_connections(
         verbose: let the servers print one line on start and stop.
         environ: environment to read (default `os.environ`).
     """
-    env = os.environ if environ is None else environ
     connections: dict[str, Connection] = {}
     for kind in kinds:
-        target = target_of(export, kind)
-        connection = external_connection(kind_of(kind), target, env)
+        target, connection = configured_connection(export, kind, environ)
         if connection is None:
             server = SERVERS[kind](database=target.database, user=target.user, verbose=verbose)
             stack.enter_context(server)
