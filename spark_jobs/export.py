@@ -15,8 +15,8 @@ target, under a per-database lock (one export at a time):
    when the change feed no longer covers the range (vacuumed, or enabled later).
 3. `stage`, continued: Spark hands them to the driver as Arrow, which loads them into a
    keyless staging table `_medallion_stage_<table>` (dropped and recreated every run, so a
-   crashed run's leftovers never leak in; duplicate rows are harmless) with the fastest bulk
-   path of each kind: PostgreSQL `COPY`, MySQL multi-row INSERT (medallion.databases.bulk).
+   crashed run's leftovers never leak in; duplicate rows are harmless) with each kind's bulk
+   path: PostgreSQL `COPY`, MySQL multi-row INSERT (medallion.databases.bulk).
 4. `commit_staged`, one database transaction: delete staged 'D' keys (for a snapshot: every
    key absent from it), upsert staged 'U' rows by the gold key (`INSERT ... ON CONFLICT DO
    UPDATE` / `INSERT ... ON DUPLICATE KEY UPDATE`), insert the ledger row, clear the staging
@@ -428,9 +428,9 @@ def write_staging(rows: DataFrame, session: SqlSession, export: TableExport) -> 
     """Append rows to the (existing) staging table: Spark hands them over as Arrow, the driver
     loads them (PostgreSQL COPY, MySQL multi-row INSERT; see medallion.databases.bulk).
 
-    Spark's JDBC writer spent most of its time in per-row statements (PostgreSQL) and single-row
-    round trips (MySQL without `rewriteBatchedStatements`); see docs/performance.md. Returns the
-    number of rows staged.
+    Measured against Spark's JDBC writer in docs/performance.md ("Export staging"): COPY is about
+    twice as fast on PostgreSQL; on MariaDB Connector/J with `rewriteBatchedStatements` was
+    faster, but dropped the microseconds of some timestamps. Returns the number of rows staged.
     """
     columns = [*export.column_names, OP_COLUMN]
     arrow = rows.select(*columns).toArrow()  # Spark's failures (e.g. the change feed gone) surface here
