@@ -9,7 +9,9 @@ ratio to a baseline timed right beside it, not an absolute time alone. Groups:
   (generators/bench.py);
 - `pipeline`: landing -> gold vs a bare JSON -> Parquet copy and vs the three-layer floor (bare
   Delta jobs: the bound for a pipeline that does more than them), 1x -> 10x scaling,
-  continuous latency p50/p95, files after 100 micro-batches (spark_jobs/bench.py).
+  continuous latency p50/p95, files after 100 micro-batches (spark_jobs/bench.py);
+- `export`: gold -> PostgreSQL vs a psycopg COPY of the same rows, gold -> MariaDB vs a PyMySQL
+  multi-row INSERT, each into a throwaway server started here (spark_jobs/export_bench.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from rich.table import Table
 
 from medallion.contracts.errors import MedallionError
 
-GROUPS = ("generator", "pipeline")
+GROUPS = ("generator", "pipeline", "export")
 
 
 def run_group(group: str, quick: bool) -> list[dict[str, Any]]:
@@ -38,6 +40,12 @@ def run_group(group: str, quick: bool) -> list[dict[str, Any]]:
         from spark_jobs.bench import run_benchmarks as pipeline_benchmarks
 
         results = pipeline_benchmarks(quick)
+    elif group == "export":
+        from medallion.local import MariaDBServer, PostgresServer
+        from spark_jobs.export_bench import run_benchmarks as export_benchmarks
+
+        with PostgresServer() as postgres, MariaDBServer() as mariadb:
+            results = export_benchmarks(quick, {"postgres": postgres.connection, "mysql": mariadb.connection})
     else:
         raise MedallionError(f"unknown benchmark group {group!r}; use one of {', '.join(GROUPS)}")
     return [{"group": group, **result} for result in results]

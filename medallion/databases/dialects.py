@@ -98,6 +98,7 @@ class Dialect(ABC):
     kind: ClassVar[str]
     quote_char: ClassVar[str]
     op_column_type: ClassVar[str]  # the staging `_op` column
+    staging_kind: ClassVar[str] = "TABLE"
 
     def quote(self, name: str, what: str = "identifier") -> str:
         """Validate against the allowlist (or medallion's own `_medallion_*` names) and quote."""
@@ -120,6 +121,7 @@ class Dialect(ABC):
         columns: Sequence[tuple[str, str]],
         primary_key: Sequence[str] | None,
         extra: Sequence[tuple[str, str]] = (),
+        kind: str = "TABLE",
     ) -> str:
         """`CREATE TABLE IF NOT EXISTS`; key columns NOT NULL when there is a primary key.
 
@@ -128,6 +130,7 @@ class Dialect(ABC):
             columns: (name, logical type) pairs, see LOGICAL_TYPES and `decimal(p,s)`.
             primary_key: key columns, or None for a keyless (staging) table.
             extra: additional (name, SQL type) columns, e.g. the staging `_op` column.
+            kind: what to create, `TABLE` or (PostgreSQL) `UNLOGGED TABLE`.
         """
         keys = set(primary_key or ())
         missing = keys - {name for name, _ in columns}
@@ -141,11 +144,18 @@ class Dialect(ABC):
         if primary_key:
             lines.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in primary_key)})")
         body = ",\n  ".join(lines)
-        return f"CREATE TABLE IF NOT EXISTS {self.quote(table, 'table name')} (\n  {body}\n){self.table_options()}"
+        return f"CREATE {kind} IF NOT EXISTS {self.quote(table, 'table name')} (\n  {body}\n){self.table_options()}"
 
     def create_staging(self, staging: str, columns: Sequence[tuple[str, str]]) -> str:
         """A keyless staging table: the gold columns and `_op` (duplicate rows are harmless)."""
-        return self.create_table(staging, columns, primary_key=None, extra=[(OP_COLUMN, self.op_column_type)])
+        return self.create_table(
+            staging, columns, primary_key=None, extra=[(OP_COLUMN, self.op_column_type)], kind=self.staging_kind
+        )
+
+    def insert_row(self, table: str, columns: Sequence[str]) -> str:
+        """A one-row INSERT with `%s` placeholders (PyMySQL's `executemany` makes it multi-row)."""
+        cols = ", ".join(self.quote(c) for c in columns)
+        return f"INSERT INTO {self.quote(table)} ({cols}) VALUES ({', '.join(['%s'] * len(columns))})"
 
     def drop_table(self, table: str) -> str:
         return f"DROP TABLE IF EXISTS {self.quote(table, 'table name')}"
@@ -254,6 +264,9 @@ class PostgresDialect(Dialect):
     kind = "postgres"
     quote_char = '"'
     op_column_type = "char(1) NOT NULL"
+    # No WAL for rows that live until the commit: a server crash empties an unlogged table,
+    # and every run recreates its staging table anyway.
+    staging_kind = "UNLOGGED TABLE"
     _TYPES: ClassVar[dict[str, str]] = {
         "string": "text", "bigint": "bigint", "int": "integer", "smallint": "smallint",
         "double": "double precision", "float": "real", "boolean": "boolean",
@@ -298,6 +311,14 @@ class PostgresDialect(Dialect):
             f"WHERE {self.quote(OP_COLUMN)} = 'U' ORDER BY {key_cols} "
             f"ON CONFLICT ({key_cols}) {action}"
         )
+
+    def copy_from_stdin(self, table: str, columns: Sequence[str], data_format: str = "csv") -> str:
+        """`COPY ... FROM STDIN`; in `csv` an unquoted empty field is NULL and a quoted one ''
+        (`text` is the format psycopg's `write_row` produces)."""
+        if data_format not in ("csv", "text"):
+            raise DatabaseError(f"unknown COPY format {data_format!r}; expected csv or text")
+        cols = ", ".join(self.quote(c) for c in columns)
+        return f"COPY {self.quote(table)} ({cols}) FROM STDIN (FORMAT {data_format})"
 
     def discard_staging(self, staging: str) -> str:
         return self.drop_table(staging)  # DDL is transactional here: the table goes with the commit

@@ -8,7 +8,7 @@ the kinds, come from `medallion.databases.dialects` (`session.dialect`). Driver 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -62,6 +62,35 @@ class SqlSession:
                 return [tuple(row) for row in cursor.fetchall()]
         except Exception as exc:
             raise self._fail("SQL", exc) from None
+
+    def copy_in(self, sql: str, chunks: Iterable[bytes]) -> None:
+        """PostgreSQL `COPY ... FROM STDIN`: stream the chunks as the statement's data."""
+        try:
+            with self._raw.cursor() as cursor, cursor.copy(sql) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+        except DatabaseError:
+            raise
+        except Exception as exc:
+            raise self._fail("COPY", exc) from None
+
+    def copy_rows(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """PostgreSQL `COPY ... FROM STDIN (FORMAT text)` of Python tuples, one `write_row` each."""
+        try:
+            with self._raw.cursor() as cursor, cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except Exception as exc:
+            raise self._fail("COPY", exc) from None
+
+    def insert_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """The driver's `executemany` (PyMySQL turns a one-row INSERT into multi-row ones)."""
+        try:
+            with self._raw.cursor() as cursor:
+                cursor.executemany(sql, rows)
+                return int(cursor.rowcount)
+        except Exception as exc:
+            raise self._fail("INSERT", exc) from None
 
     def scalar(self, sql: str, params: Params = None) -> Any:
         """The first column of the first row, or None when there is no row."""

@@ -40,15 +40,35 @@ def test_names_are_checked_and_quoted_per_kind() -> None:
 
 def test_staging_table_has_both_kinds_columns_and_no_key() -> None:
     columns = [("company_id", "string"), ("events", "bigint"), ("avg", "decimal(10,2)")]
+    # Unlogged on PostgreSQL: staged rows live until the commit, so they skip the WAL.
     assert POSTGRES.create_staging("_medallion_stage_t", columns) == (
-        'CREATE TABLE IF NOT EXISTS "_medallion_stage_t" (\n  "company_id" text,\n  "events" bigint,\n'
+        'CREATE UNLOGGED TABLE IF NOT EXISTS "_medallion_stage_t" (\n  "company_id" text,\n  "events" bigint,\n'
         '  "avg" numeric(10,2),\n  "_op" char(1) NOT NULL\n)'
     )
+    assert POSTGRES.create_table("t", columns, ["company_id"]).startswith('CREATE TABLE IF NOT EXISTS "t"')
     mysql = MYSQL.create_staging("_medallion_stage_t", columns)
+    assert mysql.startswith("CREATE TABLE IF NOT EXISTS `_medallion_stage_t`")
     assert "`company_id` TEXT" in mysql and "`_op` CHAR(1) NOT NULL" in mysql and "PRIMARY KEY" not in mysql
     assert mysql.endswith("COLLATE=utf8mb4_bin")
     # A MySQL key column cannot be TEXT.
     assert "`company_id` VARCHAR(255) NOT NULL" in MYSQL.create_table("t", columns, ["company_id"])
+
+
+def test_bulk_loads_name_every_column_and_check_every_name() -> None:
+    assert POSTGRES.copy_from_stdin("_medallion_stage_t", ["company_id", "_op"]) == (
+        'COPY "_medallion_stage_t" ("company_id", "_op") FROM STDIN (FORMAT csv)'
+    )
+    assert POSTGRES.copy_from_stdin("t", ["a"], "text") == 'COPY "t" ("a") FROM STDIN (FORMAT text)'
+    with pytest.raises(DatabaseError, match="unknown COPY format"):
+        POSTGRES.copy_from_stdin("t", ["a"], "binary; DROP TABLE t")
+    assert MYSQL.insert_row("_medallion_stage_t", ["company_id", "events", "_op"]) == (
+        "INSERT INTO `_medallion_stage_t` (`company_id`, `events`, `_op`) VALUES (%s, %s, %s)"
+    )
+    for evil in ('a"b', "a`b"):
+        with pytest.raises(IdentifierError):
+            POSTGRES.copy_from_stdin("t", [evil])
+        with pytest.raises(IdentifierError):
+            MYSQL.insert_row(evil, ["a"])
 
 
 def test_staging_goes_with_the_commit_where_ddl_is_transactional() -> None:

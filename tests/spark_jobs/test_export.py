@@ -353,3 +353,71 @@ def _no_leftover_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(f"MEDALLION_{kind}_URL", raising=False)
         monkeypatch.delenv(f"MEDALLION_{kind}_USER", raising=False)
     yield
+
+
+ODD_SCHEMA = "company_id string, window_start timestamp, window_end timestamp, note string, speed double, events bigint, ok boolean"
+ODD_COLUMNS = [part.split()[0] for part in ODD_SCHEMA.split(", ")]
+
+
+def at(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+# What the staging load must carry exactly: NULL apart from '', text a CSV or SQL literal could
+# mangle, doubles at the ends of their range and their sign, instants to the microsecond.
+ODD_ROWS = [
+    ("plain", at(2026, 1, 5, 8), at(2026, 1, 5, 8, 15), "", 0.1 + 0.2, 1, True),
+    ("nulls", at(2026, 1, 5, 8), None, None, None, None, None),
+    ('ünïcødé 😀 "q", \\ back\nline\ttab', at(2026, 1, 5, 8, 15), at(2026, 1, 5, 8, 30), "日本語 , \" ' \\N", -0.0, 2**63 - 1, False),
+    ("max", at(1970, 1, 1), at(2999, 12, 31, 23, 59, 59, 999999), "\\N", 1.7976931348623157e308, -(2**63), True),
+    ("tiny", at(2026, 1, 5, 8, 0, 0, 123456), at(2026, 1, 5, 8, 0, 0, 1), "NULL", 5e-324, 0, False),
+    ("", at(2026, 1, 5, 9), at(2026, 1, 5, 9, 15), " ", -2.2250738585072014e-308, -1, True),
+]
+
+
+def exact(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows comparable bit for bit: floats by repr (keeps -0.0 and NaN), instants as naive UTC."""
+    return sorted(tuple(repr(v) if isinstance(v, float) else naive_utc(v) for v in r) for r in rows)
+
+
+def odd_db_rows(connection: Connection) -> list[tuple[Any, ...]]:
+    q = dialect_for(connection.kind).quote
+    rows = run_sql(connection, f"SELECT {', '.join(q(c) for c in ODD_COLUMNS)} FROM {q(TABLE)}")
+    return exact([tuple(bool(v) if c == "ok" and v is not None else v for c, v in zip(ODD_COLUMNS, r, strict=True)) for r in rows])
+
+
+def odd_gold_rows(spark: SparkSession, cfg: ExportConfig) -> list[tuple[Any, ...]]:
+    """The gold table as Spark's own `collect` reads it (not the export's Arrow path)."""
+    timestamps = {"window_start", "window_end"}
+    df = spark.read.format("delta").load(cfg.table("gold", TABLE))
+    selected = [F.date_format(c, "yyyy-MM-dd HH:mm:ss.SSSSSS").alias(c) if c in timestamps else F.col(c) for c in ODD_COLUMNS]
+    return exact([
+        tuple(datetime.fromisoformat(v) if c in timestamps and v is not None else v for c, v in zip(ODD_COLUMNS, r, strict=True))
+        for r in df.select(*selected).collect()
+    ])
+
+
+def test_nulls_empty_strings_unicode_extreme_doubles_and_instants_round_trip_exactly(
+    spark: SparkSession, cfg: ExportConfig, export_connections: dict[str, Connection]
+) -> None:
+    spark.createDataFrame(ODD_ROWS, ODD_SCHEMA).write.format("delta").save(cfg.table("gold", TABLE))
+    gold = odd_gold_rows(spark, cfg)
+    # Gold holds what was written; Spark itself may store -0.0 as 0.0, the rest bit for bit.
+    assert [tuple("0.0" if v == "-0.0" else v for v in r) for r in exact(ODD_ROWS)] == [
+        tuple("0.0" if v == "-0.0" else v for v in r) for r in gold
+    ]
+    results = export.export_gold(spark, cfg, export_connections)
+    assert {(r.mode, r.rows_upserted) for r in results} == {("snapshot", len(ODD_ROWS))}
+    assert odd_db_rows(export_connections["postgres"]) == gold
+    # MariaDB has no negative zero (even `SELECT -0.0e0` returns 0); everything else is exact.
+    assert odd_db_rows(export_connections["mysql"]) == [tuple("0.0" if v == "-0.0" else v for v in r) for r in gold]
+
+    # PostgreSQL also holds the non-finite doubles (MySQL's DOUBLE has no such values).
+    special = [("inf", at(2026, 1, 6), None, "x", float("inf"), 1, True),
+               ("-inf", at(2026, 1, 6), None, "y", float("-inf"), 2, False),
+               ("nan", at(2026, 1, 6), None, "z", float("nan"), 3, None)]
+    spark.createDataFrame(special, ODD_SCHEMA).write.format("delta").mode("append").save(cfg.table("gold", TABLE))
+    pg_only = ExportConfig(scenario=cfg.scenario, data=cfg.data, targets=("postgres",))
+    assert [r.rows_upserted for r in export.export_gold(spark, pg_only, export_connections)] == [len(ODD_ROWS) + 3]
+    assert odd_db_rows(export_connections["postgres"]) == odd_gold_rows(spark, cfg)
+    assert {"inf", "-inf", "nan"} <= {r[4] for r in odd_gold_rows(spark, cfg)}
