@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from medallion.contracts.scenario import GoldTable, Metric
+from medallion.contracts.scenario import GoldTable, Metric, Scenario
 from spark_jobs import sql_guard, storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import GracefulStop, InputWatch
@@ -188,15 +188,21 @@ def update(
         changed.unpersist()
 
 
+def ensure_gold_table(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable) -> None:
+    """Create a gold table unless it exists: from the start (empty if no rows arrive), for
+    export and verify."""
+    from spark_jobs.schemas import silver_schema
+
+    empty = spark.createDataFrame([], silver_schema(cfg.scenario.entities[gold.source]))
+    storage.ensure_table(spark, cfg.table("gold", gold.name), recompute(gold, empty, load_dimensions(spark, cfg, gold)).schema, GOLD_PROPERTIES)
+
+
 def start(spark: SparkSession, cfg: PipelineConfig, gold: GoldTable, on_commit: OnCommit | None = None) -> StreamingQuery:
     """Start the gold stream of one aggregate (reading its silver source as a stream)."""
-    from spark_jobs.schemas import silver_schema
     from spark_jobs.silver import ensure_silver_table
 
     source = ensure_silver_table(spark, cfg, gold.source)
-    # The gold table exists from the start (empty if no rows arrive), for export and verify.
-    empty = spark.createDataFrame([], silver_schema(cfg.scenario.entities[gold.source]))
-    storage.ensure_table(spark, cfg.table("gold", gold.name), recompute(gold, empty, load_dimensions(spark, cfg, gold)).schema, GOLD_PROPERTIES)
+    ensure_gold_table(spark, cfg, gold)
     checkpoint = cfg.checkpoint("gold", gold.name)
 
     def each_batch(batch_df: DataFrame, _micro_batch_id: int) -> None:
@@ -211,13 +217,26 @@ def run(
     stop: GracefulStop | None = None,
     watch: InputWatch | None = None,
     on_commit: OnCommit | None = None,
+    tables: list[GoldTable] | None = None,
 ) -> None:
-    """Maintain every gold table of the scenario (side by side); `on_commit` after each merge."""
+    """Maintain the gold tables (default: every one of the scenario) side by side, each from
+    its silver source's stream; `on_commit` after each merge."""
     from spark_jobs.lifecycle import STOP, Planned, run_queries
 
+    chosen = cfg.scenario.gold if tables is None else tables
     stage = [Planned(f"gold/{g.name}", partial(start, spark, cfg, g, on_commit), partial(storage.table_state, cfg.table("silver", g.source)))
-             for g in cfg.scenario.gold]
-    run_queries([stage], stop or STOP, watch)
+             for g in chosen]
+    if stage:
+        run_queries([stage], stop or STOP, watch)
+
+
+def fed_by_silver(scenario: Scenario) -> list[GoldTable]:
+    """The gold tables silver's micro-batches can update themselves (`--layers` with both):
+    those whose lookups read only entities of earlier silver stages than their source, which
+    are complete when the source's micro-batch runs, as they are for a gold query run after
+    all of silver."""
+    stage_of = {name: i for i, stage in enumerate(scenario.processing_stages) for name in stage}
+    return [g for g in scenario.gold if all(stage_of[lookup.entity] < stage_of[g.source] for lookup in g.lookups)]
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from medallion.contracts.errors import QualityAlert
 from spark_jobs import bronze, gold, silver, sql_guard, storage
@@ -36,7 +36,25 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
              stop: GracefulStop, result: PipelineResult, watch: InputWatch | None = None,
              on_gold_commit: gold.OnCommit | None = None) -> None:
     """One ordered pass: every configured layer until what has landed so far is processed
-    (with a `watch`, the queries whose input is unchanged since their last run are skipped)."""
+    (with a `watch`, the queries whose input is unchanged since their last run are skipped).
+
+    With silver and gold both configured, silver's micro-batches update the gold tables they
+    feed (`gold.fed_by_silver`) from their own rows, as they are written: no gold query reads
+    them back, and a landed file reaches gold in the pass that brings it to silver."""
+    fused = gold.fed_by_silver(cfg.scenario) if {"silver", "gold"} <= set(cfg.layers) else []
+    inside_silver = [0.0]  # seconds of gold work done inside silver's micro-batches
+
+    def gold_updates(entity: str) -> silver.OnSilverRows | None:
+        tables = [g for g in fused if g.source == entity]
+
+        def update(rows: DataFrame) -> None:
+            started = time.perf_counter()
+            for table in tables:
+                gold.update(spark, cfg, table, rows, on_gold_commit)
+            inside_silver[0] += time.perf_counter() - started
+
+        return update if tables else None
+
     for layer in cfg.layers:
         if stop.requested.is_set():
             break
@@ -44,12 +62,20 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
         if layer == "bronze":
             bronze.run(spark, cfg, stop, watch)
         elif layer == "silver":
-            silver.run(spark, cfg, alerts, stop, watch)
+            for table in fused:
+                gold.ensure_gold_table(spark, cfg, table)
+            silver.run(spark, cfg, alerts, stop, watch, on_silver_rows=gold_updates)
         else:
-            gold.run(spark, cfg, stop, watch, on_gold_commit)
-        result.seconds[layer] = result.seconds.get(layer, 0.0) + time.perf_counter() - started
+            gold.run(spark, cfg, stop, watch, on_gold_commit, tables=[g for g in cfg.scenario.gold if g not in fused])
+        _add(result, layer, time.perf_counter() - started - (inside_silver[0] if layer == "silver" else 0.0))
+    if fused:
+        _add(result, "gold", inside_silver[0])
     recorder.flush(spark, cfg)
     storage.compact_small_files(spark, [cfg.metrics_table])
+
+
+def _add(result: PipelineResult, layer: str, seconds: float) -> None:
+    result.seconds[layer] = result.seconds.get(layer, 0.0) + seconds
 
 
 def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP,

@@ -23,6 +23,7 @@ own reader accepts trailing garbage and folds wrong types into `_corrupt_record`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -195,6 +196,105 @@ def with_parsed_json(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame
     return transform
 
 
+# A field's state in a line, one small code per field (`_s_<field>`): the rules compare it.
+ABSENT, NULL, OK, DRIFT, WRONG = range(5)
+
+
+# --- the fast path -------------------------------------------------------------------------
+
+# A JSON value as the fast path accepts it, per field type: only forms whose typed value and
+# state the full classification is known to agree on. Anything else (escapes like \u, exponents,
+# numbers that may overflow, whitespace, fields out of order) takes the full path, which is
+# exact for every line; the fast path only has to be exact for the lines it takes.
+_FAST_VALUE = {
+    "string": r'"(?:[^"\\\x00-\x1f]++|\\["\\/bfnrt])*+"',
+    "int": r"-?(?:0|[1-9][0-9]{0,8})",  # at most 9 digits: always within INT
+    "long": r"-?(?:0|[1-9][0-9]{0,17})",  # at most 18 digits: always within BIGINT
+    "double": r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?",
+    "boolean": r"(?:true|false)",
+    "timestamp": r'"[^"\\\x00-\x1f]*+"',  # the text is cast as on the full path
+    "date": r'"[^"\\\x00-\x1f]*+"',
+}
+
+
+def fast_line_pattern(entity: Entity) -> str:
+    """A regex matching exactly the lines the fast path may take: one compact JSON object whose
+    keys are the entity's fields in declared order, each once, required fields present and not
+    null, optional ones absent, null or of the plain form above.
+
+    Producers write records this way (the generator does); a line in any other form is not
+    wrong, it only takes the full classification."""
+    required = {*entity.required_fields, entity.key}  # a null key is scraped as text on the full path
+    members = []
+    for name, spec in entity.fields.items():
+        value = _FAST_VALUE[spec.type]
+        value = value if name in required else f"(?:{value}|null)"
+        members.append((name in required, f'"{re.escape(name)}":{value}'))
+    # An ordered list with optional members: one alternative per member that can come first
+    # (those up to the first required one), the rest with a leading comma.
+    alternatives = []
+    for first, (is_required, member) in enumerate(members):
+        rest = "".join(f",{m}" if req else f"(?:,{m})?" for req, m in members[first + 1:])
+        alternatives.append(member + rest)
+        if is_required:
+            break
+    body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+    if not any(is_required for is_required, _ in members):
+        body += "?"  # `{}` holds no field and breaks no rule a present field could
+    # \z, not $: `$` also matches before a final line terminator such as U+2028, which JSON
+    # does not take as whitespace.
+    return r"^\{" + body + r"\}\z"
+
+
+def is_fast_line(entity: Entity, limits: LineLimits = DEFAULT_LIMITS) -> Column:
+    """Whether a line (binary `_raw`) takes the fast path: within the size limit, valid UTF-8
+    and of the plain form `fast_line_pattern` describes (a flat object: depth 1)."""
+    raw = F.col("_raw")
+    text = raw.cast("string")
+    within = F.octet_length(raw) <= F.lit(limits.max_line_bytes)
+    return F.coalesce(within & F.is_valid_utf8(text) & text.rlike(fast_line_pattern(entity)), F.lit(False))
+
+
+def with_fast_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
+    """For lines `is_fast_line` took: the columns `with_parsed_json` and `with_typed_fields`
+    add, from one `from_json` pass and no VARIANT, plus `_key`.
+
+    The values come from the same `from_json` carrier and casts as on the full path. States:
+    OK, NULL (null or absent: the rules tell them apart only for a renamed field, and a fast
+    line holds no undeclared field) or, for a time that does not cast, WRONG."""
+    carrier = ", ".join(f"`{name}` {_carrier_type(spec)}" for name, spec in entity.fields.items())
+
+    def transform(df: DataFrame) -> DataFrame:
+        line = F.col("_raw").cast("string")
+        staged = df.select(
+            "*",
+            line.alias("_line"),
+            F.from_json(line, carrier).alias("_carried"),
+        )
+        out = [
+            *[F.col(c) for c in df.columns],
+            F.lit(False).alias("_too_long"),
+            F.col("_line"),
+            F.col("_line").alias("_json"),
+            F.lit(False).alias("_too_deep"),
+            F.lit(False).alias("_malformed"),
+            F.lit(None).cast("variant").alias("_v"),
+        ]
+        for name, spec in entity.fields.items():
+            carried = F.col("_carried").getField(name)
+            if spec.type in ("timestamp", "date"):
+                value = carried.try_cast(spec.type)
+                state = F.when(carried.isNull(), F.lit(NULL)).when(value.isNull(), F.lit(WRONG)).otherwise(F.lit(OK))
+            else:
+                value = carried
+                state = F.when(carried.isNull(), F.lit(NULL)).otherwise(F.lit(OK))
+            out += [value.cast(spec_type(spec)).alias(name), state.cast("tinyint").alias(f"_s_{name}")]
+        key = F.col("_carried").getField(entity.key).cast("string")
+        return staged.select(*out, key.alias("_key"))
+
+    return transform
+
+
 # --- per-field checks ---------------------------------------------------------------------
 
 
@@ -239,10 +339,6 @@ def _classify_value(spec: FieldSpec, jf: Column, jtype: Column, carried: Column)
         ok = parsed.isNotNull()
         return F.when(ok, parsed), ok, numeric
     raise ValueError(f"unsupported field type {kind!r}")
-
-
-# A field's state in a line, one small code per field (`_s_<field>`): the rules compare it.
-ABSENT, NULL, OK, DRIFT, WRONG = range(5)
 
 
 def with_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:

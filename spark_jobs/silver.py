@@ -36,8 +36,10 @@ from spark_jobs.rules import (
     QUARANTINE,
     LineLimits,
     Rule,
+    is_fast_line,
     key_of_raw,
     rules_for,
+    with_fast_typed_fields,
     with_foreign_key_checks,
     with_parsed_json,
     with_rule_results,
@@ -77,6 +79,10 @@ class QualityRow(NamedTuple):
     recorded_at: datetime
 
 
+# Called with a micro-batch's rows as silver holds them, after silver's append (gold is updated
+# from them in the same micro-batch: see spark_jobs.pipeline).
+OnSilverRows = Callable[[DataFrame], None]
+
 SUMMARY_RULE = "_batch"  # the rule name of each landing batch's summary row
 
 
@@ -97,21 +103,33 @@ class QualityAlerts:
 
 
 def classify(
-    entity: Entity, dimension_keys: dict[str, DataFrame | None], limits: LineLimits = DEFAULT_LIMITS
+    entity: Entity, dimension_keys: dict[str, DataFrame | None], limits: LineLimits = DEFAULT_LIMITS,
+    fast_path: bool = True,
 ) -> Callable[[DataFrame], DataFrame]:
-    """Bronze rows -> rows with `_line`, typed fields, `_reasons`, `_kinds`, `_action` and `_key`."""
+    """Bronze rows -> rows with `_line`, typed fields, `_reasons`, `_kinds`, `_action` and `_key`.
+
+    Lines in the plain form producers write (`is_fast_line`) are typed with one `from_json`
+    pass; every other line takes the full classification, which reads the JSON structure of the
+    line itself. Both give the same columns and values for a line the fast path takes (a test
+    compares them); `fast_path=False` sends every line the full way."""
     rules = rules_for(entity)
+
+    def full(lines: DataFrame) -> DataFrame:
+        return (
+            lines.transform(with_parsed_json(limits))
+            .transform(with_typed_fields(entity))
+            .withColumn("_key", key_of_raw(entity, limits))
+        )
 
     def transform(df: DataFrame) -> DataFrame:
         # Silver reads the raw bytes itself; bronze's "as read" columns are not trusted here.
         lines = df.select("_raw", "_source_file", "_batch_id", "_ingested_at")
-        return (
-            lines.transform(with_parsed_json(limits))
-            .transform(with_typed_fields(entity))
-            .transform(with_foreign_key_checks(entity, dimension_keys))
-            .transform(with_rule_results(rules, entity))
-            .withColumn("_key", key_of_raw(entity, limits))
-        )
+        if fast_path:
+            fast = is_fast_line(entity, limits)
+            typed = lines.where(fast).transform(with_fast_typed_fields(entity)).unionByName(full(lines.where(~fast)))
+        else:
+            typed = full(lines)
+        return typed.transform(with_foreign_key_checks(entity, dimension_keys)).transform(with_rule_results(rules, entity))
 
     return transform
 
@@ -152,10 +170,31 @@ def with_dedupe_status(entity: Entity, existing: DataFrame | None) -> Callable[[
     return transform
 
 
+def keys_seen_near(silver: DataFrame | None, batch: DataFrame, key: str) -> DataFrame | None:
+    """The rows of silver whose key lies between the lowest and the highest valid key of the
+    classified micro-batch `batch`: the only ones its dedupe can meet.
+
+    Silver keeps min/max statistics on the key, so Delta reads only the files whose key range
+    overlaps the batch's: with keys that grow over time (sequences, times) a micro-batch's dedupe
+    costs what the batch costs, not what the table holds. One small job finds the bounds."""
+    if silver is None:
+        return None
+    bounds = batch.where(F.col("_action") == "valid").agg(F.min(key).alias("lo"), F.max(key).alias("hi")).first()
+    if bounds is None or bounds["lo"] is None:
+        return silver.limit(0)
+    return silver.where(F.col(key).between(F.lit(bounds["lo"]), F.lit(bounds["hi"])))
+
+
 def to_silver(entity: Entity) -> Callable[[DataFrame], DataFrame]:
     """Valid new rows in silver's schema."""
     columns = [f.name for f in silver_schema(entity).fields]
     return lambda df: df.where(F.col("_status") == NEW).select(*columns)
+
+
+def in_silver(entity: Entity) -> Callable[[DataFrame], DataFrame]:
+    """Valid rows silver holds after this batch: new ones and replayed ones, in silver's schema."""
+    columns = [f.name for f in silver_schema(entity).fields]
+    return lambda df: df.where(F.col("_status").isin(NEW, REPLAY)).select(*columns)
 
 
 def to_quarantine(df: DataFrame) -> DataFrame:
@@ -252,8 +291,11 @@ def promote(
     micro_batch_id: int,
     txn_app_id: str,
     alerts: QualityAlerts,
+    on_silver_rows: OnSilverRows | None = None,
 ) -> None:
-    """One micro-batch of bronze rows -> quarantine, silver and quality, each written once."""
+    """One micro-batch of bronze rows -> quarantine, silver and quality, each written once;
+    `on_silver_rows` gets the batch's rows as silver holds them (new ones, and on a replay the
+    ones its first run wrote) before the quality rows are appended (gold is updated from them)."""
     entity = cfg.scenario.entities[entity_name]
     rules = rules_for(entity)
     silver_path = cfg.table("silver", entity_name)
@@ -263,14 +305,14 @@ def promote(
     limits = LineLimits.of(cfg.scenario)
     pre = batch_df.transform(classify(entity, dict.fromkeys(refs), limits)) if entity_name in refs else None
     keys = dimension_keys(spark, cfg, entity_name, pre)
-    existing = storage.read_delta(spark, silver_path)
     # Keep only what the writes and counts read: the check columns would triple the memory.
-    kept = [*silver_schema(entity).fieldNames(), *KEPT_COLUMNS]
-    classified = storage.materialize(
-        batch_df.transform(classify(entity, keys, limits))
-        .transform(with_dedupe_status(entity, existing))
-        .select(*dict.fromkeys(kept))
-    )
+    kept = [*silver_schema(entity).fieldNames(), *(c for c in KEPT_COLUMNS if c != "_status")]
+    typed = storage.materialize(batch_df.transform(classify(entity, keys, limits)).select(*dict.fromkeys(kept)))
+    try:
+        existing = keys_seen_near(storage.read_delta(spark, silver_path), typed, entity.key)
+        classified = storage.materialize(typed.transform(with_dedupe_status(entity, existing)))
+    finally:
+        storage.release(typed)
     try:
         counts = quality_counts(classified, rules)
         if not counts:
@@ -289,6 +331,8 @@ def promote(
             )
         if any(c["silver_rows"] for c in counts):
             storage.append_idempotent(classified.transform(to_silver(entity)), silver_path, f"{txn_app_id}-silver", micro_batch_id)
+            if on_silver_rows is not None:
+                on_silver_rows(classified.transform(in_silver(entity)))
         storage.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
         # This query is the only writer of these two tables, so they can be compacted here, in
         # a long run too (dedupe reads all of silver); the shared quality table, after the pass.
@@ -309,7 +353,8 @@ def ensure_silver_table(spark: SparkSession, cfg: PipelineConfig, entity_name: s
     return path
 
 
-def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: QualityAlerts) -> StreamingQuery:
+def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: QualityAlerts,
+          on_silver_rows: OnSilverRows | None = None) -> StreamingQuery:
     """Start the silver stream of one entity (reading its bronze table as a stream)."""
     from spark_jobs.bronze import ensure_bronze_table
 
@@ -321,7 +366,7 @@ def start(spark: SparkSession, cfg: PipelineConfig, entity_name: str, alerts: Qu
     txn_app_id = storage.app_id(checkpoint)
 
     def each_batch(batch_df: DataFrame, micro_batch_id: int) -> None:
-        promote(spark, cfg, entity_name, batch_df, micro_batch_id, txn_app_id, alerts)
+        promote(spark, cfg, entity_name, batch_df, micro_batch_id, txn_app_id, alerts, on_silver_rows)
 
     stream = storage.read_delta_stream(spark, bronze_path, cfg.scenario.pipeline.max_files_per_trigger)
     return storage.start_batches(stream, f"silver_{entity_name}", checkpoint, each_batch)
@@ -333,17 +378,20 @@ def run(
     alerts: QualityAlerts | None = None,
     stop: GracefulStop | None = None,
     watch: InputWatch | None = None,
+    on_silver_rows: Callable[[str], OnSilverRows | None] | None = None,
 ) -> None:
     """Promote every entity's bronze rows to silver, in stages: an entity starts once every
     entity it references is done (so foreign keys are checked against complete tables);
-    the entities of one stage run side by side."""
+    the entities of one stage run side by side. `on_silver_rows(entity)` gives the hook an
+    entity's micro-batches call with their silver rows (or None)."""
     from spark_jobs.lifecycle import STOP, Planned, run_queries
 
     alerts = alerts or QualityAlerts(cfg.scenario.pipeline.quality_threshold)
     stop = stop or STOP
     # Silver's input is its bronze table: a row is classified once, when it first arrives.
     stages = [
-        [Planned(f"silver/{name}", partial(start, spark, cfg, name, alerts), partial(storage.table_state, cfg.table("bronze", name)))
+        [Planned(f"silver/{name}", partial(start, spark, cfg, name, alerts, on_silver_rows(name) if on_silver_rows else None),
+                 partial(storage.table_state, cfg.table("bronze", name)))
          for name in stage]
         for stage in cfg.scenario.processing_stages
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from pyspark.sql import functions as F
 from medallion.contracts.scenario_loader import load_scenario
 from spark_jobs.rules import LineLimits
 from spark_jobs.silver import classify
+from tests.support.generator import generate
 from tests.support.text import is_utf8
 
 pytestmark = pytest.mark.spark
@@ -143,3 +145,97 @@ def test_every_line_is_valid_or_has_a_reason_and_valid_lines_stay_valid(
             assert reasons == [fate], line
 
 
+
+
+# --- the fast path agrees with the full classification -------------------------------------
+
+# Mostly what producers write (printable text, short decimals, ISO times), with the characters
+# and number forms at the border of the fast path mixed in.
+plain_text = st.text(alphabet=st.sampled_from([*"abcXYZ019 -_.:"] * 6 + [*'"\\/\n\x01é\u2028😀']), max_size=10)
+plain_values = {
+    "string": plain_text,
+    "double": st.one_of(*[st.decimals(-10**6, 10**6, places=3, allow_nan=False, allow_infinity=False).map(float)] * 8,
+                        st.integers(-10**16, 10**16), st.floats(allow_nan=False, allow_infinity=False)),
+    "timestamp": st.one_of(*[st.datetimes(min_value=datetime(1, 1, 1)).map(lambda d: d.isoformat() + draw_zone(d))] * 4, plain_text),
+}
+
+
+def draw_zone(moment: datetime) -> str:
+    return "Z" if moment.microsecond % 2 else "+01:30"
+
+
+@st.composite
+def plain_lines(draw: st.DrawFn) -> bytes:
+    """Lines in the form producers write (compact, declared order), with values of every kind a
+    field may hold and one mutation now and then: most take the fast path, the rest border it."""
+    record: dict[str, Any] = {}
+    for name, spec in EVENTS.fields.items():
+        choice = draw(st.sampled_from(["value"] * 12 + ["null", "absent", "other"]))
+        if choice == "value":
+            record[name] = draw(plain_values[spec.type])
+        elif choice == "null":
+            record[name] = None
+        elif choice == "other":
+            record[name] = draw(json_values)
+    if "event_type" in record and draw(st.booleans()):
+        record["event_type"] = draw(st.sampled_from(EVENTS.fields["event_type"].enum or []))
+    if "driver_id" in record and draw(st.booleans()):
+        record["driver_id"] = draw(st.sampled_from([*DRIVERS_OK, "d-9"]))
+    line = json.dumps(record, ensure_ascii=draw(st.sampled_from([False, False, True])), separators=(",", ":"), allow_nan=False)
+    ending = draw(st.sampled_from([""] * 12 + [" ", "\r", "\u2028", "\u0085", "x", ",", "}"]))
+    return (line + ending).encode("utf-8")
+
+
+COMPARED = ["_raw", "_line", "_key", "_malformed", "_too_long", "_too_deep", "_reasons", "_kinds", "_action", "_fail",
+            *EVENTS.fields]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(st.lists(st.one_of(plain_lines(), plain_lines(), plain_lines(), lines().map(lambda drawn: drawn[0])), min_size=60, max_size=120))
+def test_the_fast_path_classifies_every_line_as_the_full_path_does(spark: SparkSession, drawn: list[bytes]) -> None:
+    from spark_jobs.rules import ABSENT, NULL
+
+    rows = [(line, "file:/x/landing/driver_events/driver_events-b000001-p00.jsonl", 1) for line in drawn]
+    df = spark.createDataFrame(rows, "_raw binary, _source_file string, _batch_id long").withColumn(
+        "_ingested_at", F.lit(datetime(2026, 1, 5, tzinfo=UTC))
+    )
+    keys = spark.createDataFrame([(d,) for d in DRIVERS_OK], "_ref_key string")
+    # A field's state: the fast path does not tell an absent field from a null one (see its docstring).
+    states = [F.when(F.col(f"_s_{n}") == ABSENT, NULL).otherwise(F.col(f"_s_{n}")).alias(f"_s_{n}") for n in EVENTS.fields]
+
+    def outcome(fast_path: bool) -> dict[bytes, tuple[Any, ...]]:
+        classified = df.transform(classify(EVENTS, {"drivers": keys}, LIMITS, fast_path=fast_path))
+        return {bytes(r["_raw"]): tuple(r) for r in classified.select(*COMPARED, *states).collect()}
+
+    fast, full = outcome(True), outcome(False)
+    # Lines at the border of the fast path, on either side of it (the generated batches of the
+    # next test are the ones that take it in bulk).
+    assert fast.keys() == full.keys() == set(drawn)
+    for line in drawn:
+        assert fast[line] == full[line], line
+
+
+def test_the_fast_path_classifies_generated_batches_as_the_full_path_does(spark: SparkSession, tmp_path: Path) -> None:
+    """Every defect the generator makes, in the lines it writes (the lines the fast path is for)."""
+    from spark_jobs.rules import ABSENT, NULL, is_fast_line
+
+    generate(tmp_path, "driving", 3, 3, "small")
+    drawn = [line.rstrip(b"\n") for path in sorted((tmp_path / "landing" / "driver_events").glob("*.jsonl"))
+             for line in path.read_bytes().splitlines(keepends=True)]
+    rows = [(line, "file:/x/landing/driver_events/driver_events-b000001-p00.jsonl", 1) for line in drawn]
+    df = spark.createDataFrame(rows, "_raw binary, _source_file string, _batch_id long").withColumn(
+        "_ingested_at", F.lit(datetime(2026, 1, 5, tzinfo=UTC))
+    )
+    keys = spark.createDataFrame([(d,) for d in ["d-0000001", "d-0000002", "d-0000003"]], "_ref_key string")
+    states = [F.when(F.col(f"_s_{n}") == ABSENT, NULL).otherwise(F.col(f"_s_{n}")).alias(f"_s_{n}") for n in EVENTS.fields]
+
+    def outcome(fast_path: bool) -> list[tuple[Any, ...]]:
+        classified = df.transform(classify(EVENTS, {"drivers": keys}, LIMITS, fast_path=fast_path))
+        return sorted((tuple(r) for r in classified.select(*COMPARED, *states).collect()), key=repr)
+
+    took_fast = df.where(is_fast_line(EVENTS, LIMITS)).count()
+    assert took_fast >= 0.9 * len(drawn)  # producers' lines: nearly all take the fast path
+    quarantined = df.transform(classify(EVENTS, {"drivers": keys}, LIMITS)).where(F.col("_action") != "valid").count()
+    assert quarantined > 0  # the defects are in the comparison too
+    assert outcome(True) == outcome(False)
