@@ -97,8 +97,8 @@ def _reprocess(args: argparse.Namespace) -> int:
     cfg = pipeline_config(args.scenario, args.data, profile=args.profile)
     result = run_reprocess(cfg, SessionOptions(app_name="medallion-reprocess", master=args.master))
     report(result)
-    if result.pipeline is not None:
-        report_once(result.pipeline, cfg)  # quality alerts of the rebuilt batches, as `pipeline --once`
+    if result.pipeline is not None and result.pipeline.alerts:
+        report_once(result.pipeline, cfg)  # QualityAlert for the rebuilt batches, as `pipeline --once`
     return 0
 
 
