@@ -87,6 +87,21 @@ def _pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reprocess(args: argparse.Namespace) -> int:
+    from spark_jobs.config import pipeline_config
+    from spark_jobs.pipeline import report_once
+    from spark_jobs.reprocess import report, run_reprocess
+    from spark_jobs.session import SessionOptions
+
+    check_data_root(args.data, writes=True, must_exist=True)
+    cfg = pipeline_config(args.scenario, args.data, profile=args.profile)
+    result = run_reprocess(cfg, SessionOptions(app_name="medallion-reprocess", master=args.master))
+    report(result)
+    if result.pipeline is not None and result.pipeline.alerts:
+        report_once(result.pipeline, cfg)  # QualityAlert for the rebuilt batches, as `pipeline --once`
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from spark_jobs.config import export_config
     from spark_jobs.export import run_export
@@ -192,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--layers", default="bronze,silver,gold", help="comma-separated subset of bronze,silver,gold")
     add_master_option(pipe)
     pipe.set_defaults(handler=_pipeline)
+
+    again = commands.add_parser(
+        "reprocess", help="rebuild silver, quarantine, quality and gold from bronze (e.g. after a rule change)"
+    )
+    add_scenario_options(again)
+    add_master_option(again)
+    again.set_defaults(handler=_reprocess)
 
     exp = commands.add_parser("export", help="upsert gold tables into PostgreSQL and/or MySQL, exactly once")
     add_scenario_options(exp)

@@ -9,12 +9,15 @@ changed since they last ran to the end (`InputWatch`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
+import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -120,6 +123,43 @@ class CheckpointLock:
             self._handle = None
 
 
+# The data root whose rebuild `medallion reprocess` is running in this thread: its own pipeline
+# pass must get past the marker it wrote, every other pipeline must not.
+_REBUILDING: ContextVar[Path | None] = ContextVar("medallion_rebuilding", default=None)
+
+
+@contextlib.contextmanager
+def rebuilding(data: DataRoot) -> Iterator[None]:
+    """Within this block, `refuse_while_reprocess_pending` lets this thread's pipeline run on `data`."""
+    token = _REBUILDING.set(data.root)
+    try:
+        yield
+    finally:
+        _REBUILDING.reset(token)
+
+
+def refuse_while_reprocess_pending(data: DataRoot) -> None:
+    """PipelineError while an interrupted `medallion reprocess` left its marker: silver,
+    quarantine, quality and gold may be half deleted, and a pipeline run would build on that."""
+    marker = data.reprocess_marker
+    if not os.path.lexists(marker) or _REBUILDING.get() == data.root:
+        return
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    recorded = recorded if isinstance(recorded, dict) else {}
+    started = recorded.get("started_at", "at an unknown time")
+    options = f"--scenario {recorded.get('scenario') or 'S'}"
+    if recorded.get("profile"):
+        options += f" --profile {recorded['profile']}"
+    raise PipelineError(
+        f"a `medallion reprocess` started {started} did not finish ({marker} is still there), so silver, "
+        f"quarantine, quality and gold may be half rebuilt: run `medallion reprocess {options} "
+        f"--data {data.root}` again to finish it, then the pipeline"
+    )
+
+
 def stop_after_current_batch(queries: Sequence[StreamingQuery], timeout: float = 600.0) -> None:
     """Let each query finish its active trigger, then stop it."""
     deadline = time.monotonic() + timeout
@@ -211,6 +251,7 @@ def job_main(job: str, run: Callable[..., None]) -> None:
         from spark_jobs.storage import check_data_root
 
         check_data_root(cfg)  # before the lock file is made in the lake, or Spark starts
+        refuse_while_reprocess_pending(cfg.data)
         STOP.install()
         with CheckpointLock(cfg.data):
             spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=args.master))

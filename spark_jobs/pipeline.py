@@ -18,7 +18,14 @@ from pyspark.sql import DataFrame, SparkSession
 from medallion.contracts.errors import QualityAlert
 from spark_jobs import bronze, gold, silver, sql_guard, storage
 from spark_jobs.config import PipelineConfig
-from spark_jobs.lifecycle import STOP, CheckpointLock, GracefulStop, InputWatch, run_cycles
+from spark_jobs.lifecycle import (
+    STOP,
+    CheckpointLock,
+    GracefulStop,
+    InputWatch,
+    refuse_while_reprocess_pending,
+    run_cycles,
+)
 from spark_jobs.metrics import MetricsRecorder
 from spark_jobs.session import SessionOptions, build_session
 
@@ -83,6 +90,7 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP,
     """Run the configured layers once (`--once`), or in cycles until stopped (`--continuous`);
     `on_gold_commit` is called after each gold merge (the latency benchmark's clock)."""
     storage.check_data_root(cfg)  # before any query reads or writes under the data root
+    refuse_while_reprocess_pending(cfg.data)  # `medallion reprocess` runs its own pass inside `rebuilding`
     sql_guard.check_scenario(spark, cfg.scenario)  # before any query runs scenario SQL
     recorder = MetricsRecorder()
     spark.streams.addListener(recorder)
@@ -117,6 +125,7 @@ def run_pipeline(cfg: PipelineConfig, session: SessionOptions, stop: GracefulSto
             wants; pass a `GracefulStop()` to leave the process's signals alone (a notebook).
     """
     storage.check_data_root(cfg)  # before the lock file is made in the lake, or Spark starts
+    refuse_while_reprocess_pending(cfg.data)  # again inside `run`, under the lock
     if stop is None:
         stop = STOP.install()
     with CheckpointLock(cfg.data):  # before Spark starts, so a second copy fails in a blink

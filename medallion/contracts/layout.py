@@ -71,6 +71,16 @@ class DataRoot:
     def checkpoint(self, job: str, name: str) -> Path:
         return self.lake / "_checkpoints" / job / name
 
+    @property
+    def reprocess_marker(self) -> Path:
+        """Present from the start of a `medallion reprocess` until its rebuild finished."""
+        return self.lake / "_reprocess.json"
+
+    @property
+    def reprocess_trash(self) -> Path:
+        """Where reprocess moves a table or checkpoint (one rename) before deleting it."""
+        return self.lake / "_reprocess_trash"
+
     def is_inside(self, path: Path | str) -> bool:
         """Whether the real path of `path` (every symlink followed) lies inside the data root."""
         return Path(os.path.realpath(path)).is_relative_to(self.root)
