@@ -8,8 +8,10 @@ ratio to a baseline timed right beside it, not an absolute time alone. Groups:
   hashed and written: the bound for the Faker ratio); memory over many batches
   (generators/bench.py);
 - `pipeline`: landing -> gold vs a bare JSON -> Parquet copy and vs the three-layer floor (bare
-  Delta jobs: the bound for a pipeline that does more than them), 1x -> 10x scaling,
-  continuous latency p50/p95, files after 100 micro-batches (spark_jobs/bench.py);
+  Delta jobs: the bound for a pipeline that does more than them), 1x -> 10x scaling, a
+  ~100-line batch vs a copy of its files, continuous latency p50/p95 with a 1 s trigger, a
+  micro-batch against 10 M silver rows vs an empty silver, the whole `pipeline --once` process
+  vs a copy process, files after 100 micro-batches (spark_jobs/bench.py);
 - `export`: gold -> PostgreSQL vs a psycopg COPY of the same rows, gold -> MariaDB vs a PyMySQL
   multi-row INSERT, each into a throwaway server started here (spark_jobs/export_bench.py).
 """
