@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -115,13 +115,31 @@ def recompute(gold: GoldTable, silver: DataFrame, dimensions: dict[str, DataFram
     return silver.transform(with_lookups(gold, dimensions)).transform(with_window(gold)).transform(aggregate(gold))
 
 
+def touched_windows(gold: GoldTable, changed: DataFrame, dimensions: dict[str, DataFrame]) -> Row:
+    """In one Spark job: how many changed rows (`rows`), their highest landing batch (`batch`),
+    and the first and last window they fall in (`lo`, `hi`, and `lo_us`, `hi_us` in
+    microseconds since the epoch; all None without rows or event times)."""
+    if gold.window.column not in changed.columns:  # the window's column is a lookup column
+        changed = changed.transform(with_lookups(gold, dimensions))
+    start = F.col("window_start")
+    row = changed.transform(with_window(gold)).agg(
+        F.count(F.lit(1)).alias("rows"), F.max("_batch_id").alias("batch"),
+        F.min(start).alias("lo"), F.max(start).alias("hi"),
+        F.unix_micros(F.min(start)).alias("lo_us"), F.unix_micros(F.max(start)).alias("hi_us"),
+    ).first()
+    assert row is not None  # a global aggregate has one row
+    return row
+
+
 def recompute_cells(
-    gold: GoldTable, changed: DataFrame, silver: DataFrame, dimensions: dict[str, DataFrame]
+    gold: GoldTable, changed: DataFrame, silver: DataFrame, dimensions: dict[str, DataFrame], bounds: Row | None = None
 ) -> DataFrame:
-    """Gold rows of every (group, window) cell that the changed silver rows fall in."""
+    """Gold rows of every (group, window) cell that the changed silver rows fall in (`bounds`:
+    their `touched_windows`, computed here when not given)."""
     prepare = lambda df: df.transform(with_lookups(gold, dimensions)).transform(with_window(gold))  # noqa: E731
     cells = prepare(changed).select(*gold.group_by, "window_start").distinct()
-    bounds = cells.agg(F.min("window_start").alias("lo"), F.max("window_start").alias("hi")).first()
+    if bounds is None:
+        bounds = cells.agg(F.min("window_start").alias("lo"), F.max("window_start").alias("hi")).first()
     if bounds is None or bounds["lo"] is None:
         return silver.limit(0).transform(prepare).transform(aggregate(gold))
     column = F.col(gold.window.column)
@@ -132,12 +150,24 @@ def recompute_cells(
     return touched.transform(aggregate(gold))
 
 
-def merge_into_gold(spark: SparkSession, path: str, rows: DataFrame, gold: GoldTable) -> None:
-    """Upsert recomputed cells by (group keys, window_start)."""
+def only_new_windows(path: str, bounds: Row | None) -> bool:
+    """Whether no row of the gold table can have a window_start in [bounds.lo, bounds.hi], by
+    the min/max statistics of its files (False when they are not known)."""
+    if bounds is None or bounds["lo_us"] is None:
+        return False
+    ranges = storage.timestamp_ranges(path, "window_start")
+    return ranges is not None and all(high < bounds["lo_us"] or low > bounds["hi_us"] for low, high in ranges)
+
+
+def merge_into_gold(spark: SparkSession, path: str, rows: DataFrame, gold: GoldTable, bounds: Row | None = None) -> None:
+    """Upsert recomputed cells by (group keys, window_start); `bounds` (`touched_windows`) lets
+    cells of windows the table holds no row of be appended."""
     storage.ensure_table(spark, path, rows.schema, GOLD_PROPERTIES)
-    if storage.data_file_count(spark, path) == 0:
-        # Into an empty table a MERGE only inserts, after a costly join with nothing. A
-        # replay of this micro-batch finds the rows in and merges, which changes nothing.
+    if storage.data_file_count(spark, path) == 0 or only_new_windows(path, bounds):
+        # A MERGE that can only insert (into an empty table, or cells of windows no file
+        # holds) costs a join with nothing, 1-2 s; an append writes the same rows and change
+        # feed (inserts). A replay of this micro-batch finds the rows in and merges, which
+        # changes nothing.
         storage.append(rows, path)
         return
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in gold.key_columns)
@@ -170,19 +200,20 @@ def update(
     """One micro-batch of new silver rows -> recompute and merge the cells they touch."""
     changed = changed.persist()
     try:
-        if changed.isEmpty():
+        dimensions = load_dimensions(spark, cfg, gold)
+        bounds = touched_windows(gold, changed, dimensions)  # the job that also caches `changed`
+        if bounds["rows"] == 0:
             return
         silver = spark.read.format("delta").load(cfg.table("silver", gold.source))
         # MERGE reads its source twice (to find the touched files, then to write): recompute
         # the cells once. The rows are few: one per touched (group, window) cell.
-        rows = recompute_cells(gold, changed, silver, load_dimensions(spark, cfg, gold)).persist()
+        rows = recompute_cells(gold, changed, silver, dimensions, bounds).persist()
         try:
-            merge_into_gold(spark, cfg.table("gold", gold.name), rows, gold)
+            merge_into_gold(spark, cfg.table("gold", gold.name), rows, gold, bounds)
         finally:
             rows.unpersist()
         if on_commit is not None:
-            highest = changed.agg(F.max("_batch_id")).collect()[0][0]
-            on_commit(GoldCommit(gold.name, int(highest)))
+            on_commit(GoldCommit(gold.name, int(bounds["batch"])))
         storage.compact_small_files(spark, [cfg.table("gold", gold.name)])  # this query is its only writer
     finally:
         changed.unpersist()

@@ -1,7 +1,8 @@
 """A StreamingQueryListener that keeps each micro-batch's progress for `medallion report`.
 
 Progress events arrive on a listener thread; they are buffered and flushed to the Delta table
-`lake/_metrics` by the driver's main thread (between stages, and periodically when continuous).
+`lake/_metrics` by the driver's main thread: once when a `--once` run ends, after each pass that
+recorded something when continuous (each flush is a Delta commit, 0.3-0.8 s).
 """
 
 from __future__ import annotations

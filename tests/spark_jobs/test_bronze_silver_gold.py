@@ -90,3 +90,31 @@ def test_recomputing_touched_cells_equals_full_recompute(spark: SparkSession) ->
     cells = recompute_cells(GOLD, late, silver, {"drivers": drivers})
     full = recompute(GOLD, silver, {"drivers": drivers})
     assert_df_equality(cells, full.where("company_id = 'c-1'"), ignore_row_order=True, ignore_nullable=True)
+
+
+def test_gold_appends_cells_of_windows_it_holds_no_row_of_and_merges_the_others(spark: SparkSession, tmp_path) -> None:
+    from delta.tables import DeltaTable
+
+    from spark_jobs.gold import merge_into_gold, only_new_windows, touched_windows
+
+    dims = {"drivers": spark.createDataFrame([("d-1", "c-1"), ("d-2", "c-1"), ("d-3", "c-2")], "driver_id string, company_id string")}
+    silver = _silver_events(spark).withColumn("_batch_id", F.lit(1).cast("long"))
+    path = str(tmp_path / "gold")
+
+    def update(event_id: str) -> bool:
+        changed = silver.where(F.col("event_id") == event_id)
+        bounds = touched_windows(GOLD, changed, dims)
+        appended = only_new_windows(path, bounds)
+        merge_into_gold(spark, path, recompute_cells(GOLD, changed, silver, dims, bounds), GOLD, bounds)
+        return appended
+
+    update("e-1")  # 06:00 into the new, empty table
+    assert update("e-4")  # 06:15: no file holds a row of that window
+    assert not update("e-3")  # 06:00 again: merged into the row there
+    table = DeltaTable.forPath(spark, path)
+    assert [r["operation"] for r in table.history().orderBy("version").collect()] == ["CREATE TABLE", "WRITE", "WRITE", "MERGE"]
+    assert_df_equality(table.toDF(), recompute(GOLD, silver, dims), ignore_row_order=True, ignore_nullable=True)
+    # The export reads the change feed: appended cells are inserts, the merged one an update.
+    changes = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 1).load(path)
+    assert sorted((r["_commit_version"], r["_change_type"]) for r in changes.collect()) == [
+        (1, "insert"), (2, "insert"), (3, "update_postimage"), (3, "update_preimage")]
