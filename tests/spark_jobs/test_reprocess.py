@@ -91,13 +91,16 @@ def cfg(reference: tuple[PipelineConfig, dict[str, list[str]], dict[str, bytes]]
 def test_unchanged_rules_rebuild_the_same_tables(spark: SparkSession, cfg: PipelineConfig,
                                                  reference: tuple[PipelineConfig, dict[str, list[str]], dict[str, bytes]]) -> None:
     _, tables, bronze = reference
+    # Gold tables fed by silver have no checkpoint of their own: only what exists is removed.
+    present = {p.relative_to(cfg.data.lake).as_posix()
+               for p in [*reprocess.rebuilt_tables(cfg), *reprocess.rebuilt_checkpoints(cfg)] if os.path.lexists(p)}
     result = reprocess.run(spark, cfg, GracefulStop())
     assert snapshot(spark, cfg) == tables
     assert bronze_bytes(cfg) == bronze
     assert [c for c in verify(spark, cfg.scenario, cfg.data) if not c.ok] == []
     # Every table and checkpoint of the rebuilt layers was removed, and nothing else.
-    assert set(result.removed) == {p.relative_to(cfg.data.lake).as_posix()
-                                   for p in [*reprocess.rebuilt_tables(cfg), *reprocess.rebuilt_checkpoints(cfg)]}
+    assert set(result.removed) == present
+    assert {p.relative_to(cfg.data.lake).as_posix() for p in reprocess.rebuilt_tables(cfg)} <= present
     assert result.rows == {name: len(rows) for name, rows in tables.items() if name != "quality"} | {
         "quality": spark.read.format("delta").load(cfg.quality_table).count()}
     assert not cfg.data.reprocess_trash.exists() and result.resumed_from is None
