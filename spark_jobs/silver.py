@@ -185,16 +185,11 @@ def keys_seen_near(silver: DataFrame | None, batch: DataFrame, key: str) -> Data
     return silver.where(F.col(key).between(F.lit(bounds["lo"]), F.lit(bounds["hi"])))
 
 
-def to_silver(entity: Entity) -> Callable[[DataFrame], DataFrame]:
-    """Valid new rows in silver's schema."""
+def to_silver(entity: Entity, *statuses: str) -> Callable[[DataFrame], DataFrame]:
+    """Valid rows of the given dedupe statuses (default: new ones, those silver's append
+    writes) in silver's schema."""
     columns = [f.name for f in silver_schema(entity).fields]
-    return lambda df: df.where(F.col("_status") == NEW).select(*columns)
-
-
-def in_silver(entity: Entity) -> Callable[[DataFrame], DataFrame]:
-    """Valid rows silver holds after this batch: new ones and replayed ones, in silver's schema."""
-    columns = [f.name for f in silver_schema(entity).fields]
-    return lambda df: df.where(F.col("_status").isin(NEW, REPLAY)).select(*columns)
+    return lambda df: df.where(F.col("_status").isin(*(statuses or (NEW,)))).select(*columns)
 
 
 def to_quarantine(df: DataFrame) -> DataFrame:
@@ -332,7 +327,8 @@ def promote(
         if any(c["silver_rows"] for c in counts):
             storage.append_idempotent(classified.transform(to_silver(entity)), silver_path, f"{txn_app_id}-silver", micro_batch_id)
             if on_silver_rows is not None:
-                on_silver_rows(classified.transform(in_silver(entity)))
+                # The rows silver holds after this batch: new ones, and on a replay those its first run wrote.
+                on_silver_rows(classified.transform(to_silver(entity, NEW, REPLAY)))
         storage.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
         # This query is the only writer of these two tables, so they can be compacted here, in
         # a long run too (dedupe reads all of silver); the shared quality table, after the pass.
