@@ -27,12 +27,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from medallion.contracts.defects import SilverCheck
 from medallion.contracts.scenario import Entity, FieldSpec, Scenario
 from spark_jobs import sql_guard
+from spark_jobs.expression_cache import built_once
 
 QUARANTINE, DROP, WARN, FAIL = "quarantine", "drop", "warn", "fail"
 INTEGRAL = ("TINYINT", "SMALLINT", "INT", "BIGINT")
@@ -167,29 +168,34 @@ def with_parsed_json(limits: LineLimits = DEFAULT_LIMITS) -> Callable[[DataFrame
     of its own, and would only say "not JSON").
     """
 
-    def transform(df: DataFrame) -> DataFrame:
+    def build() -> tuple[Column, ...]:
         raw = F.col("_raw")
         text = raw.cast("string")  # the same bytes; tested before any use as text
         too_long = F.coalesce(F.octet_length(raw) > F.lit(limits.max_line_bytes), F.lit(False))
-        lines = df.withColumn("_too_long", too_long).withColumn(
-            "_line", F.when(~F.col("_too_long") & F.is_valid_utf8(text), text)
-        )
+        line_of_raw = F.when(~F.col("_too_long") & F.is_valid_utf8(text), text)
         line = F.col("_json")
-        staged = lines.withColumn("_json", F.col("_line")).withColumn(
-            "_too_deep", F.coalesce(_deeper_than(line, limits.max_json_depth), F.lit(False))
-        )
-        parsed = staged.withColumn(
-            "_w", F.when(~F.col("_too_deep"), F.try_parse_json(F.concat(F.lit("["), line, F.lit("]"))))
-        )
+        too_deep = F.coalesce(_deeper_than(line, limits.max_json_depth), F.lit(False))
+        wrapped = F.when(~F.col("_too_deep"), F.try_parse_json(F.concat(F.lit("["), line, F.lit("]"))))
         one_value = F.col("_w").isNotNull() & F.try_variant_get(F.col("_w"), "$[1]", "variant").isNull()
         bracket_in_code = F.regexp_replace(line, _JSON_STRING, '""').contains("]")
         exact = F.when(line.contains("]") & bracket_in_code, _single_object(line)).otherwise(
             F.ltrim(line, _json_space()).startswith("{")
         )
         well_formed = line.isNotNull() & one_value & exact
+        malformed = ~F.coalesce(well_formed, F.lit(False))
+        value = F.when(~F.col("_malformed"), F.variant_get(F.col("_w"), "$[0]", "variant"))
+        return too_long, line_of_raw, F.col("_line"), too_deep, wrapped, malformed, value
+
+    def transform(df: DataFrame) -> DataFrame:
+        too_long, line_of_raw, line, too_deep, wrapped, malformed, value = built_once("parsed_json", LineLimits, build, limits)  # equal limits: one build
         return (
-            parsed.withColumn("_malformed", ~F.coalesce(well_formed, F.lit(False)))
-            .withColumn("_v", F.when(~F.col("_malformed"), F.variant_get(F.col("_w"), "$[0]", "variant")))
+            df.withColumn("_too_long", too_long)
+            .withColumn("_line", line_of_raw)
+            .withColumn("_json", line)
+            .withColumn("_too_deep", too_deep)
+            .withColumn("_w", wrapped)
+            .withColumn("_malformed", malformed)
+            .withColumn("_v", value)
             .drop("_w")
         )
 
@@ -249,10 +255,14 @@ def fast_line_pattern(entity: Entity) -> str:
 def is_fast_line(entity: Entity, limits: LineLimits = DEFAULT_LIMITS) -> Column:
     """Whether a line (binary `_raw`) takes the fast path: within the size limit, valid UTF-8
     and of the plain form `fast_line_pattern` describes (a flat object: depth 1)."""
-    raw = F.col("_raw")
-    text = raw.cast("string")
-    within = F.octet_length(raw) <= F.lit(limits.max_line_bytes)
-    return F.coalesce(within & F.is_valid_utf8(text) & text.rlike(fast_line_pattern(entity)), F.lit(False))
+
+    def build() -> Column:
+        raw = F.col("_raw")
+        text = raw.cast("string")
+        within = F.octet_length(raw) <= F.lit(limits.max_line_bytes)
+        return F.coalesce(within & F.is_valid_utf8(text) & text.rlike(fast_line_pattern(entity)), F.lit(False))
+
+    return built_once("is_fast_line", entity, build, limits)
 
 
 def with_fast_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
@@ -262,17 +272,11 @@ def with_fast_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
     The values come from the same `from_json` carrier and casts as on the full path. States:
     OK, NULL (null or absent: the rules tell them apart only for a renamed field, and a fast
     line holds no undeclared field) or, for a time that does not cast, WRONG."""
-    carrier = ", ".join(f"`{name}` {_carrier_type(spec)}" for name, spec in entity.fields.items())
-
-    def transform(df: DataFrame) -> DataFrame:
+    def build() -> tuple[list[Column], list[Column]]:
+        carrier = ", ".join(f"`{name}` {_carrier_type(spec)}" for name, spec in entity.fields.items())
         line = F.col("_raw").cast("string")
-        staged = df.select(
-            "*",
-            line.alias("_line"),
-            F.from_json(line, carrier).alias("_carried"),
-        )
+        staged = [line.alias("_line"), F.from_json(line, carrier).alias("_carried")]
         out = [
-            *[F.col(c) for c in df.columns],
             F.lit(False).alias("_too_long"),
             F.col("_line"),
             F.col("_line").alias("_json"),
@@ -289,8 +293,12 @@ def with_fast_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
                 value = carried
                 state = F.when(carried.isNull(), F.lit(NULL)).otherwise(F.lit(OK))
             out += [value.cast(spec_type(spec)).alias(name), state.cast("tinyint").alias(f"_s_{name}")]
-        key = F.col("_carried").getField(entity.key).cast("string")
-        return staged.select(*out, key.alias("_key"))
+        out.append(F.col("_carried").getField(entity.key).cast("string").alias("_key"))
+        return staged, out
+
+    def transform(df: DataFrame) -> DataFrame:
+        staged, out = built_once("fast_typed_fields", entity, build)
+        return df.select("*", *staged).select(*df.columns, *out)
 
     return transform
 
@@ -350,22 +358,18 @@ def with_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
     runs for values that are not OK: as separate columns, Spark's common-subexpression
     elimination would hoist it out of the short-circuit and run it on every line.
     """
-    carrier = ", ".join(f"`{name}` {_carrier_type(spec)}" for name, spec in entity.fields.items())
-
-    def transform(df: DataFrame) -> DataFrame:
+    def build() -> tuple[list[Column], list[Column], list[Column]]:
+        carrier = ", ".join(f"`{name}` {_carrier_type(spec)}" for name, spec in entity.fields.items())
         # Step 1: every field as a VARIANT (a lookup in the parsed line: cheaper than parsing
         # it again) and in its carrier type (one from_json pass); malformed lines keep none.
         well_formed = ~F.col("_malformed")
         first = [
-            *[F.col(c) for c in df.columns],
             F.when(well_formed, F.from_json(F.col("_json"), carrier)).alias("_carried"),
             *[F.variant_get(F.col("_v"), f"$.{name}", "variant").alias(f"_jf_{name}") for name in entity.fields],
         ]
-        staged = df.select(*first).select(
-            "*", *[F.schema_of_variant(F.col(f"_jf_{name}")).alias(f"_j_{name}") for name in entity.fields]
-        )
+        second = [F.schema_of_variant(F.col(f"_jf_{name}")).alias(f"_j_{name}") for name in entity.fields]
         # Step 2: typed values and states.
-        out = [F.col(c) for c in df.columns]
+        out: list[Column] = []
         for name, spec in entity.fields.items():
             jf, jtype = F.col(f"_jf_{name}"), _jtype(name)
             value, ok, drift = _classify_value(spec, jf, jtype, F.col("_carried").getField(name))
@@ -377,7 +381,11 @@ def with_typed_fields(entity: Entity) -> Callable[[DataFrame], DataFrame]:
                 .otherwise(F.lit(WRONG))
             )
             out += [value.cast(spec_type(spec)).alias(name), state.cast("tinyint").alias(f"_s_{name}")]
-        return staged.select(*out)
+        return first, second, out
+
+    def transform(df: DataFrame) -> DataFrame:
+        first, second, out = built_once("typed_fields", entity, build)
+        return df.select("*", *first).select("*", *second).select(*df.columns, *out)
 
     return transform
 
@@ -490,17 +498,14 @@ def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame]
     expectations = [r for r in rules if not r.schema_derived]
     kind_of = {r.name: r.kind for r in rules}
 
-    def transform(df: DataFrame) -> DataFrame:
-        df = df.withColumn(
-            "_schema_reasons",
-            _names_where([(r.name, F.coalesce(rule_condition(r, entity), F.lit(False))) for r in schema_rules]),
-        )
+    def build(spark: SparkSession) -> tuple[Column, ...]:
+        schema_reasons = _names_where([(r.name, F.coalesce(rule_condition(r, entity), F.lit(False))) for r in schema_rules])
         schema_ok = F.size("_schema_reasons") == 0
         expectation_pairs = [
-            (r.name, schema_ok & ~F.coalesce(sql_guard.expression(df.sparkSession, entity, r.name, r.sql or "true"), F.lit(False)))
+            (r.name, schema_ok & ~F.coalesce(sql_guard.expression(spark, entity, r.name, r.sql or "true"), F.lit(False)))
             for r in expectations
         ]
-        df = df.withColumn("_reasons", F.concat(F.col("_schema_reasons"), _names_where(expectation_pairs)))
+        reasons = F.concat(F.col("_schema_reasons"), _names_where(expectation_pairs))
         kinds = F.array_compact(
             F.array(*[F.when(F.array_contains("_reasons", name), F.lit(kind)) for name, kind in kind_of.items()])
         )
@@ -509,16 +514,25 @@ def with_rule_results(rules: list[Rule], entity: Entity) -> Callable[[DataFrame]
         fail = [r.name for r in rules if r.action == FAIL]
         # Most lines break no rule: settle them with one size test, not a search per rule.
         clean = F.size("_reasons") == 0
+        action = (
+            F.when(clean, F.lit("valid"))
+            .when(_overlaps("_reasons", quarantine), F.lit(QUARANTINE))
+            .when(_overlaps("_reasons", drop), F.lit(DROP))
+            .otherwise(F.lit("valid"))
+        )
+        return (schema_reasons, reasons, F.when(clean, _no_names()).otherwise(F.array_distinct(kinds)), action,
+                ~clean & _overlaps("_reasons", fail))
+
+    def transform(df: DataFrame) -> DataFrame:
+        # The rules are the entity's own (`rules_for`): they are part of what `entity` identifies.
+        key = tuple((r.name, r.action, r.sql) for r in rules)
+        schema_reasons, reasons, kinds, action, fail = built_once("rule_results", entity, lambda: build(df.sparkSession), key)
         return (
-            df.withColumn("_kinds", F.when(clean, _no_names()).otherwise(F.array_distinct(kinds)))
-            .withColumn(
-                "_action",
-                F.when(clean, F.lit("valid"))
-                .when(_overlaps("_reasons", quarantine), F.lit(QUARANTINE))
-                .when(_overlaps("_reasons", drop), F.lit(DROP))
-                .otherwise(F.lit("valid")),
-            )
-            .withColumn("_fail", ~clean & _overlaps("_reasons", fail))
+            df.withColumn("_schema_reasons", schema_reasons)
+            .withColumn("_reasons", reasons)
+            .withColumn("_kinds", kinds)
+            .withColumn("_action", action)
+            .withColumn("_fail", fail)
             .drop("_schema_reasons")
         )
 
@@ -537,8 +551,12 @@ def key_of_raw(entity: Entity, limits: LineLimits = DEFAULT_LIMITS) -> Column:
     A malformed line's key is looked for in its first `max_line_bytes` bytes, invalid UTF-8
     replaced (U+FFFD), so the key column only ever holds valid text.
     """
-    parsed = F.try_variant_get(F.col("_v"), f"$.{entity.key}", "string")
-    pattern = rf'"{entity.key}"\s*:\s*"?([^",}}]*)'
-    head = F.make_valid_utf8(F.substring(F.col("_raw"), 1, limits.max_line_bytes).cast("string"))
-    scraped = F.regexp_extract(head, pattern, 1)
-    return F.coalesce(parsed, F.when(scraped != "", scraped))
+
+    def build() -> Column:
+        parsed = F.try_variant_get(F.col("_v"), f"$.{entity.key}", "string")
+        pattern = rf'"{entity.key}"\s*:\s*"?([^",}}]*)'
+        head = F.make_valid_utf8(F.substring(F.col("_raw"), 1, limits.max_line_bytes).cast("string"))
+        scraped = F.regexp_extract(head, pattern, 1)
+        return F.coalesce(parsed, F.when(scraped != "", scraped))
+
+    return built_once("key_of_raw", entity, build, limits)
