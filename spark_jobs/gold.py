@@ -23,6 +23,7 @@ from pyspark.sql.streaming import StreamingQuery
 from medallion.contracts.scenario import GoldTable, Metric, Scenario
 from spark_jobs import sql_guard, storage
 from spark_jobs.config import PipelineConfig
+from spark_jobs.expression_cache import built_once
 from spark_jobs.lifecycle import GracefulStop, InputWatch
 
 EXACT_DECIMAL = "decimal(38,9)"
@@ -103,8 +104,13 @@ def aggregate(gold: GoldTable) -> Callable[[DataFrame], DataFrame]:
 
     def transform(df: DataFrame) -> DataFrame:
         keys = [*gold.group_by, "window_start", "window_end"]
-        sql_guard.check_gold_table(df.sparkSession, gold, df.columns)  # before any `where` becomes a Column
-        metrics = [metric_column(m) for m in gold.metrics]
+        columns = tuple(df.columns)
+
+        def build() -> list[Column]:
+            sql_guard.check_gold_table(df.sparkSession, gold, columns)  # before any `where` becomes a Column
+            return [metric_column(m) for m in gold.metrics]
+
+        metrics = built_once("gold_metrics", gold, build, columns)
         return df.groupBy(*keys).agg(*metrics).select(*keys, *[m.name for m in gold.metrics])
 
     return transform
