@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medallion.contracts.errors import MedallionError
+from medallion.contracts.logs import LOG_FORMATS, configure_logging
 from medallion.contracts.options import (
     add_master_option,
     add_mode_options,
@@ -81,7 +82,17 @@ def _pipeline(args: argparse.Namespace) -> int:
     check_data_root(args.data, writes=True)
     cfg = pipeline_config(args.scenario, args.data, profile=args.profile, once=not args.continuous,
                           layers=parse_layers(args.layers))
-    result = run_pipeline(cfg, SessionOptions(app_name="medallion-pipeline", master=args.master))
+    metrics = None
+    if not cfg.once:
+        from medallion.observe import serve
+
+        metrics = serve(args.metrics_address)
+        print(f"Metrics: {metrics.url}", flush=True)
+    try:
+        result = run_pipeline(cfg, SessionOptions(app_name="medallion-pipeline", master=args.master))
+    finally:
+        if metrics is not None:
+            metrics.close()
     if cfg.once:
         report_once(result, cfg)
     return 0
@@ -175,6 +186,9 @@ def _jars(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_METRICS_ADDRESS = "127.0.0.1:9464"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser; `medallion <command> --help` documents each command."""
     parser = argparse.ArgumentParser(
@@ -182,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Streaming lakehouse: generate -> bronze -> silver -> gold -> PostgreSQL + MySQL, then verify.",
     )
     parser.add_argument("--version", action="version", version=f"medallion {__version__}")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                        help="log lines on stderr as text (default) or as JSON objects, one per line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = commands.add_parser("generate", help="write seeded JSON Lines batches and their manifests")
@@ -205,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_scenario_options(pipe)
     add_mode_options(pipe)
     pipe.add_argument("--layers", default="bronze,silver,gold", help="comma-separated subset of bronze,silver,gold")
+    pipe.add_argument("--metrics-address", default=DEFAULT_METRICS_ADDRESS, metavar="HOST:PORT",
+                      help="with --continuous, serve Prometheus series at http://HOST:PORT/metrics "
+                           f"(default {DEFAULT_METRICS_ADDRESS}; port 0 picks a free one)")
     add_master_option(pipe)
     pipe.set_defaults(handler=_pipeline)
 
@@ -266,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `medallion` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.log_format)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -28,6 +28,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from medallion.contracts.errors import MedallionError, PipelineError
 from medallion.contracts.layout import DataRoot
+from medallion.contracts.logs import configure_logging
 from medallion.contracts.options import add_master_option, add_mode_options, add_scenario_options
 from spark_jobs.config import pipeline_config
 from spark_jobs.session import SessionOptions, build_session
@@ -246,6 +247,7 @@ def job_main(job: str, run: Callable[..., None]) -> None:
     add_mode_options(parser)
     add_master_option(parser)
     args = parser.parse_args()
+    configure_logging()
     try:
         cfg = pipeline_config(args.scenario, args.data, profile=args.profile, once=not args.continuous)
         from spark_jobs.storage import check_data_root

@@ -7,6 +7,7 @@ recorded something when continuous (each flush is a Delta commit, 0.3-0.8 s).
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -14,6 +15,7 @@ from typing import Any, NamedTuple
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
+from medallion.contracts.logs import MICRO_BATCH
 from spark_jobs import storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.schemas import METRICS_SCHEMA
@@ -40,6 +42,24 @@ class ProgressRow(NamedTuple):
 
 def _rate(value: float | None) -> float | None:
     return float(value) if value is not None else None
+
+
+log = logging.getLogger("medallion.pipeline")
+
+
+def log_progress(row: ProgressRow) -> None:
+    """A micro-batch line for bronze and gold queries (silver's micro-batches log their own,
+    with what they wrote and quarantined: see spark_jobs.silver.log_micro_batch)."""
+    layer, _, name = row.query.partition("_")
+    if layer not in ("bronze", "gold") or not row.num_input_rows:
+        return
+    written = row.num_input_rows if layer == "bronze" else None  # bronze keeps every line
+    log.info(
+        "%s %s micro-batch %d: %d rows in, %d ms", layer, name, row.batch_id, row.num_input_rows, row.trigger_ms or 0,
+        extra={"event": MICRO_BATCH, "layer": layer, "entity" if layer == "bronze" else "table": name,
+               "batch_id": row.batch_id, "rows_in": row.num_input_rows, "rows_written": written,
+               "rows_quarantined": 0 if layer == "bronze" else None, "ms": row.trigger_ms, "lag_s": None},
+    )
 
 
 class MetricsRecorder(StreamingQueryListener):
@@ -76,6 +96,7 @@ class MetricsRecorder(StreamingQueryListener):
         )
         with self._lock:
             self._rows.append(row)
+        log_progress(row)
 
     def drain(self) -> list[ProgressRow]:
         with self._lock:

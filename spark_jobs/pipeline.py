@@ -10,12 +10,14 @@ valid rows as orphans; ordered passes keep continuous results equal to `--once` 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 
 from medallion.contracts.errors import QualityAlert
+from medallion.contracts.logs import PASS
 from spark_jobs import bronze, gold, silver, sql_guard, storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import (
@@ -28,6 +30,8 @@ from spark_jobs.lifecycle import (
 )
 from spark_jobs.metrics import MetricsRecorder
 from spark_jobs.session import SessionOptions, build_session
+
+log = logging.getLogger("medallion.pipeline")
 
 
 @dataclass
@@ -75,6 +79,8 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
         _add(result, layer, time.perf_counter() - started - (inside_silver[0] if layer == "silver" else 0.0))
     if fused:
         _add(result, "gold", inside_silver[0])
+    if not stop.requested.is_set():
+        log.info("pass over %s done", ",".join(cfg.layers), extra={"event": PASS, "layers": list(cfg.layers)})
     if not cfg.once:  # a --once run writes its progress rows once, when it ends (see `run`)
         flush_metrics(spark, cfg, recorder)
 

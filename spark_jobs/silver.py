@@ -14,11 +14,15 @@ Every write is idempotent per (checkpoint app id, micro-batch id): see spark_job
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, NamedTuple
+from urllib.parse import unquote, urlparse
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -26,6 +30,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from medallion.contracts.defects import DefectKind, Fate, SilverCheck
 from medallion.contracts.errors import PipelineError
+from medallion.contracts.logs import MICRO_BATCH
 from medallion.contracts.scenario import Entity
 from spark_jobs import storage
 from spark_jobs.config import PipelineConfig
@@ -84,6 +89,7 @@ class QualityRow(NamedTuple):
 OnSilverRows = Callable[[DataFrame], None]
 
 SUMMARY_RULE = "_batch"  # the rule name of each landing batch's summary row
+log = logging.getLogger("medallion.pipeline")
 
 
 @dataclass
@@ -215,6 +221,7 @@ def quality_counts(df: DataFrame, rules: list[Rule]) -> list[dict[str, Any]]:
         F.count_if(F.col("_status") == DUPLICATE).alias("duplicate_rows"),
         F.count_if(F.col("_status").isin(NEW, REPLAY)).alias("silver_rows"),
         F.count_if(~F.col("_malformed") & (~broke | ~F.arrays_overlap("_reasons", schema_names))).alias("schema_ok_rows"),
+        F.collect_set("_source_file").alias("files"),
     ]
     aggregates += [F.count_if(broke & F.array_contains("_reasons", r.name)).alias(f"f_{i}") for i, r in enumerate(rules)]
     return [row.asDict() for row in df.groupBy("_batch_id").agg(*aggregates).collect()]
@@ -291,6 +298,7 @@ def promote(
     """One micro-batch of bronze rows -> quarantine, silver and quality, each written once;
     `on_silver_rows` gets the batch's rows as silver holds them (new ones, and on a replay the
     ones its first run wrote) before the quality rows are appended (gold is updated from them)."""
+    started = time.perf_counter()
     entity = cfg.scenario.entities[entity_name]
     rules = rules_for(entity)
     silver_path = cfg.table("silver", entity_name)
@@ -336,8 +344,44 @@ def promote(
         for row in rows:
             if row.rule == SUMMARY_RULE and row.score is not None:
                 alerts.check(entity_name, row.batch_id, row.score)
+        log_micro_batch(entity_name, micro_batch_id, counts, rules, started, gold_updated=on_silver_rows is not None)
     finally:
         storage.release(classified)
+
+
+def landed_at(files: list[str]) -> float | None:
+    """When the oldest of these landing files was written (seconds since the epoch), or None
+    when none of them is a local file that still exists."""
+    times = []
+    for name in files:
+        try:
+            times.append(os.stat(unquote(urlparse(name).path)).st_mtime)
+        except OSError:
+            continue
+    return min(times) if times else None
+
+
+def log_micro_batch(entity_name: str, micro_batch_id: int, counts: list[dict[str, Any]], rules: list[Rule],
+                    started: float, gold_updated: bool) -> None:
+    """One log line per micro-batch: rows in, written, quarantined (also by rule), the lowest
+    quality score of its landing batches, its time and its lag behind landing (with
+    `gold_updated`, the gold tables fed by silver were updated inside it: the lag is landing -> gold)."""
+    rows_in = sum(c["bronze_rows"] for c in counts)
+    by_reason = {r.name: sum(c[f"f_{i}"] for c in counts) for i, r in enumerate(rules) if r.action == QUARANTINE}
+    scores = [(c["bronze_rows"] - c["quarantine_rows"] - c["dropped_rows"]) / c["bronze_rows"] for c in counts if c["bronze_rows"]]
+    written = sum(c["silver_rows"] for c in counts)
+    quarantined = sum(c["quarantine_rows"] for c in counts)
+    ms = round((time.perf_counter() - started) * 1000)
+    landed = landed_at([f for c in counts for f in c["files"]])
+    lag = round(time.time() - landed, 1) if landed is not None else None
+    log.info(
+        "silver %s micro-batch %d: %d rows in, %d written, %d quarantined, %d ms, lag %s",
+        entity_name, micro_batch_id, rows_in, written, quarantined, ms, f"{lag:.1f} s" if lag is not None else "unknown",
+        extra={"event": MICRO_BATCH, "layer": "silver", "entity": entity_name, "batch_id": micro_batch_id,
+               "landing_batches": sorted(c["_batch_id"] for c in counts), "rows_in": rows_in, "rows_written": written,
+               "rows_quarantined": quarantined, "quarantined_by_reason": {k: v for k, v in by_reason.items() if v},
+               "score": round(min(scores), 6) if scores else None, "gold_updated": gold_updated, "ms": ms, "lag_s": lag},
+    )
 
 
 def ensure_silver_table(spark: SparkSession, cfg: PipelineConfig, entity_name: str) -> str:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql import SparkSession
 
 from medallion.contracts.layout import DataRoot
@@ -35,6 +39,22 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], what
         time.sleep(2)
 
 
+def wait_for_series(url: str, name: str, labels: dict[str, str], value: float, timeout: float = 60) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """Every sample at `url` by name and sorted labels, once `name{labels}` reads `value`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+        if samples.get(name, {}).get(tuple(sorted(labels.items()))) == value or time.monotonic() > deadline:
+            assert samples.get(name, {}).get(tuple(sorted(labels.items()))) == value, text
+            return samples
+        time.sleep(0.5)
+
+
 def test_continuous_pipeline_follows_the_landing_zone_and_stops_on_sigterm(spark: SparkSession, tmp_path: Path) -> None:
     scenario_path = scenario_variant(tmp_path, "driving", lambda raw: raw["pipeline"].update(trigger_interval="1s"), "driving_fast.yaml")
     data = DataRoot(tmp_path / "data")
@@ -50,15 +70,21 @@ def test_continuous_pipeline_follows_the_landing_zone_and_stops_on_sigterm(spark
         silver = read_delta(spark, str(data.table("silver", "driver_events")))
         return silver is not None and silver.where("_batch_id = 1").count() > 0
 
+    with socket.socket() as probe:  # a free port for the /metrics endpoint
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "medallion.cli", "pipeline", "--scenario", str(scenario_path), "--profile", "small",
-         "--data", str(data.root), "--continuous", "--master", "local[2]"],
+        [sys.executable, "-m", "medallion.cli", "--log-format", "json", "pipeline", "--scenario", str(scenario_path), "--profile", "small",
+         "--data", str(data.root), "--continuous", "--master", "local[2]", "--metrics-address", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
         wait_for(silver_has_batch_1, process, "the first batches in silver")
         generate(scenario_path, data.root, 4)  # batches 2 and 3 land while the pipeline runs
         wait_for(gold_has_batch_3, process, "batch 3 in gold")
+        silver_rows = read_delta(spark, str(data.table("silver", "driver_events"))).count()
+        series = wait_for_series(f"http://127.0.0.1:{port}/metrics", "medallion_rows_total",
+                                 {"layer": "silver", "entity": "driver_events"}, silver_rows)
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=180)
     finally:
@@ -66,4 +92,19 @@ def test_continuous_pipeline_follows_the_landing_zone_and_stops_on_sigterm(spark
             process.kill()
     assert process.returncode == 0, output[-3000:]
     assert "finishing the micro-batch in hand" in output
+    assert f"Metrics: http://127.0.0.1:{port}/metrics" in output
+    assert series["medallion_last_pass_timestamp_seconds"][()] > time.time() - 600
+    assert 0 <= series["medallion_landing_to_gold_lag_seconds"][(("entity", "driver_events"),)] < 600
+    assert 0 < series["medallion_quality_score"][(("entity", "driver_events"),)] <= 1
+    assert series["medallion_micro_batch_duration_seconds_count"][(("entity", "driver_events"), ("layer", "silver"))] >= 1
+    quarantined = read_delta(spark, str(data.table("quarantine", "driver_events"))).count()
+    assert series["medallion_rows_total"].get((("entity", "driver_events"), ("layer", "quarantine")), 0) == quarantined
+    # One JSON line per micro-batch: silver's with what it wrote and its lag behind landing.
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    batches = [e for e in events if e.get("event") == "micro_batch"]
+    silver_lines = [e for e in batches if e["layer"] == "silver" and e["entity"] == "driver_events"]
+    assert silver_lines and all(e["rows_in"] >= e["rows_written"] + e["rows_quarantined"] for e in silver_lines), batches
+    assert sum(e["rows_written"] for e in silver_lines) == read_delta(spark, str(data.table("silver", "driver_events"))).count()
+    assert all(e["ms"] > 0 and e["lag_s"] is not None and e["lag_s"] >= 0 for e in silver_lines), silver_lines
+    assert {e["entity"] for e in batches if e["layer"] == "bronze"} == set(scenario.entities), batches
     assert [c for c in verify(spark, scenario, data) if not c.ok] == []
