@@ -289,8 +289,9 @@ def test_generator_and_continuous_pipeline_services_on_the_compose_cluster(
 ) -> None:
     cluster, master_options = compose_cluster
     services = load_compose(PLACEHOLDERS)["services"]
-    data, port = tmp_path / "data", free_port()
-    local = {"/data": str(data), "spark://spark-master:7077": cluster.url, "0.0.0.0:8000": f"127.0.0.1:{port}"}
+    data, port, metrics_port = tmp_path / "data", free_port(), free_port()
+    local = {"/data": str(data), "spark://spark-master:7077": cluster.url, "0.0.0.0:8000": f"127.0.0.1:{port}",
+             "0.0.0.0:9464": f"127.0.0.1:{metrics_port}"}
     scenario = load_scenario("driving")
     gold = data / "lake" / "gold" / scenario.export_tables[0]
     logs = {name: tmp_path / f"{name}.log" for name in ("generator", "pipeline")}
@@ -323,6 +324,9 @@ def test_generator_and_continuous_pipeline_services_on_the_compose_cluster(
         # `verify` below deal with a few batches, not with all the generator would land meanwhile.
         assert http_json(f"http://127.0.0.1:{port}/api/pause", method="POST", token=CONTROL_TOKEN)["status"] == "paused"
         wait_for("gold rows from the continuous pipeline", rows_of(gold), 420, processes, all_logs)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            series = response.read().decode()
+        assert 'medallion_rows_total{entity="driver_events",layer="silver"}' in series, series[:2000]
         # The master's default core cap leaves room for a second application (export).
         apps = {app["name"]: app for app in cluster.status()["activeapps"]}
         granted = int(apps["medallion-pipeline"]["cores"])

@@ -34,7 +34,10 @@ from tests.support.compose import (
     required_variables,
 )
 
-SERVICES = {"spark-master", "spark-worker", "generator", "pipeline", "export", "jupyter", "postgres", "mysql"}
+SERVICES = {"spark-master", "spark-worker", "generator", "pipeline", "export", "jupyter", "postgres", "mysql",
+            "prometheus", "grafana"}
+# Official images that run their own default command.
+IMAGE_COMMANDS = {"postgres", "mysql", "prometheus", "grafana"}
 # What a service may run: (command prefix, image it needs).
 KNOWN_COMMANDS = {
     ("spark-class", "org.apache.spark.deploy.master.Master"): "medallion-spark",
@@ -52,6 +55,8 @@ DATA_SERVICES = {"spark-worker", "generator", "pipeline", "export", "jupyter"}
 SECRET_KEY = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|_PWD$", re.IGNORECASE)
 # Keys that look secret but hold a switch, not a secret.
 NOT_SECRETS = {"MYSQL_RANDOM_ROOT_PASSWORD": "yes"}
+# Secrets a user may leave unset (the opt-in Grafana keeps its own first-login prompt then).
+OPTIONAL_SECRETS = {"GF_SECURITY_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD"}
 DUMMY_ENV = {"MEDALLION_POSTGRES_PASSWORD": "pg-dummy", "MEDALLION_MYSQL_PASSWORD": "my-dummy", "JUPYTER_TOKEN": "tok-dummy",
              "MEDALLION_CONTROL_TOKEN": "ctl-dummy-0123456789"}
 
@@ -86,8 +91,8 @@ def test_compose_has_the_services_and_only_spec_keys(compose: dict) -> None:
 
 def test_every_command_is_a_known_command_in_the_right_image(compose: dict) -> None:
     for name, service in compose["services"].items():
-        if name in ("postgres", "mysql"):
-            assert "command" not in service, "the database images run their default command"
+        if name in IMAGE_COMMANDS:
+            assert "command" not in service, "the official images run their default command"
             continue
         command = command_of(service)
         key = (command[0], command[1])
@@ -160,6 +165,9 @@ def test_no_secret_is_written_in_the_file(compose: dict) -> None:
                 continue
             if key in NOT_SECRETS:
                 assert value == NOT_SECRETS[key]
+                continue
+            if key in OPTIONAL_SECRETS:  # from the environment too, but unset is allowed
+                assert value == f"${{{OPTIONAL_SECRETS[key]}:-}}", f"{name}.{key}"
                 continue
             match = re.fullmatch(r"\$\{([A-Z0-9_]+):\?[^}]+\}", value)
             assert match, f"{name}.{key} must be ${{VAR:?message}}, not {value!r}"
@@ -273,3 +281,28 @@ def test_generator_requirements_match_pyproject_and_exclude_spark() -> None:
     assert not names & {"pyspark", "delta-spark", "psycopg", "pymysql", "matplotlib"}
     for requirement in wanted:
         assert requirement.specifier == declared[requirement.name.lower()], requirement.name
+
+
+def test_grafana_dashboard_reads_only_series_the_pipeline_serves(compose: dict) -> None:
+    import json
+
+    from medallion.observe import PipelineMetrics
+
+    served = {sample.name for metric in PipelineMetrics().registry.collect() for sample in metric.samples}
+    served |= {m.name for m in PipelineMetrics().registry.collect()}
+    # Histograms and counters have samples only once observed: name their series by type.
+    for metric in PipelineMetrics().registry.collect():
+        if metric.type == "histogram":
+            served |= {f"{metric.name}_{suffix}" for suffix in ("bucket", "count", "sum")}
+        elif metric.type == "counter":
+            served.add(f"{metric.name}_total")
+    dashboard = json.loads((COMPOSE_FILE.parent / "grafana" / "dashboards" / "medallion.json").read_text(encoding="utf-8"))
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in expressions for name in re.findall(r"\b(medallion_[a-z_]+)", expr)}
+    assert used and used <= served, used - served
+    # Prometheus scrapes the address the pipeline serves at, on the compose network.
+    pipeline = command_of(compose["services"]["pipeline"])
+    address = pipeline[pipeline.index("--metrics-address") + 1]
+    scrape = (COMPOSE_FILE.parent / "prometheus.yml").read_text(encoding="utf-8")
+    assert f'"pipeline:{address.rsplit(":", 1)[1]}"' in scrape
+    assert address.startswith("0.0.0.0:"), "inside its container the pipeline must listen beyond loopback"
