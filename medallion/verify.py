@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from medallion.contracts.defects import DefectKind, Fate
 from medallion.contracts.errors import VerificationFailed
 from medallion.contracts.layout import DataRoot
-from medallion.contracts.manifest import BatchManifest, read_manifests
+from medallion.contracts.manifest import BatchManifest, DefectEntry, read_manifests
 from medallion.contracts.scenario import Entity, Scenario
 
 if TYPE_CHECKING:
@@ -59,6 +59,16 @@ class EntityLedger:
     unkeyed_per_file_kind: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
+def ledger_fates(manifest: BatchManifest) -> list[tuple[DefectEntry, DefectKind, Fate]]:
+    """Every ledger entry of a manifest with its kind and the fate the pipeline owes it: what
+    `verify` (and `medallion report`'s ledger-vs-caught table) expects to find caught."""
+    out = []
+    for defect in manifest.defects:
+        kind = DefectKind(defect.kind)
+        out.append((defect, kind, kind.fate(defect.change)))
+    return out
+
+
 def read_ledger(data: DataRoot, entity_name: str, entity: Entity) -> EntityLedger:
     """Parse manifests and landing files into the expected state of every table."""
     ledger = EntityLedger(entity_name, read_manifests(data, entity_name))
@@ -68,9 +78,7 @@ def read_ledger(data: DataRoot, entity_name: str, entity: Entity) -> EntityLedge
         ledger.clean_records[batch] = manifest.clean_records
         not_clean: set[tuple[str, int]] = set()
         quarantined = 0
-        for defect in manifest.defects:
-            kind = DefectKind(defect.kind)
-            fate = kind.fate(defect.change)
+        for defect, kind, fate in ledger_fates(manifest):
             if fate == Fate.KEEP:
                 continue
             not_clean.add((defect.file, defect.line))

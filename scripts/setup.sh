@@ -12,8 +12,10 @@ mkdir -p "$STAMP_DIR"
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # 1. OS packages: a JDK for Spark, PostgreSQL and MariaDB server binaries (never started as
-#    services: medallion starts throwaway servers itself).
+#    services: medallion starts throwaway servers itself), and Chromium with a font, which the
+#    report's test drives headless to check the page's layout.
 need_pkgs=()
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium fonts-dejavu-core)
 command -v java >/dev/null 2>&1 || need_pkgs+=(openjdk-17-jre-headless)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server-core mariadb-client)
