@@ -30,7 +30,7 @@ from medallion.contracts.errors import MedallionError, PipelineError
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.options import add_master_option, add_mode_options, add_scenario_options
 from spark_jobs.config import pipeline_config
-from spark_jobs.session import SessionOptions, build_session
+from spark_jobs.session import build_session, options_from_args
 
 Starter = Callable[[], StreamingQuery]
 
@@ -254,7 +254,7 @@ def job_main(job: str, run: Callable[..., None]) -> None:
         refuse_while_reprocess_pending(cfg.data)
         STOP.install()
         with CheckpointLock(cfg.data):
-            spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=args.master))
+            spark = build_session(options_from_args(f"medallion-{job}", args))
             if cfg.once:
                 run(spark, cfg)
             else:
