@@ -646,7 +646,7 @@ def run_export(cfg: ExportConfig, session: SessionOptions, hooks: ExportHooks | 
 
 def main() -> None:
     """spark-submit entry point."""
-    parser = argparse.ArgumentParser(prog="spark_jobs/export.py", description="medallion export job")
+    parser = argparse.ArgumentParser(prog="spark_jobs/export.py", description="medallion export job", allow_abbrev=False)
     add_scenario_options(parser)
     add_target_option(parser)
     add_master_option(parser)

@@ -241,7 +241,7 @@ def run_cycles(
 
 def job_main(job: str, run: Callable[..., None]) -> None:
     """`main()` of a job module under spark-submit: parse, load config, build session, run."""
-    parser = argparse.ArgumentParser(prog=f"spark_jobs/{job}.py", description=f"medallion {job} job")
+    parser = argparse.ArgumentParser(prog=f"spark_jobs/{job}.py", description=f"medallion {job} job", allow_abbrev=False)
     add_scenario_options(parser)
     add_mode_options(parser)
     add_master_option(parser)

@@ -6,6 +6,7 @@ Precedence, highest first: the command's own `--conf KEY=VALUE`; what spark-subm
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPARK_COMMANDS = ("pipeline", "reprocess", "export", "verify", "report", "demo", "bench")
 
 
-def parse(argv: list[str]) -> object:
+def parse(argv: list[str]) -> argparse.Namespace:
     return cli.build_parser().parse_args(argv)
 
 
@@ -32,11 +33,11 @@ def test_conf_is_parsed_repeatable_and_last_wins() -> None:
     args = parse(["pipeline", "--scenario", "driving", "--data", "d", "--conf", "spark.sql.shuffle.partitions=9",
                   "--conf", "spark.a=x=y", "--conf", "spark.sql.shuffle.partitions=11", "--conf", "spark.empty=",
                   "--log-level", "warn"])
-    assert spark_settings(args) == {"spark.sql.shuffle.partitions": "11", "spark.a": "x=y", "spark.empty": ""}  # type: ignore[arg-type]
-    options = options_from_args("medallion-pipeline", args)  # type: ignore[arg-type]
+    assert spark_settings(args) == {"spark.sql.shuffle.partitions": "11", "spark.a": "x=y", "spark.empty": ""}
+    options = options_from_args("medallion-pipeline", args)
     assert options.log_level == "WARN" and options.extra["spark.a"] == "x=y"
     # Without the options the project's defaults stand.
-    plain = options_from_args("x", parse(["verify", "--scenario", "driving", "--data", "d"]))  # type: ignore[arg-type]
+    plain = options_from_args("x", parse(["verify", "--scenario", "driving", "--data", "d"]))
     assert plain.log_level == SessionOptions.log_level and plain.extra == {}
 
 
