@@ -214,6 +214,13 @@ def _jars(args: argparse.Namespace) -> int:
     return 0
 
 
+def _completion(args: argparse.Namespace) -> int:
+    from medallion.completion import bash_script
+
+    print(bash_script(build_parser(), {"--only": BENCH_GROUPS}), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser; `medallion <command> --help` documents each command."""
     parser = argparse.ArgumentParser(
@@ -304,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     jars = commands.add_parser("jars", help="print the jar paths Spark needs (for spark-submit --jars)")
     jars.add_argument("--csv", action="store_true", help="comma-separated, as --jars wants")
     jars.set_defaults(handler=_jars)
+
+    complete = commands.add_parser("completion", help="print a shell completion script: eval \"$(medallion completion bash)\"")
+    complete.add_argument("shell", nargs="?", choices=("bash",), default="bash", help="the shell (bash; zsh via bashcompinit)")
+    complete.set_defaults(handler=_completion)
     return parser
 
 

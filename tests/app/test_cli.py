@@ -138,3 +138,25 @@ def test_every_environment_variable_the_code_reads_is_in_the_readme() -> None:
     assert {"MEDALLION_SCENARIO_DIR", "MEDALLION_PG_BIN", "MEDALLION_SPARK_MASTER"} <= names
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert sorted(name for name in names if name not in readme) == []
+
+
+def complete(words: list[str]) -> list[str]:
+    """What bash offers after `words` (the last one is the word being typed), using the script
+    `medallion completion bash` prints, in a real bash."""
+    script = subprocess.run([sys.executable, "-m", "medallion.cli", "completion", "bash"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    line = " ".join(["medallion", *words])
+    program = (f"{script}\nCOMP_WORDS=(medallion {' '.join(map(repr, words))}); COMP_CWORD={len(words)}; "
+               f"COMP_LINE={line!r}; _medallion; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    out = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+def test_bash_completion_offers_commands_options_and_values() -> None:
+    assert {"generate", "pipeline", "bench", "completion"} <= set(complete([""]))
+    assert complete(["pip"]) == ["pipeline"]
+    assert set(complete(["pipeline", "--"])) >= {"--scenario", "--data", "--conf", "--log-level", "--continuous"}
+    assert complete(["pipeline", "--scenario", "dr"]) == ["driving"]
+    assert complete(["export", "--scenario", "driving", "--target", ""]) == ["postgres", "mysql", "all"]
+    assert complete(["verify", "--log-level", "W"]) == ["WARN"]
+    assert complete(["bench", "--only", ""]) == list(GROUPS)

@@ -11,14 +11,11 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from medallion.contracts.scenario_base import BUILT_IN_SCENARIO_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
 def test_the_wheel_ships_the_scenarios_and_resolves_them_when_installed(tmp_path: Path) -> None:
     # Build from a copy, so the checkout gets no build/ or *.egg-info folders.
     source = tmp_path / "source"
