@@ -24,8 +24,8 @@ COPY pyproject.toml README.md ./
 COPY medallion medallion
 COPY generators generators
 COPY configs configs
-# --no-deps: pyproject.toml lists pyspark & co. for the full install. Editable, so scenario
-# names resolve to /opt/medallion/configs/scenarios/NAME.yaml.
+# --no-deps: pyproject.toml lists pyspark & co. for the full install. The built-in scenarios
+# are package data (medallion/contracts/scenarios/; configs/scenarios links there).
 RUN pip install --no-deps -e .
 
 # The generator stops after the batch in hand on SIGTERM (`docker compose stop`) and exits 0.

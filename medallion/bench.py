@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,13 @@ from medallion.contracts.errors import MedallionError
 GROUPS = ("generator", "pipeline", "export")
 
 
-def run_group(group: str, quick: bool) -> list[dict[str, Any]]:
-    """Run one benchmark group; each result is a dict (name, value, unit, baseline, ratio, goal, ok, notes)."""
+def run_group(
+    group: str, quick: bool, conf: Mapping[str, str] | None = None, log_level: str | None = None
+) -> list[dict[str, Any]]:
+    """Run one benchmark group; each result is a dict (name, value, unit, baseline, ratio, goal, ok, notes).
+
+    `conf` and `log_level` (`--conf`, `--log-level`) go to the Spark sessions of the Spark groups.
+    """
     if group == "generator":
         from generators.bench import run_benchmarks as generator_benchmarks
 
@@ -41,13 +47,14 @@ def run_group(group: str, quick: bool) -> list[dict[str, Any]]:
     elif group == "pipeline":
         from spark_jobs.bench import run_benchmarks as pipeline_benchmarks
 
-        results = pipeline_benchmarks(quick)
+        results = pipeline_benchmarks(quick, conf, log_level)
     elif group == "export":
         from medallion.local import MariaDBServer, PostgresServer
         from spark_jobs.export_bench import run_benchmarks as export_benchmarks
 
         with PostgresServer() as postgres, MariaDBServer() as mariadb:
-            results = export_benchmarks(quick, {"postgres": postgres.connection, "mysql": mariadb.connection})
+            results = export_benchmarks(quick, {"postgres": postgres.connection, "mysql": mariadb.connection},
+                                        conf, log_level)
     else:
         raise MedallionError(f"unknown benchmark group {group!r}; use one of {', '.join(GROUPS)}")
     return [{"group": group, **result} for result in results]
@@ -67,12 +74,15 @@ def render(results: list[dict[str, Any]]) -> None:
     Console(width=180).print(table)
 
 
-def run_bench(groups: list[str] | None = None, quick: bool = False, out: Path | None = None) -> list[dict[str, Any]]:
+def run_bench(
+    groups: list[str] | None = None, quick: bool = False, out: Path | None = None,
+    conf: Mapping[str, str] | None = None, log_level: str | None = None,
+) -> list[dict[str, Any]]:
     """`medallion bench`: run the groups (default all), print the table, write JSON to `out` if given."""
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
     for group in groups or GROUPS:
-        results += run_group(group, quick)
+        results += run_group(group, quick, conf, log_level)
     render(results)
     print(f"{len(results)} benchmarks in {time.perf_counter() - started:.0f}s on {platform.machine()}, "
           f"{platform.python_implementation()} {platform.python_version()}")

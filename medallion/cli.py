@@ -15,8 +15,10 @@ from medallion.contracts.options import (
     add_master_option,
     add_mode_options,
     add_scenario_options,
+    add_spark_options,
     add_target_option,
     export_kinds,
+    spark_settings,
 )
 from medallion.contracts.paths import (
     STORAGE_ERRNOS,
@@ -24,7 +26,6 @@ from medallion.contracts.paths import (
     check_output_file,
     storage_error,
 )
-from medallion.contracts.version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 # Text of a JVM-side failure that is really the disk (Spark wraps it in a Py4J error).
@@ -42,12 +43,50 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+# The groups of `medallion bench` (medallion/bench.py GROUPS; kept here so --help needs no import).
+BENCH_GROUPS = ("generator", "pipeline", "export")
+
+
+def bench_groups(text: str) -> list[str]:
+    """argparse type of `bench --only`: a comma-separated subset of BENCH_GROUPS."""
+    groups = [g.strip() for g in text.split(",") if g.strip()]
+    unknown = [g for g in groups if g not in BENCH_GROUPS]
+    if unknown or not groups:
+        raise argparse.ArgumentTypeError(
+            f"no benchmark group named {', '.join(map(repr, unknown)) or repr(text)}; available: {', '.join(BENCH_GROUPS)}"
+        )
+    return groups
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (a number of batches)."""
     value = non_negative_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not positive; give 1 or more")
     return value
+
+
+class _StrictParser(argparse.ArgumentParser):
+    """A subcommand's parser: no prefix matching of long options."""
+
+    def __init__(self, **kwargs: object) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+
+
+class VersionAction(argparse.Action):
+    """`--version`: medallion's version and the Spark, Delta and Java it runs on, without a JVM
+    session (the versions are read from the installed packages and `java -version`)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from medallion.bootstrap import versions_text
+
+        print(versions_text())
+        parser.exit()
 
 
 # One handler per command: it turns the parsed options into the typed arguments of the
@@ -77,7 +116,7 @@ def _schema(args: argparse.Namespace) -> int:
 def _pipeline(args: argparse.Namespace) -> int:
     from spark_jobs.config import parse_layers, pipeline_config
     from spark_jobs.pipeline import report_once, run_pipeline
-    from spark_jobs.session import SessionOptions
+    from spark_jobs.session import options_from_args
 
     check_data_root(args.data, writes=True)
     cfg = pipeline_config(args.scenario, args.data, profile=args.profile, once=not args.continuous,
@@ -89,7 +128,7 @@ def _pipeline(args: argparse.Namespace) -> int:
         metrics = serve(args.metrics_address)
         print(f"Metrics: {metrics.url}", flush=True)
     try:
-        result = run_pipeline(cfg, SessionOptions(app_name="medallion-pipeline", master=args.master))
+        result = run_pipeline(cfg, options_from_args("medallion-pipeline", args))
     finally:
         if metrics is not None:
             metrics.close()
@@ -102,11 +141,11 @@ def _reprocess(args: argparse.Namespace) -> int:
     from spark_jobs.config import pipeline_config
     from spark_jobs.pipeline import report_once
     from spark_jobs.reprocess import report, run_reprocess
-    from spark_jobs.session import SessionOptions
+    from spark_jobs.session import options_from_args
 
     check_data_root(args.data, writes=True, must_exist=True)
     cfg = pipeline_config(args.scenario, args.data, profile=args.profile)
-    result = run_reprocess(cfg, SessionOptions(app_name="medallion-reprocess", master=args.master))
+    result = run_reprocess(cfg, options_from_args("medallion-reprocess", args))
     report(result)
     if result.pipeline is not None and result.pipeline.alerts:
         report_once(result.pipeline, cfg)  # QualityAlert for the rebuilt batches, as `pipeline --once`
@@ -116,11 +155,11 @@ def _reprocess(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from spark_jobs.config import export_config
     from spark_jobs.export import run_export
-    from spark_jobs.session import SessionOptions
+    from spark_jobs.session import options_from_args
 
     check_data_root(args.data, writes=False, must_exist=True)
     cfg = export_config(args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target))
-    run_export(cfg, SessionOptions(app_name="medallion-export", master=args.master))
+    run_export(cfg, options_from_args("medallion-export", args))
     return 0
 
 
@@ -128,11 +167,11 @@ def _verify(args: argparse.Namespace) -> int:
     from medallion.contracts.layout import DataRoot
     from medallion.contracts.scenario_loader import load_scenario
     from medallion.verify import run_verify
-    from spark_jobs.session import SessionOptions
+    from spark_jobs.session import options_from_args
 
     check_data_root(args.data, writes=False, must_exist=True)
     scenario = load_scenario(args.scenario, profile=args.profile)
-    run_verify(scenario, DataRoot(args.data), SessionOptions(app_name="medallion-verify", master=args.master))
+    run_verify(scenario, DataRoot(args.data), options_from_args("medallion-verify", args))
     return 0
 
 
@@ -151,8 +190,7 @@ def _report(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from medallion.bench import run_bench
 
-    groups = [g.strip() for g in args.only.split(",")] if args.only else None
-    run_bench(groups, quick=args.quick, out=args.out)
+    run_bench(args.only, quick=args.quick, out=args.out, conf=spark_settings(args), log_level=args.log_level)
     return 0
 
 
@@ -161,7 +199,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     check_data_root(args.data, writes=True)
     return run_demo(DemoArgs(data=args.data, scenario=args.scenario, profile=args.profile, seed=args.seed,
-                             batches=args.batches, master=args.master))
+                             batches=args.batches, master=args.master, conf=spark_settings(args),
+                             log_level=args.log_level))
 
 
 def _setup(args: argparse.Namespace) -> int:
@@ -188,16 +227,26 @@ def _jars(args: argparse.Namespace) -> int:
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:9464"
 
 
+def _completion(args: argparse.Namespace) -> int:
+    from medallion.completion import bash_script
+
+    print(bash_script(build_parser(), {"--only": BENCH_GROUPS}), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser; `medallion <command> --help` documents each command."""
     parser = argparse.ArgumentParser(
         prog="medallion",
         description="Streaming lakehouse: generate -> bronze -> silver -> gold -> PostgreSQL + MySQL, then verify.",
+        allow_abbrev=False,  # `--batch 1` must not pass for `--batches 1`
     )
-    parser.add_argument("--version", action="version", version=f"medallion {__version__}")
+    parser.add_argument("--version", action=VersionAction, help="show medallion's, Spark's, Delta's and Java's versions and exit")
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text",
                         help="log lines on stderr as text (default) or as JSON objects, one per line")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Every subcommand parser gets allow_abbrev=False too (argparse does not inherit it).
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_StrictParser)
 
     gen = commands.add_parser("generate", help="write seeded JSON Lines batches and their manifests")
     add_scenario_options(gen)
@@ -251,14 +300,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure hot paths against baselines in the same run")
     bench.add_argument("--quick", action="store_true", help="smaller inputs, for CI")
-    bench.add_argument("--only", default=None, help="comma-separated subset of benchmarks")
+    bench.add_argument("--only", type=bench_groups, default=None, metavar="GROUP[,GROUP...]",
+                       help=f"comma-separated subset of the benchmark groups: {', '.join(BENCH_GROUPS)} (default all)")
     bench.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
+    add_spark_options(bench, master=False)
     bench.set_defaults(handler=_bench)
 
     demo = commands.add_parser("demo", help="everything end to end with embedded defaults")
     demo.add_argument("--data", type=Path, default=Path("demo-data"), help="data root (default ./demo-data, recreated)")
-    demo.add_argument("--scenario", default="driving")
-    demo.add_argument("--profile", default=None)
+    demo.add_argument("--scenario", default="driving", help="scenario NAME or a YAML path (default driving)")
+    demo.add_argument("--profile", default=None, help="profile overlay defined in the scenario (e.g. small)")
     demo.add_argument("--seed", type=non_negative_int, default=42, help="random seed, 0 or more (default 42)")
     demo.add_argument("--batches", type=positive_int, default=8, help="landing batches to generate, 1 or more (default 8)")
     add_master_option(demo)
@@ -270,12 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     setup.set_defaults(handler=_setup)
 
     package = commands.add_parser("package", help="zip the project for spark-submit --py-files")
-    package.add_argument("--out", type=Path, default=Path("dist/medallion-py.zip"))
+    package.add_argument("--out", type=Path, default=Path("dist/medallion-py.zip"),
+                         help="zip file to write (default dist/medallion-py.zip)")
     package.set_defaults(handler=_package)
 
     jars = commands.add_parser("jars", help="print the jar paths Spark needs (for spark-submit --jars)")
     jars.add_argument("--csv", action="store_true", help="comma-separated, as --jars wants")
     jars.set_defaults(handler=_jars)
+
+    complete = commands.add_parser("completion", help="print a shell completion script: eval \"$(medallion completion bash)\"")
+    complete.add_argument("shell", nargs="?", choices=("bash",), default="bash", help="the shell (bash; zsh via bashcompinit)")
+    complete.set_defaults(handler=_completion)
     return parser
 
 

@@ -11,7 +11,7 @@ import math
 import shutil
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -40,6 +40,8 @@ class DemoArgs:
     seed: int = 42
     batches: int = 8
     master: str | None = None
+    conf: dict[str, str] = field(default_factory=dict)  # --conf KEY=VALUE
+    log_level: str | None = None
 
 
 def _step(number: int, total: int, title: str) -> float:
@@ -213,7 +215,8 @@ def run_demo(args: DemoArgs) -> int:
     _done(started, f"{lines:,} lines in {len(manifests)} manifests, {defects:,} defects ledgered")
 
     started = _step(3, total, "pipeline bronze -> silver -> gold (Spark, --once)")
-    session = SessionOptions(app_name="medallion-demo", master=args.master)
+    session = SessionOptions(app_name="medallion-demo", master=args.master, extra=dict(args.conf),
+                             log_level=args.log_level or SessionOptions.log_level)
     result = run_pipeline(pipeline_config(scenario, data), session)
     spark = build_session(session)  # the session the pipeline ran in, for the steps below
     timings = ", ".join(f"{layer} {seconds:.0f}s" for layer, seconds in result.seconds.items())

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -545,11 +545,12 @@ def replace_trigger(pipeline: Pipeline, seconds: float) -> Pipeline:
     return pipeline.model_copy(update={"trigger_interval": timedelta(seconds=seconds)})
 
 
-def run_benchmarks(quick: bool) -> list[Result]:
+def run_benchmarks(quick: bool, conf: Mapping[str, str] | None = None, log_level: str | None = None) -> list[Result]:
     """Every pipeline benchmark, in one Spark session."""
     from spark_jobs.session import SessionOptions, build_session
 
-    spark = build_session(SessionOptions(app_name="medallion-bench", shuffle_partitions=2))
+    spark = build_session(SessionOptions(app_name="medallion-bench", shuffle_partitions=2, extra=dict(conf or {}),
+                                         log_level=log_level or SessionOptions.log_level))
     workdir = Path(tempfile.mkdtemp(prefix="medallion-bench-"))
     try:
         results = throughput(spark, workdir, batches=1 if quick else 3)

@@ -76,7 +76,7 @@ from medallion.databases.sql import SqlSession, connect
 from medallion.databases.targets import resolve_connections
 from spark_jobs import storage
 from spark_jobs.config import ExportConfig, export_config
-from spark_jobs.session import SessionOptions, build_session
+from spark_jobs.session import SessionOptions, build_session, options_from_args
 
 Mode = Literal["snapshot", "changes", "skipped"]
 # Rows per batch sent to a target: large enough that per-statement costs vanish, small enough
@@ -646,14 +646,14 @@ def run_export(cfg: ExportConfig, session: SessionOptions, hooks: ExportHooks | 
 
 def main() -> None:
     """spark-submit entry point."""
-    parser = argparse.ArgumentParser(prog="spark_jobs/export.py", description="medallion export job")
+    parser = argparse.ArgumentParser(prog="spark_jobs/export.py", description="medallion export job", allow_abbrev=False)
     add_scenario_options(parser)
     add_target_option(parser)
     add_master_option(parser)
     args = parser.parse_args()
     try:
         cfg = export_config(args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target))
-        run_export(cfg, SessionOptions(app_name="medallion-export", master=args.master))
+        run_export(cfg, options_from_args("medallion-export", args))
     except MedallionError as exc:
         print(f"medallion export: error: {exc}", flush=True)
         raise SystemExit(exc.exit_code) from None

@@ -186,9 +186,12 @@ def _run(spark: SparkSession, connections: Mapping[str, Connection], cfg: Export
     return results
 
 
-def run_benchmarks(quick: bool, connections: Mapping[str, Connection]) -> list[Result]:
+def run_benchmarks(
+    quick: bool, connections: Mapping[str, Connection], conf: Mapping[str, str] | None = None, log_level: str | None = None
+) -> list[Result]:
     """The export group of `medallion bench` in its own Spark session (servers are the caller's)."""
     from spark_jobs.session import SessionOptions, build_session
 
-    spark = build_session(SessionOptions(app_name="medallion-bench", shuffle_partitions=2))
+    spark = build_session(SessionOptions(app_name="medallion-bench", shuffle_partitions=2, extra=dict(conf or {}),
+                                         log_level=log_level or SessionOptions.log_level))
     return run_export_benchmarks(spark, connections, rows=100_000 if quick else 1_000_000, rounds=1 if quick else 2)

@@ -31,7 +31,7 @@ from medallion.contracts.layout import DataRoot
 from medallion.contracts.logs import configure_logging
 from medallion.contracts.options import add_master_option, add_mode_options, add_scenario_options
 from spark_jobs.config import pipeline_config
-from spark_jobs.session import SessionOptions, build_session
+from spark_jobs.session import build_session, options_from_args
 
 Starter = Callable[[], StreamingQuery]
 
@@ -242,7 +242,7 @@ def run_cycles(
 
 def job_main(job: str, run: Callable[..., None]) -> None:
     """`main()` of a job module under spark-submit: parse, load config, build session, run."""
-    parser = argparse.ArgumentParser(prog=f"spark_jobs/{job}.py", description=f"medallion {job} job")
+    parser = argparse.ArgumentParser(prog=f"spark_jobs/{job}.py", description=f"medallion {job} job", allow_abbrev=False)
     add_scenario_options(parser)
     add_mode_options(parser)
     add_master_option(parser)
@@ -256,7 +256,7 @@ def job_main(job: str, run: Callable[..., None]) -> None:
         refuse_while_reprocess_pending(cfg.data)
         STOP.install()
         with CheckpointLock(cfg.data):
-            spark = build_session(SessionOptions(app_name=f"medallion-{job}", master=args.master))
+            spark = build_session(options_from_args(f"medallion-{job}", args))
             if cfg.once:
                 run(spark, cfg)
             else:

@@ -6,12 +6,15 @@ session at import time.
 
 from __future__ import annotations
 
+import argparse
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from medallion.contracts.options import spark_settings
 from spark_jobs.jars import jar_paths
 
 DEFAULT_MASTER = "local[*]"
@@ -31,11 +34,28 @@ class SessionOptions:
     ui: bool = False
     driver_memory: str = "2g"
     log_level: str = "ERROR"
+    # The user's `--conf KEY=VALUE` settings: they win over the project's defaults and over
+    # what spark-submit was given.
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def session_config(options: SessionOptions, with_jars: bool = True) -> dict[str, str]:
-    """The Spark configuration medallion runs with, as plain strings (also used by the cluster)."""
+def options_from_args(app_name: str, args: argparse.Namespace, **fields: object) -> SessionOptions:
+    """The SessionOptions of a command from its `--master`, `--conf` and `--log-level`."""
+    return SessionOptions(
+        app_name=app_name, master=getattr(args, "master", None), extra=spark_settings(args),
+        log_level=getattr(args, "log_level", None) or SessionOptions.log_level, **fields,  # type: ignore[arg-type]
+    )
+
+
+def session_config(
+    options: SessionOptions, with_jars: bool = True, preset: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The Spark configuration medallion runs with, as plain strings (also used by the cluster).
+
+    `preset` is what the JVM was already given (spark-submit's `--conf`, spark-defaults.conf):
+    a project default for a key it holds is left out, so the operator's value stays. The user's
+    own settings (`options.extra`) are always included.
+    """
     config = {
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -61,8 +81,24 @@ def session_config(options: SessionOptions, with_jars: bool = True) -> dict[str,
     }
     if with_jars:
         config["spark.jars"] = ",".join(str(p) for p in jar_paths())
+    config = {key: value for key, value in config.items() if key not in (preset or {})}
     config.update(options.extra)
     return config
+
+
+def submitted_config() -> dict[str, str]:
+    """The settings the running JVM already holds, when spark-submit launched this driver.
+
+    spark-submit starts the JVM first (with its `--conf` values as system properties) and hands
+    Python the gateway port; a SparkConf loaded through that gateway reads them back. Outside
+    spark-submit there is no JVM yet and nothing is preset.
+    """
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return {}
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connects to spark-submit's gateway; starts nothing new
+    return dict(SparkConf(loadDefaults=True).getAll())
 
 
 def resolve_master(master: str | None) -> str:
@@ -83,8 +119,10 @@ def build_session(options: SessionOptions | None = None) -> SparkSession:
     if not launched_by_submit or options.master:
         builder = builder.master(resolve_master(options.master))
     # Under spark-submit the jars come from `--jars "$(medallion jars --csv)"`, and the project
-    # may run from a --py-files zip that has no .jars folder beside it.
-    for key, value in session_config(options, with_jars=not launched_by_submit).items():
+    # may run from a --py-files zip that has no .jars folder beside it. The builder's settings
+    # override the JVM's, so a default spark-submit was given a value for is not passed at all.
+    preset = submitted_config()
+    for key, value in session_config(options, with_jars=not launched_by_submit, preset=preset).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(options.log_level)

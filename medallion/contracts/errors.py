@@ -24,6 +24,16 @@ class ConfigError(MedallionError):
         super().__init__(f"invalid configuration in {source}:\n{lines}")
 
 
+class UnknownScenarioError(ConfigError):
+    """`--scenario NAME` names no built-in scenario (nor one in $MEDALLION_SCENARIO_DIR)."""
+
+    def __init__(self, name: str, available: list[str], where: str) -> None:
+        message = (f"no scenario named {name}; available: {', '.join(available) or 'none'} "
+                   f"(in {where}), or give the path of a YAML file")
+        super().__init__("--scenario", [message])
+        self.args = (message,)
+
+
 class SetupError(MedallionError):
     """Something the project installs or resolves (jars, OS packages, servers) is missing."""
 

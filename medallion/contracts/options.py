@@ -25,9 +25,44 @@ def add_scenario_options(parser: argparse.ArgumentParser, data_required: bool = 
     parser.add_argument("--data", required=data_required, type=Path, help="data root: landing/, manifests/, lake/")
 
 
+# The levels SparkContext.setLogLevel accepts.
+SPARK_LOG_LEVELS = ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN")
+
+
+def spark_setting(text: str) -> tuple[str, str]:
+    """argparse type of `--conf`: KEY=VALUE -> (KEY, VALUE); the value may be empty or hold `=`."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not KEY=VALUE; write e.g. --conf spark.sql.shuffle.partitions=8"
+        )
+    return key, value
+
+
+def add_spark_options(parser: argparse.ArgumentParser, master: bool = True) -> None:
+    """`--master`, `--conf KEY=VALUE` (repeatable), `--log-level`: how a command that starts
+    Spark runs it. Read them back with `spark_settings`."""
+    if master:
+        parser.add_argument("--master", default=None, help="Spark master URL (default: $MEDALLION_SPARK_MASTER or local[*])")
+    parser.add_argument(
+        "--conf", action="append", type=spark_setting, default=[], metavar="KEY=VALUE",
+        help="a Spark setting, repeatable; wins over medallion's defaults and over spark-submit's --conf",
+    )
+    parser.add_argument(
+        "--log-level", choices=SPARK_LOG_LEVELS, default=None, type=str.upper,
+        help="Spark's log level (default ERROR)",
+    )
+
+
 def add_master_option(parser: argparse.ArgumentParser) -> None:
-    """`--master`: the Spark master URL of a command that starts Spark."""
-    parser.add_argument("--master", default=None, help="Spark master URL (default: $MEDALLION_SPARK_MASTER or local[*])")
+    """The Spark options of a command that starts Spark (`add_spark_options` with --master)."""
+    add_spark_options(parser)
+
+
+def spark_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The `--conf` settings as a mapping; a key given twice keeps its last value, as in spark-submit."""
+    return dict(getattr(args, "conf", None) or [])
 
 
 def add_mode_options(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +74,10 @@ def add_mode_options(parser: argparse.ArgumentParser) -> None:
 
 def add_target_option(parser: argparse.ArgumentParser) -> None:
     """`--target postgres|mysql|all`: read it back with `export_kinds`."""
-    parser.add_argument("--target", choices=(*EXPORT_KINDS, ALL_TARGETS), default=ALL_TARGETS)
+    parser.add_argument(
+        "--target", choices=(*EXPORT_KINDS, ALL_TARGETS), default=ALL_TARGETS,
+        help="which database(s) to write: postgres, mysql or all (default all)",
+    )
 
 
 def export_kinds(target: str) -> tuple[ExportKind, ...]:

@@ -17,11 +17,10 @@ from pydantic import (
     PlainSerializer,
 )
 
-# Built-in scenarios live in the checkout's configs/; $MEDALLION_SCENARIO_DIR points elsewhere
-# (e.g. a non-editable install, where configs/ is not beside the package).
-SCENARIO_DIR = Path(
-    os.environ.get("MEDALLION_SCENARIO_DIR") or Path(__file__).resolve().parents[2] / "configs" / "scenarios"
-)
+# The built-in scenarios ship inside the package (so a wheel install resolves `--scenario
+# driving`); the checkout's configs/scenarios links here. $MEDALLION_SCENARIO_DIR points elsewhere.
+BUILT_IN_SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
+SCENARIO_DIR = Path(os.environ.get("MEDALLION_SCENARIO_DIR") or BUILT_IN_SCENARIO_DIR)
 
 # Identifiers that reach SQL (table, column, entity names) and paths must match this
 # allowlist. `\Z`, not `$`: `$` also matches before a trailing newline.

@@ -15,7 +15,7 @@ from pydantic import (
     ValidationError,
 )
 
-from medallion.contracts.errors import ConfigError
+from medallion.contracts.errors import ConfigError, UnknownScenarioError
 from medallion.contracts.scenario import (
     Scenario,
 )
@@ -31,18 +31,17 @@ from medallion.contracts.scenario_base import (
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """NAME -> configs/scenarios/NAME.yaml; anything with a suffix or a slash is a path."""
+    """NAME -> SCENARIO_DIR/NAME.yaml (the built-ins); anything with a suffix or a slash is a path."""
     text = str(name_or_path)
     if text.endswith((".yaml", ".yml")) or "/" in text:
         path = Path(text).expanduser()
     else:
         path = SCENARIO_DIR / f"{text}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
-        raise ConfigError(
-            str(path),
-            [f"scenario {text!r} not found; use one of {known} or a path to a YAML file"],
-        )
+        if path.parent == SCENARIO_DIR:  # a name, not a path
+            known = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+            raise UnknownScenarioError(text[:80] if text.isprintable() else short(text), known, str(SCENARIO_DIR))
+        raise ConfigError(str(path), ["no such file; check the path, or give a built-in scenario NAME"])
     return path
 
 

@@ -76,9 +76,53 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
         run_sync(manager.shutdown_kernel)(now=True)
 
 
+# Appended to each notebook: measures the figure it drew (`fig`), as a reader would see it.
+FIGURE_PROBE = """
+import json as _json
+from matplotlib.backends.backend_agg import FigureCanvasAgg as _Agg
+
+_Agg(fig)  # plt.show() closed the figure; draw it again as the inline backend did
+fig.canvas.draw()
+_renderer = fig.canvas.get_renderer()
+_axes = fig.axes
+_report = {"figure": list(fig.bbox.extents), "axes": []}
+for _ax in _axes:
+    _legend = _ax.get_legend()
+    _box = _legend.get_window_extent(_renderer) if _legend else None
+    _points = [tuple(p) for line in _ax.get_lines() for p in line.get_transform().transform(line.get_xydata())]
+    _points += [tuple(c) for patch in _ax.patches for c in patch.get_window_extent(_renderer).corners()]
+    _report["axes"].append({
+        "xlabel": _ax.get_xlabel(), "ylabel": _ax.get_ylabel(),
+        "xticks": [float(t) for t in _ax.get_xticks()],
+        "xlim": list(_ax.get_xlim()),
+        "legend": list(_box.extents) if _box is not None else None,
+        "legend_over_data": sum(1 for x, y in _points if _box is not None and _box.contains(x, y)),
+        "legend_over_axes": [i for i, other in enumerate(_axes) if _box is not None and _box.overlaps(other.bbox)],
+    })
+print("FIGURE " + _json.dumps(_report))
+"""
+
+
+def check_figure(text: str) -> None:
+    """Labelled axes, one integer tick per batch, legends clear of every plot and inside the figure."""
+    report = json.loads(re.search(r"^FIGURE (.*)$", text, re.MULTILINE)[1])
+    left, bottom, right, top = report["figure"]
+    for axes in report["axes"]:
+        assert axes["xlabel"] and axes["ylabel"], axes
+        assert axes["legend"] is not None, axes
+        assert axes["legend_over_data"] == 0 and axes["legend_over_axes"] == [], axes
+        x0, y0, x1, y1 = axes["legend"]
+        assert left <= x0 and x1 <= right and bottom <= y0 and y1 <= top, "the legend is cut off"
+        if axes["xlabel"] == "batch":
+            ticks = [t for t in axes["xticks"] if axes["xlim"][0] <= t <= axes["xlim"][1]]
+            assert ticks and all(t == int(t) for t in ticks), ticks
+            assert ticks == list(range(int(ticks[0]), int(ticks[-1]) + 1)), "one tick per batch"
+
+
 def execute(name: str, kernel: Kernel) -> tuple[str, int]:
     """Run a notebook on the shared kernel; return all its text output and the number of images drawn."""
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    notebook.cells.append(nbformat.v4.new_code_cell(FIGURE_PROBE))
     client = NotebookClient(notebook, km=kernel.manager, timeout=1200, resources={"metadata": {"path": str(kernel.workdir)}})
     client.execute()
     texts, images = [], 0
@@ -104,6 +148,7 @@ def test_quickstart_notebook(kernel: Kernel) -> None:
     assert 0 < silver_rows < bronze_rows and quarantined > 0
     assert "pipeline: bronze" in text and "gold" in text
     assert images == 1
+    check_figure(text)
     # It wrote where the environment told it to.
     assert (kernel.data_root / "quickstart" / "lake" / "silver" / "driver_events" / "_delta_log").is_dir()
 
@@ -125,4 +170,5 @@ def test_defects_and_quality_notebook(kernel: Kernel) -> None:
     assert len(reasons) >= 7 and all(r.strip() for r in reasons)
     assert "NOT FOUND" not in text
     assert images == 1
+    check_figure(text)
     assert (kernel.data_root / "defects" / "lake" / "quality" / "_delta_log").is_dir()
