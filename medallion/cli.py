@@ -116,7 +116,7 @@ def _schema(args: argparse.Namespace) -> int:
 def _pipeline(args: argparse.Namespace) -> int:
     from spark_jobs.config import parse_layers, pipeline_config
     from spark_jobs.pipeline import report_once, run_pipeline
-    from spark_jobs.session import options_from_args
+    from spark_jobs.session import options_from_args, spark_event_dir
 
     check_data_root(args.data, writes=True)
     cfg = pipeline_config(args.scenario, args.data, profile=args.profile, once=not args.continuous,
@@ -128,7 +128,9 @@ def _pipeline(args: argparse.Namespace) -> int:
         metrics = serve(args.metrics_address)
         print(f"Metrics: {metrics.url}", flush=True)
     try:
-        result = run_pipeline(cfg, options_from_args("medallion-pipeline", args))
+        # A long run shows its Spark UI; every run leaves event logs for a history server.
+        result = run_pipeline(cfg, options_from_args("medallion-pipeline", args, ui=not cfg.once,
+                                                     event_log_dir=spark_event_dir(cfg.data)))
     finally:
         if metrics is not None:
             metrics.close()

@@ -68,16 +68,28 @@ class MetricsRecorder(StreamingQueryListener):
     def __init__(self) -> None:
         self._rows: list[ProgressRow] = []
         self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._all_ended = threading.Condition(self._lock)
         self.flushes = 0
 
     def onQueryStarted(self, event: Any) -> None:
-        pass
+        with self._lock:
+            self._running.add(str(event.id))
 
     def onQueryIdle(self, event: Any) -> None:
         pass
 
     def onQueryTerminated(self, event: Any) -> None:
-        pass
+        with self._lock:
+            self._running.discard(str(event.id))
+            self._all_ended.notify_all()
+
+    def wait_for_ended_queries(self, timeout: float = 10.0) -> bool:
+        """Wait until the listener has heard every query it saw start end. Events reach the
+        listener after the query returns, in order: a query's last progress comes before its
+        end, so a flush after this keeps the last micro-batch of a `--once` run."""
+        with self._all_ended:
+            return self._all_ended.wait_for(lambda: not self._running, timeout)
 
     def onQueryProgress(self, event: Any) -> None:
         progress = event.progress

@@ -88,6 +88,7 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
 def flush_metrics(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder) -> None:
     """Append the progress rows recorded so far to `lake/_metrics` (nothing when there are none:
     each append is a Delta commit, 0.3-0.8 s)."""
+    recorder.wait_for_ended_queries()
     if recorder.flush(spark, cfg):
         storage.compact_small_files(spark, [cfg.metrics_table])
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from medallion.contracts.layout import DataRoot
 from medallion.contracts.options import spark_settings
 from spark_jobs.jars import jar_paths
 
@@ -34,6 +35,8 @@ class SessionOptions:
     ui: bool = False
     driver_memory: str = "2g"
     log_level: str = "ERROR"
+    # Event logs of the application (a history server replays them), e.g. DATA/lake/_spark_events.
+    event_log_dir: str | None = None
     # The user's `--conf KEY=VALUE` settings: they win over the project's defaults and over
     # what spark-submit was given.
     extra: dict[str, str] = field(default_factory=dict)
@@ -79,6 +82,21 @@ def session_config(
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
+    if options.ui:
+        # Spark's own metrics in Prometheus text beside the UI: /metrics/prometheus (driver) and
+        # /metrics/executors/prometheus.
+        config["spark.ui.prometheus.enabled"] = "true"
+        # Any web page the operator opens can send requests to the UI's port: no kill links.
+        config["spark.ui.killEnabled"] = "false"
+        config["spark.metrics.conf.*.sink.prometheusServlet.class"] = "org.apache.spark.metrics.sink.PrometheusServlet"
+        config["spark.metrics.conf.*.sink.prometheusServlet.path"] = "/metrics/prometheus"
+    if options.event_log_dir:
+        # Rolled and compressed: a continuous run adds events for every micro-batch.
+        config["spark.eventLog.enabled"] = "true"
+        config["spark.eventLog.dir"] = options.event_log_dir
+        config["spark.eventLog.rolling.enabled"] = "true"
+        config["spark.eventLog.rolling.maxFileSize"] = "64m"
+        config["spark.eventLog.compress"] = "true"
     if with_jars:
         config["spark.jars"] = ",".join(str(p) for p in jar_paths())
     config = {key: value for key, value in config.items() if key not in (preset or {})}
@@ -99,6 +117,14 @@ def submitted_config() -> dict[str, str]:
 
     SparkContext._ensure_initialized()  # connects to spark-submit's gateway; starts nothing new
     return dict(SparkConf(loadDefaults=True).getAll())
+
+
+def spark_event_dir(data: DataRoot) -> str:
+    """The event-log folder under a data root as a URI, made if missing (Spark refuses to start
+    when it does not exist)."""
+    folder = data.spark_events
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.resolve().as_uri()
 
 
 def resolve_master(master: str | None) -> str:
@@ -126,4 +152,7 @@ def build_session(options: SessionOptions | None = None) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(options.log_level)
+    url = spark.sparkContext.uiWebUrl
+    if url and options.ui:
+        print(f"Spark UI: {url}", flush=True)
     return spark

@@ -68,6 +68,11 @@ class DataRoot:
     def metrics(self) -> Path:
         return self.lake / "_metrics"
 
+    @property
+    def spark_events(self) -> Path:
+        """Spark's event logs of the pipeline and demo runs (a history server reads them)."""
+        return self.lake / "_spark_events"
+
     def checkpoint(self, job: str, name: str) -> Path:
         return self.lake / "_checkpoints" / job / name
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -39,6 +40,12 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str], what
         time.sleep(2)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def wait_for_series(url: str, name: str, labels: dict[str, str], value: float, timeout: float = 60) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     """Every sample at `url` by name and sorted labels, once `name{labels}` reads `value`."""
     deadline = time.monotonic() + timeout
@@ -70,12 +77,11 @@ def test_continuous_pipeline_follows_the_landing_zone_and_stops_on_sigterm(spark
         silver = read_delta(spark, str(data.table("silver", "driver_events")))
         return silver is not None and silver.where("_batch_id = 1").count() > 0
 
-    with socket.socket() as probe:  # a free port for the /metrics endpoint
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port, ui_port = free_port(), free_port()  # the /metrics endpoint, the Spark UI
     process = subprocess.Popen(
         [sys.executable, "-m", "medallion.cli", "--log-format", "json", "pipeline", "--scenario", str(scenario_path), "--profile", "small",
-         "--data", str(data.root), "--continuous", "--master", "local[2]", "--metrics-address", f"127.0.0.1:{port}"],
+         "--data", str(data.root), "--continuous", "--master", "local[2]", "--metrics-address", f"127.0.0.1:{port}",
+         "--conf", f"spark.ui.port={ui_port}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -85,6 +91,8 @@ def test_continuous_pipeline_follows_the_landing_zone_and_stops_on_sigterm(spark
         silver_rows = read_delta(spark, str(data.table("silver", "driver_events"))).count()
         series = wait_for_series(f"http://127.0.0.1:{port}/metrics", "medallion_rows_total",
                                  {"layer": "silver", "entity": "driver_events"}, silver_rows)
+        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/metrics/prometheus", timeout=10) as response:
+            spark_metrics = response.read().decode()  # Spark's own series, beside its UI
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=180)
     finally:
@@ -93,6 +101,10 @@ def test_continuous_pipeline_follows_the_landing_zone_and_stops_on_sigterm(spark
     assert process.returncode == 0, output[-3000:]
     assert "finishing the micro-batch in hand" in output
     assert f"Metrics: http://127.0.0.1:{port}/metrics" in output
+    assert re.search(rf"^Spark UI: http://\S+:{ui_port}$", output, re.MULTILINE), output[:3000]
+    assert "_driver_" in spark_metrics, spark_metrics[:1000]
+    event_logs = [p for p in data.spark_events.rglob("*") if p.is_file() and p.stat().st_size > 0]
+    assert event_logs, "no Spark event log under the data root"
     assert series["medallion_last_pass_timestamp_seconds"][()] > time.time() - 600
     assert 0 <= series["medallion_landing_to_gold_lag_seconds"][(("entity", "driver_events"),)] < 600
     assert 0 < series["medallion_quality_score"][(("entity", "driver_events"),)] <= 1

@@ -59,6 +59,20 @@ def test_verify_holds_after_one_run(spark: SparkSession, processed: tuple[Pipeli
     assert failed == []
 
 
+def test_metrics_keep_every_micro_batch_of_a_once_run(spark: SparkSession, processed: tuple[PipelineConfig, dict[str, int]]) -> None:
+    """The last query's progress reaches the listener after the query ended: the final flush
+    waits for it, so `_metrics` holds one row per micro-batch of every query that ran."""
+    cfg, _ = processed
+    metrics = spark.read.format("delta").load(cfg.metrics_table)
+    queries = {row["query"] for row in metrics.select("query").distinct().collect()}
+    entities = set(cfg.scenario.entities)
+    assert queries == {f"{layer}_{name}" for layer in ("bronze", "silver") for name in entities}
+    # Silver read every bronze row once (a micro-batch's input rows, summed).
+    bronze_rows = sum(spark.read.format("delta").load(cfg.table("bronze", n)).count() for n in entities)
+    read = metrics.where("query LIKE 'bronze_%'").agg({"num_input_rows": "sum"}).first()[0]
+    assert read == bronze_rows
+
+
 def test_quality_counts_per_rule_match_the_quarantined_rows(spark: SparkSession, processed: tuple[PipelineConfig, dict[str, int]]) -> None:
     """Each quarantine rule's failures = the quarantined rows that list it; rules on parsed lines
     check every line but the malformed ones; expectations check exactly the lines that broke no
