@@ -35,13 +35,14 @@ from tests.support.compose import (
 )
 
 SERVICES = {"spark-master", "spark-worker", "generator", "pipeline", "export", "jupyter", "postgres", "mysql",
-            "prometheus", "grafana"}
+            "prometheus", "grafana", "spark-history"}
 # Official images that run their own default command.
 IMAGE_COMMANDS = {"postgres", "mysql", "prometheus", "grafana"}
 # What a service may run: (command prefix, image it needs).
 KNOWN_COMMANDS = {
     ("spark-class", "org.apache.spark.deploy.master.Master"): "medallion-spark",
     ("spark-class", "org.apache.spark.deploy.worker.Worker"): "medallion-spark",
+    ("spark-class", "org.apache.spark.deploy.history.HistoryServer"): "medallion-spark",
     ("medallion", "generate"): "medallion-generator",
     ("medallion", "pipeline"): "medallion-spark",
     ("medallion", "export"): "medallion-spark",
@@ -51,7 +52,7 @@ KNOWN_COMMANDS = {
 SERVICE_KEYS = {"image", "build", "command", "environment", "ports", "volumes", "depends_on", "deploy",
                 "healthcheck", "profiles", "stop_grace_period", "stop_signal", "restart"}
 HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}
-DATA_SERVICES = {"spark-worker", "generator", "pipeline", "export", "jupyter"}
+DATA_SERVICES = {"spark-worker", "generator", "pipeline", "export", "jupyter", "spark-history"}
 SECRET_KEY = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|_PWD$", re.IGNORECASE)
 # Keys that look secret but hold a switch, not a secret.
 NOT_SECRETS = {"MYSQL_RANDOM_ROOT_PASSWORD": "yes"}
@@ -306,3 +307,13 @@ def test_grafana_dashboard_reads_only_series_the_pipeline_serves(compose: dict) 
     scrape = (COMPOSE_FILE.parent / "prometheus.yml").read_text(encoding="utf-8")
     assert f'"pipeline:{address.rsplit(":", 1)[1]}"' in scrape
     assert address.startswith("0.0.0.0:"), "inside its container the pipeline must listen beyond loopback"
+
+
+def test_history_server_reads_where_the_pipeline_writes_event_logs(compose: dict) -> None:
+    from medallion.contracts.layout import DataRoot
+
+    options = environment_of(compose["services"]["spark-history"])["SPARK_HISTORY_OPTS"]
+    folder = re.search(r"-Dspark\.history\.fs\.logDirectory=file:(\S+)", options)
+    pipeline = command_of(compose["services"]["pipeline"])
+    data = pipeline[pipeline.index("--data") + 1]
+    assert folder and folder[1] == str(DataRoot(Path(data)).spark_events)
