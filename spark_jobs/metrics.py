@@ -69,12 +69,14 @@ class MetricsRecorder(StreamingQueryListener):
         self._rows: list[ProgressRow] = []
         self._lock = threading.Lock()
         self._running: set[str] = set()
+        self.started = 0  # queries started so far (the start event reaches listeners synchronously)
         self._all_ended = threading.Condition(self._lock)
         self.flushes = 0
 
     def onQueryStarted(self, event: Any) -> None:
         with self._lock:
             self._running.add(str(event.id))
+            self.started += 1
 
     def onQueryIdle(self, event: Any) -> None:
         pass

@@ -52,6 +52,7 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
     With silver and gold both configured, silver's micro-batches update the gold tables they
     feed (`gold.fed_by_silver`) from their own rows, as they are written: no gold query reads
     them back, and a landed file reaches gold in the pass that brings it to silver."""
+    started_before = recorder.started
     fused = gold.fed_by_silver(cfg.scenario) if {"silver", "gold"} <= set(cfg.layers) else []
     inside_silver = [0.0]  # seconds of gold work done inside silver's micro-batches
 
@@ -80,7 +81,9 @@ def run_once(spark: SparkSession, cfg: PipelineConfig, recorder: MetricsRecorder
     if fused:
         _add(result, "gold", inside_silver[0])
     if not stop.requested.is_set():
-        log.info("pass over %s done", ",".join(cfg.layers), extra={"event": PASS, "layers": list(cfg.layers)})
+        queries = recorder.started - started_before
+        log.info("pass over %s done: %d queries ran", ",".join(cfg.layers), queries,
+                 extra={"event": PASS, "layers": list(cfg.layers), "queries": queries, "idle": queries == 0})
     if not cfg.once:  # a --once run writes its progress rows once, when it ends (see `run`)
         flush_metrics(spark, cfg, recorder)
 

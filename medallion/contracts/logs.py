@@ -6,7 +6,7 @@ layer, entity, batch_id, rows_in, rows_written, rows_quarantined, ms, lag_s (sec
 landing of the micro-batch's oldest file to the end of the micro-batch; null when unknown);
 silver's also quarantined_by_reason, score (the lowest of its landing batches) and gold_updated
 (the gold tables silver feeds were updated inside it, so lag_s is landing -> gold). A pass line
-(`PASS`) ends each pass over the layers.
+(`PASS`, with `queries` and `idle`) ends each pass over the layers; idle ones are not printed.
 """
 
 from __future__ import annotations
@@ -61,6 +61,12 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def _not_idle(record: logging.LogRecord) -> bool:
+    """A continuous run passes over its inputs every few seconds: a pass that started no query
+    is not worth a line (the metrics still count it)."""
+    return not getattr(record, "idle", False)
+
+
 def configure_logging(log_format: LogFormat = "text", level: int | str = logging.INFO) -> None:
     """Send the `medallion` loggers' records to stderr in the given format (idempotent: a second
     call replaces the handler the first one installed)."""
@@ -68,6 +74,7 @@ def configure_logging(log_format: LogFormat = "text", level: int | str = logging
     for handler in [h for h in logger.handlers if getattr(h, "_medallion", False)]:
         logger.removeHandler(handler)
     handler = _StderrHandler()
+    handler.addFilter(_not_idle)
     handler._medallion = True  # type: ignore[attr-defined]
     if log_format == "json":
         handler.setFormatter(JsonFormatter())

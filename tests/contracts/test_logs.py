@@ -43,3 +43,13 @@ def test_text_lines_read_as_sentences(capsys: pytest.CaptureFixture[str]) -> Non
     logging.getLogger(f"{ROOT}.pipeline").info("bronze %s micro-batch %d: %d rows in", "drivers", 0, 12)
     (line,) = capsys.readouterr().err.splitlines()
     assert line.endswith("INFO bronze drivers micro-batch 0: 12 rows in")
+
+
+def test_idle_passes_are_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    from medallion.contracts.logs import PASS
+
+    configure_logging("text")
+    logger = logging.getLogger(f"{ROOT}.pipeline")
+    logger.info("pass done: %d queries ran", 0, extra={"event": PASS, "queries": 0, "idle": True})
+    logger.info("pass done: %d queries ran", 3, extra={"event": PASS, "queries": 3, "idle": False})
+    assert [line.split(" INFO ")[1] for line in capsys.readouterr().err.splitlines()] == ["pass done: 3 queries ran"]
