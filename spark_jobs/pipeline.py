@@ -121,8 +121,7 @@ def run(spark: SparkSession, cfg: PipelineConfig, stop: GracefulStop = STOP,
             run_once(spark, cfg, recorder, alerts, stop, result, on_gold_commit=on_gold_commit)
         else:
             interval = cfg.scenario.pipeline.trigger_interval.total_seconds()
-            print(f"[pipeline] continuous: a pass over {','.join(cfg.layers)} every {interval:g}s; "
-                  "SIGTERM or Ctrl-C to stop", flush=True)
+            log.info("continuous: a pass over %s every %gs; SIGTERM or Ctrl-C to stop", ",".join(cfg.layers), interval)
             watch = InputWatch()
             result.cycles = run_cycles(
                 lambda: run_once(spark, cfg, recorder, alerts, stop, result, watch, on_gold_commit), interval, stop

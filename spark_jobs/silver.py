@@ -107,10 +107,9 @@ class QualityAlerts:
     def check(self, entity: str, batch_id: int, score: float) -> None:
         if score < self.threshold:
             self.breaches.append((entity, batch_id, score))
-            print(
-                f"[quality] ALERT {entity} batch {batch_id}: score {score:.4f} < threshold {self.threshold:.4f}",
-                flush=True,
-            )
+            log.warning("quality ALERT %s batch %d: score %.4f < threshold %.4f", entity, batch_id, score, self.threshold,
+                        extra={"event": "quality_alert", "entity": entity, "landing_batch": batch_id, "score": score,
+                               "threshold": self.threshold})
 
 
 def classify(

@@ -6,6 +6,7 @@ Transforms live in the job modules; this module is the only one that touches sto
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -26,6 +27,8 @@ from pyspark.sql.types import StructType
 from medallion.contracts.errors import PipelineError
 from medallion.contracts.layout import LAYERS, parse_landing_name
 from spark_jobs.config import PipelineConfig
+
+log = logging.getLogger("medallion.pipeline")
 
 BatchFunction = Callable[[DataFrame, int], None]
 
@@ -148,7 +151,7 @@ def _move_aside(cfg: PipelineConfig, entity: str, entry: os.DirEntry[str], reaso
               "detail": detail, "moved_to": cfg.data.relative(target.parent) + "/" + target.name}
     with (folder.parent / REJECTED_REPORT).open("a", encoding="utf-8") as report:
         report.write(json.dumps(record) + "\n")
-    print(f"[landing] {entity}: {entry.name!r} not ingested ({reason}: {detail}); moved to {target}", flush=True)
+    log.warning("landing %s: %r not ingested (%s: %s); moved to %s", entity, entry.name, reason, detail, target)
     return moved
 
 
@@ -319,7 +322,7 @@ def discard_unborn_log(path: str) -> None:
             f"{delta_log} holds no Delta commit but other files ({', '.join(sorted(foreign)[:3])}); "
             "medallion won't remove it: move the folder away, then run again"
         )
-    print(f"[delta] {delta_log}: no commit yet (a creation was interrupted); removed", flush=True)
+    log.warning("delta %s: no commit yet (a creation was interrupted); removed", delta_log)
     shutil.rmtree(delta_log)
 
 
@@ -432,7 +435,7 @@ def compact_small_files(spark: SparkSession, paths: list[str], min_files: int = 
         files = data_file_count(spark, path)
         if files is not None and files >= min_files:
             DeltaTable.forPath(spark, path).optimize().executeCompaction()
-            print(f"[delta] {path}: {files} data files compacted", flush=True)
+            log.info("delta %s: %d data files compacted", path, files)
             compacted.append(path)
     return compacted
 

@@ -48,7 +48,7 @@ def test_alert_only_below_threshold(capsys) -> None:
     alerts.check("events", 1, 0.95)
     alerts.check("events", 2, 0.89)
     assert alerts.breaches == [("events", 2, 0.89)]
-    assert "ALERT events batch 2" in capsys.readouterr().out
+    assert "ALERT events batch 2" in capsys.readouterr().err  # a warning of the `medallion` loggers
 
 
 def test_quality_alert_exit_code_is_distinct() -> None:
