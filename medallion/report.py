@@ -208,6 +208,22 @@ def _ledger(data: DataRoot, facts: LakeFacts, quarantine_kinds: dict[str, Counte
     return rows
 
 
+# The columns the report reads from the two shared tables (written by spark_jobs: see the table
+# contracts in docs/design.md §3.6).
+METRICS_COLUMNS = ("query", "batch_id", "timestamp", "num_input_rows", "processed_rows_per_second", "trigger_ms")
+QUALITY_COLUMNS = ("entity", "batch_id", "micro_batch_id", "rule", "checked", "passed", "duplicate_rows")
+
+
+def _with_columns(frame: Any, columns: tuple[str, ...], path: Path) -> Any:
+    """`frame`, or MedallionError naming the table and what it lacks (a table another tool or an
+    older version wrote there)."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MedallionError(f"{path} lacks the column(s) {', '.join(missing)}: it was not written by this version "
+                             "of medallion; run the pipeline into a fresh data root (or remove that table) and report again")
+    return frame
+
+
 def read_facts(data: DataRoot) -> LakeFacts:
     """Read the landing zone, the manifests and every Delta table of the lake (no Spark).
 
@@ -224,9 +240,9 @@ def read_facts(data: DataRoot) -> LakeFacts:
                 if _is_delta(table):
                     facts.rows[(layer, table.name)] = _count(table)
     if _is_delta(data.metrics):
-        facts.metrics = _read(data.metrics).to_dicts()
+        facts.metrics = _with_columns(_read(data.metrics), METRICS_COLUMNS, data.metrics).to_dicts()
     if _is_delta(data.quality):
-        facts.quality = _read(data.quality).to_dicts()
+        facts.quality = _with_columns(_read(data.quality), QUALITY_COLUMNS, data.quality).to_dicts()
     quarantine_kinds: dict[str, Counter[str]] = {}
     for layer, entity in facts.rows:
         if layer != "quarantine":

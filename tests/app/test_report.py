@@ -176,3 +176,17 @@ def test_report_fits_1280_px_in_chromium(report: tuple[Path, str], tmp_path: Pat
     pixels = matplotlib.image.imread(str(shot))
     assert pixels.shape[1] == WINDOW
     assert pixels.std() > 0.05, "the screenshot is blank"
+
+
+def test_a_metrics_table_from_elsewhere_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from medallion import cli
+
+    data = DataRoot(tmp_path / "data")
+    write_deltalake(str(data.metrics), pa.table({"query": ["bronze_x"], "timestamp": [1]}))
+    code = cli.main(["report", "--data", str(data.root)])
+    err = capsys.readouterr().err
+    assert code != 0 and "lacks the column(s) batch_id, num_input_rows" in err and "fresh data root" in err, err
+    assert not (data.root / "report.html").exists()

@@ -171,11 +171,12 @@ def test_report_on_a_full_disk_is_one_line_and_keeps_the_previous_report(
 ) -> None:
     from datetime import datetime
 
-    metrics = spark.createDataFrame(
-        [("bronze_x", datetime(2026, 1, 5, 8, i), 100.0 + i, 900 + i, 50 + i) for i in range(5)],
-        "query string, timestamp timestamp, processed_rows_per_second double, trigger_ms bigint, num_input_rows bigint",
-    )
-    metrics.write.format("delta").save(str(cfg.data.metrics))
+    from spark_jobs.metrics import ProgressRow
+    from spark_jobs.schemas import METRICS_SCHEMA
+
+    rows = [ProgressRow("bronze_x", "run", i, datetime(2026, 1, 5, 8, i), 50 + i, None, 100.0 + i, 900 + i, None, None)
+            for i in range(5)]
+    spark.createDataFrame(rows, METRICS_SCHEMA).write.format("delta").save(str(cfg.data.metrics))
     code = cli.main(["report", "--data", str(cfg.data.root), "--out", str(full_folder / "report.html")])
     _, err = capfd.readouterr()
     assert code == 1, err
