@@ -358,7 +358,8 @@ def promote(
         for row in rows:
             if row.rule == SUMMARY_RULE and row.score is not None:
                 alerts.check(entity_name, row.batch_id, row.score)
-        log_micro_batch(entity_name, micro_batch_id, counts, rules, started, gold_updated=on_silver_rows is not None)
+        fed_gold = on_silver_rows is not None and any(c["silver_rows"] for c in counts)
+        log_micro_batch(entity_name, micro_batch_id, counts, rules, started, gold_updated=fed_gold)
     finally:
         futures_wait(side_writes)  # they read `classified`: freed only after them
         storage.release(classified)
