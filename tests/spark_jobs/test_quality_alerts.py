@@ -44,11 +44,24 @@ def test_quality_row_is_the_quality_table_field_for_field() -> None:
 
 
 def test_alert_only_below_threshold(capsys) -> None:
-    alerts = QualityAlerts(threshold=0.9)
-    alerts.check("events", 1, 0.95)
-    alerts.check("events", 2, 0.89)
-    assert alerts.breaches == [("events", 2, 0.89)]
-    assert "ALERT events batch 2" in capsys.readouterr().err  # a warning of the `medallion` loggers
+    import logging
+
+    from medallion.contracts.logs import ROOT, configure_logging
+
+    logger = logging.getLogger(ROOT)
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    configure_logging("text")  # as the CLI does: warnings of the `medallion` loggers on stderr
+    try:
+        alerts = QualityAlerts(threshold=0.9)
+        alerts.check("events", 1, 0.95)
+        alerts.check("events", 2, 0.89)
+        assert alerts.breaches == [("events", 2, 0.89)]
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.endswith("WARNING quality ALERT events batch 2: score 0.8900 < threshold 0.9000")
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def test_quality_alert_exit_code_is_distinct() -> None:
