@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
-from medallion.contracts.logs import MICRO_BATCH
+from medallion.contracts.logs import MICRO_BATCH, PIPELINE_LOGGER
 from spark_jobs import storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.schemas import METRICS_SCHEMA
@@ -44,7 +44,7 @@ def _rate(value: float | None) -> float | None:
     return float(value) if value is not None else None
 
 
-log = logging.getLogger("medallion.pipeline")
+log = logging.getLogger(PIPELINE_LOGGER)
 
 
 def log_progress(row: ProgressRow) -> None:

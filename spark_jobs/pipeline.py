@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 
 from medallion.contracts.errors import QualityAlert
-from medallion.contracts.logs import PASS
+from medallion.contracts.logs import PASS, PIPELINE_LOGGER
 from spark_jobs import bronze, gold, silver, sql_guard, storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.lifecycle import (
@@ -31,7 +31,7 @@ from spark_jobs.lifecycle import (
 from spark_jobs.metrics import MetricsRecorder
 from spark_jobs.session import SessionOptions, build_session
 
-log = logging.getLogger("medallion.pipeline")
+log = logging.getLogger(PIPELINE_LOGGER)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from medallion.contracts.defects import DefectKind, Fate, SilverCheck
 from medallion.contracts.errors import PipelineError
-from medallion.contracts.logs import MICRO_BATCH
+from medallion.contracts.logs import MICRO_BATCH, PIPELINE_LOGGER
 from medallion.contracts.scenario import Entity
 from spark_jobs import storage
 from spark_jobs.config import PipelineConfig
@@ -91,7 +91,7 @@ class QualityRow(NamedTuple):
 OnSilverRows = Callable[[DataFrame], None]
 
 SUMMARY_RULE = "_batch"  # the rule name of each landing batch's summary row
-log = logging.getLogger("medallion.pipeline")
+log = logging.getLogger(PIPELINE_LOGGER)
 # Commits of quarantine and quality beside silver's own (entities of a stage run side by side:
 # two writes each). Four Delta appends of 100 rows: 3.3 s in a row, 2.4 s from four threads.
 SIDE_WRITES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="medallion-side-write")

@@ -26,9 +26,10 @@ from pyspark.sql.types import StructType
 
 from medallion.contracts.errors import PipelineError
 from medallion.contracts.layout import LAYERS, parse_landing_name
+from medallion.contracts.logs import PIPELINE_LOGGER
 from spark_jobs.config import PipelineConfig
 
-log = logging.getLogger("medallion.pipeline")
+log = logging.getLogger(PIPELINE_LOGGER)
 
 BatchFunction = Callable[[DataFrame, int], None]
 

@@ -22,6 +22,7 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 MICRO_BATCH = "micro_batch"  # the `event` of a micro-batch line
 PASS = "pass"  # the `event` of a pipeline pass that ended without a stop request
 ROOT = "medallion"
+PIPELINE_LOGGER = f"{ROOT}.pipeline"  # the jobs' logger: micro-batch and pass events, warnings
 
 # Attributes every LogRecord has: anything else on a record came from `extra`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
