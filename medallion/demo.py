@@ -188,7 +188,7 @@ def run_demo(args: DemoArgs) -> int:
     from spark_jobs.export import export_gold
     from spark_jobs.jars import resolve_jars
     from spark_jobs.pipeline import run_pipeline
-    from spark_jobs.session import SessionOptions, build_session, spark_event_dir
+    from spark_jobs.session import build_session, options_from_args, spark_event_dir
 
     total = 6
     begun = time.perf_counter()
@@ -215,9 +215,7 @@ def run_demo(args: DemoArgs) -> int:
     _done(started, f"{lines:,} lines in {len(manifests)} manifests, {defects:,} defects ledgered")
 
     started = _step(3, total, "pipeline bronze -> silver -> gold (Spark, --once)")
-    session = SessionOptions(app_name="medallion-demo", master=args.master, extra=dict(args.conf),
-                             log_level=args.log_level or SessionOptions.log_level, ui=True,
-                             event_log_dir=spark_event_dir(data))
+    session = options_from_args("medallion-demo", args, ui=True, event_log_dir=spark_event_dir(data))
     result = run_pipeline(pipeline_config(scenario, data), session)
     spark = build_session(session)  # the session the pipeline ran in, for the steps below
     timings = ", ".join(f"{layer} {seconds:.0f}s" for layer, seconds in result.seconds.items())

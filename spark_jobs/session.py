@@ -6,7 +6,6 @@ session at import time.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,8 +41,9 @@ class SessionOptions:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def options_from_args(app_name: str, args: argparse.Namespace, **fields: object) -> SessionOptions:
-    """The SessionOptions of a command from its `--master`, `--conf` and `--log-level`."""
+def options_from_args(app_name: str, args: object, **fields: object) -> SessionOptions:
+    """The SessionOptions of a command from its `--master`, `--conf` and `--log-level` (`args`: an
+    argparse Namespace, or a typed object with those attributes such as `demo.DemoArgs`)."""
     return SessionOptions(
         app_name=app_name, master=getattr(args, "master", None), extra=spark_settings(args),
         log_level=getattr(args, "log_level", None) or SessionOptions.log_level, **fields,  # type: ignore[arg-type]

@@ -60,7 +60,7 @@ def add_master_option(parser: argparse.ArgumentParser) -> None:
     add_spark_options(parser)
 
 
-def spark_settings(args: argparse.Namespace) -> dict[str, str]:
+def spark_settings(args: object) -> dict[str, str]:
     """The `--conf` settings as a mapping; a key given twice keeps its last value, as in spark-submit."""
     return dict(getattr(args, "conf", None) or [])
 
