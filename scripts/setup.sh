@@ -6,8 +6,6 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 VENV="${MEDALLION_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
-STAMP_DIR="$ROOT/.medallion"
-mkdir -p "$STAMP_DIR"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
@@ -36,12 +34,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
-have="$(cat "$STAMP_DIR/pip.stamp" 2>/dev/null || true)"
+# The stamp lives inside the venv: a venv made anew (deleted, or a fresh clone) always installs.
+have="$(cat "$VENV/.medallion-pip.stamp" 2>/dev/null || true)"
 if [ "$want" != "$have" ]; then
   say "installing Python packages into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e ".[dev]"
-  echo "$want" > "$STAMP_DIR/pip.stamp"
+  echo "$want" > "$VENV/.medallion-pip.stamp"
 fi
 
 # 3. Jars (Delta, JDBC drivers) resolved once into .jars/, checked against pinned SHA-1 sums.
