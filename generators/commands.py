@@ -121,7 +121,8 @@ def _print_summary(report: RunReport) -> None:
         f"{report.records:,} records, {report.bytes / 1e6:,.1f} MB in {report.runtime_seconds:.2f} s"
         + (f" (busy {report.busy_seconds:.2f} s, waiting for paced batches or paused the rest)" if waited else "")
         + f"; {report.records_per_second:,.0f} records/s{' while busy' if waited else ''}, "
-        f"mean write time {report.mean_write_us_per_record:.3f} us/record"
+        f"mean write time {report.mean_write_us_per_record:.3f} us/record "
+        f"(write and fsync calls, {report.write_seconds:.3f} s in all)"
         + (" (stopped by signal after the batch in hand)" if report.stopped_by_signal else ""),
         file=sys.stderr,
     )

@@ -86,6 +86,7 @@ class RunReport:
     records: int = 0
     bytes: int = 0
     idle_seconds: float = 0.0  # waiting, with every batch written, for the next one's time or a resume
+    write_ns: int = 0  # inside the write, flush and fsync calls of the batches written (WriteStats.write_ns)
     stopped_by_signal: bool = False
     started: float = field(default_factory=time.monotonic, repr=False)  # monotonic
     ended: float | None = field(default=None, repr=False)
@@ -106,8 +107,14 @@ class RunReport:
         return self.records / busy if busy > 0 else 0.0
 
     @property
+    def write_seconds(self) -> float:
+        """Seconds measured inside write, flush and fsync calls (they run beside generation)."""
+        return self.write_ns / 1e9
+
+    @property
     def mean_write_us_per_record(self) -> float:
-        return self.busy_seconds / self.records * 1e6 if self.records else 0.0
+        """Time in write and fsync calls per record written, in microseconds."""
+        return self.write_ns / self.records / 1e3 if self.records else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, for JSON."""
@@ -119,6 +126,7 @@ class RunReport:
             "bytes": self.bytes,
             "runtime_seconds": round(self.runtime_seconds, 3),
             "busy_seconds": round(self.busy_seconds, 3),
+            "write_seconds": round(self.write_seconds, 6),
             "mean_write_us_per_record": round(self.mean_write_us_per_record, 3),
             "records_per_second": round(self.records_per_second, 1),
             "stopped_by_signal": self.stopped_by_signal,
@@ -535,6 +543,7 @@ class Runner:
             report.batches += 1
             report.records += stats.lines
             report.bytes += stats.bytes
+            report.write_ns += stats.write_ns
             for name, lines in stats.lines_by_entity.items():
                 status = self._state.entity[name]
                 status.batches += 1
