@@ -523,7 +523,9 @@ class Runner:
 
     def _due(self, batch_id: int) -> float:
         """The monotonic time at which a batch may be written."""
-        if self._state.baseline_request:
+        # Only the baseline itself is due at once after a clean: the batches after it keep the
+        # cadence (until batch 0 reached the disk, every batch once counted as the baseline).
+        if self._state.baseline_request and batch_id == 0:
             return 0.0
         if self.speed <= 0:
             return 0.0

@@ -84,6 +84,33 @@ def test_pause_clean_resume_cycle(served: tuple[httpx.Client, subprocess.Popen[b
     assert resumed_plain["baseline_regenerated"] is False
 
 
+def test_batches_after_clean_and_resume_keep_the_cadence(tmp_path: Path) -> None:
+    # Once, batches 1 and 2 followed the regenerated baseline within 0.25 s instead of one
+    # cadence apart: every batch counted as the baseline until batch 0 reached the disk.
+    cadence = 0.6  # 15-minute batches at 1500x
+    port = free_port()
+    data = tmp_path / "data"
+    process = start_served(data, port, speed=900 / cadence)
+    try:
+        token = read_token(data, process)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+            wait_for(lambda: client.get("/api/health").json()["entities"]["driver_events"]["batches"] >= 2)
+            assert client.post("/api/pause").json()["status"] == "paused"
+            assert client.post("/api/clean").json()["next_batch"] == 0
+            resumed = client.post("/api/resume").json()
+            assert resumed["baseline_regenerated"] is True
+            resumed_at = time.time()
+            wait_for(lambda: client.get("/api/health").json()["entities"]["driver_events"]["batches"] >= 3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    written = [(data / f"manifests/driver_events/b{b:06d}.json").stat().st_mtime for b in range(3)]
+    assert written[0] - resumed_at < cadence  # the baseline at once
+    gaps = [later - earlier for earlier, later in zip(written, written[1:], strict=False)]
+    # Each later batch one cadence after the one before (a loaded machine may be late, never early).
+    assert all(0.8 * cadence <= gap <= 3 * cadence for gap in gaps), gaps
+
+
 def test_logs_page_with_since_limit_and_level(served: tuple[httpx.Client, subprocess.Popen[bytes], Path]) -> None:
     client, _, _ = served
     first = client.get("/api/logs", params={"limit": 2}).json()
