@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from generators.cadence import emulated_config, generation_mode
 from generators.engine import Batch, Engine
 from generators.writer import (
     LandingWriter,
@@ -52,6 +53,7 @@ class RunOptions:
     duration: float | None = None
     speed: float | None = None  # None: the scenario's clock.speed
     durable: bool = True
+    entities: tuple[str, ...] | None = None  # write only these (all are still generated: same bytes)
 
     def validate(self) -> None:
         """Refuse values that would never stop or never make sense (negative, nan, inf).
@@ -66,6 +68,8 @@ class RunOptions:
                 "--duration",
                 [f"{self.duration} is not a positive number of seconds; give seconds > 0 (leave it out to run until stopped)"],
             )
+        if self.entities is not None and (not self.entities or not all(self.entities)):
+            raise ConfigError("--entities", ["give entity names separated by commas, e.g. --entities companies,drivers"])
         if self.speed is not None and not (math.isfinite(self.speed) and self.speed >= 0):
             raise ConfigError(
                 "--speed", [f"{self.speed} is not a finite number >= 0; give simulated seconds per real second, 0 = as fast as possible"]
@@ -131,6 +135,22 @@ class RunReport:
             "records_per_second": round(self.records_per_second, 1),
             "stopped_by_signal": self.stopped_by_signal,
         }
+
+
+def selected_entities(scenario: Scenario, names: tuple[str, ...] | None) -> list[str]:
+    """The entities a run writes, in processing order: all, or those named (`--entities`).
+
+    Raises:
+        ConfigError: a name is not an entity of the scenario (the message lists them).
+    """
+    order = scenario.processing_order
+    if names is None:
+        return order
+    unknown = [name for name in names if name not in scenario.entities]
+    if unknown:
+        shown = ", ".join(repr(name[:80]) for name in unknown[:5])
+        raise ConfigError("--entities", [f"{shown}: not an entity of {scenario.name}; it has {', '.join(order)}"])
+    return [name for name in order if name in names]
 
 
 class LogBuffer:
@@ -201,8 +221,9 @@ class Runner:
         self.data = data
         self.options = options
         self.log = log or LogBuffer()
+        self.entities = selected_entities(scenario, options.entities)
         self.engine = Engine(scenario, seed)
-        self.writer = LandingWriter(data, scenario, seed, durable=options.durable)
+        self.writer = LandingWriter(data, scenario, seed, durable=options.durable, entities=self.entities)
         self.speed = speed
         self.interval_seconds = scenario.clock.interval.total_seconds()
         backfill = scenario.clock.backfill.total_seconds()
@@ -210,7 +231,7 @@ class Runner:
         self.started_monotonic = time.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Condition()
-        self._state = _State(entity={name: _EntityStatus() for name in scenario.processing_order})
+        self._state = _State(entity={name: _EntityStatus() for name in self.entities})
         self._next_batch = 0
         self._anchor: tuple[float, float] | None = None  # (wall monotonic, simulated epoch seconds)
         self.on_batch: list[Callable[[WriteStats, RunReport], None]] = []
@@ -309,7 +330,7 @@ class Runner:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
-                    first = resume_point(self.data, self.scenario, self.seed, self.writer.config_sha256)
+                    first = resume_point(self.data, self.scenario, self.seed, self.writer.config_sha256, self.entities)
                     self._restart_at(first)
                     self.log.log("error", "clean", f"clean stopped at {path}: {exc.strerror}", files=removed_files)
                     raise GeneratorError(
@@ -336,7 +357,7 @@ class Runner:
         manifests: list[tuple[int, str, int]] = []
         landing: list[tuple[str, int]] = []
         kept: list[str] = []
-        for name in self.scenario.processing_order:
+        for name in self.entities:
             for folder, is_landing in ((self.data.manifest_dir(name), False), (self.data.landing_dir(name), True)):
                 if not folder.is_dir():
                     continue
@@ -367,7 +388,7 @@ class Runner:
         self._next_batch = first
         self._committed = first
         self._state.cleaned = first == 0
-        self._state.entity = {name: _EntityStatus() for name in self.scenario.processing_order}
+        self._state.entity = {name: _EntityStatus() for name in self.entities}
 
     def health(self) -> dict[str, Any]:
         """Status, uptime, cadence and per-entity progress."""
@@ -387,6 +408,10 @@ class Runner:
             "status": self._state.status,
             "uptime_seconds": round(now - self.started_monotonic, 3),
             "mode": self.mode,
+            # How the simulated clock maps to real time, and for an emulated pace what each
+            # batch holds (the source system's emulated presets answer the same question).
+            "generation_mode": generation_mode(self.speed),
+            "emulated_config": emulated_config(self.scenario, self.speed, self.entities),
             "scenario": self.scenario.name,
             "profile": self.scenario.profile,
             "seed": self.seed,
@@ -466,6 +491,8 @@ class Runner:
                 if action == "write":
                     began = time.perf_counter()
                     batch = self.engine.generate()
+                    if len(self.entities) < len(batch.entities):
+                        batch.entities = {n: e for n, e in batch.entities.items() if n in self.entities}
                     with self._wake:
                         self._next_batch = batch.batch_id + 1
                     pipeline.submit(batch, time.perf_counter() - began)

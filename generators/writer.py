@@ -144,9 +144,12 @@ class WriteStats:
 class LandingWriter:
     """Writes batches of one run into a data root."""
 
-    def __init__(self, data: DataRoot, scenario: Scenario, seed: int, durable: bool = True) -> None:
+    def __init__(
+        self, data: DataRoot, scenario: Scenario, seed: int, durable: bool = True, entities: list[str] | None = None
+    ) -> None:
         self.data = data
         self.scenario = scenario
+        self.entities = scenario.processing_order if entities is None else entities  # the ones written
         self.seed = seed
         self.durable = durable
         self.config_sha256 = scenario.sha256()
@@ -210,7 +213,7 @@ class LandingWriter:
             else:
                 write_text_atomic(path, json.dumps(wanted, indent=1) + "\n", self.durable)
             self.remove_temporaries()
-            return resume_point(self.data, self.scenario, self.seed, self.config_sha256)
+            return resume_point(self.data, self.scenario, self.seed, self.config_sha256, self.entities)
         except OSError as exc:
             self.close()
             raise GeneratorError(
@@ -447,8 +450,15 @@ def parse_landing_temporary(name: str) -> str | None:
     return None if parsed is None or name[1:] != landing_file_name(*parsed) else parsed[0]
 
 
-def resume_point(data: DataRoot, scenario: Scenario, seed: int | None = None, config_sha256: str | None = None) -> int:
-    """The first batch that is not complete on disk (every manifest and every file present).
+def resume_point(
+    data: DataRoot,
+    scenario: Scenario,
+    seed: int | None = None,
+    config_sha256: str | None = None,
+    entities: list[str] | None = None,
+) -> int:
+    """The first batch that is not complete on disk (every manifest and every file present) for
+    `entities` (default: all of the scenario's).
 
     Batches are written one after another, so only the last one with manifests can be
     incomplete; its manifests are checked (readable, of this scenario, seed and batch) and its
@@ -457,8 +467,9 @@ def resume_point(data: DataRoot, scenario: Scenario, seed: int | None = None, co
     Raises:
         ManifestError: the last batch's manifest is damaged or belongs to another run.
     """
+    names = scenario.processing_order if entities is None else entities
     present: set[int] | None = None
-    for name in scenario.processing_order:
+    for name in names:
         folder = data.manifest_dir(name)
         ids = set()
         if folder.is_dir():
@@ -479,7 +490,7 @@ def resume_point(data: DataRoot, scenario: Scenario, seed: int | None = None, co
         expected["seed"] = seed
     if config_sha256 is not None:
         expected["config_sha256"] = config_sha256
-    for name in scenario.processing_order:
+    for name in names:
         manifest = check_manifest(data.manifest_file(name, last), {**expected, "entity": name})
         for entry in manifest.files:
             if not data.is_inside(data.root / entry.path):

@@ -6,6 +6,7 @@ DIR/manifests/.control-token; the client reads it from there, as a user would.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import time
@@ -106,7 +107,7 @@ def test_batches_after_clean_and_resume_keep_the_cadence(tmp_path: Path) -> None
         process.communicate(timeout=30)
     written = [(data / f"manifests/driver_events/b{b:06d}.json").stat().st_mtime for b in range(3)]
     assert written[0] - resumed_at < cadence  # the baseline at once
-    gaps = [later - earlier for earlier, later in zip(written, written[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(written)]
     # Each later batch one cadence after the one before (a loaded machine may be late, never early).
     assert all(0.8 * cadence <= gap <= 3 * cadence for gap in gaps), gaps
 
