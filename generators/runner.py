@@ -581,9 +581,11 @@ class Runner:
                 status.last_write_monotonic = now
                 status.lines = lines
             if self._state.cleaned and batch.batch_id == 0:
+                # The pacing stays anchored where batch 1 was first considered (right after the
+                # baseline was generated): re-anchoring here, while the loop already waited for
+                # batch 1, once put it two cadences after the baseline.
                 self._state.cleaned = False
                 self._state.baseline_request = False
-                self._anchor = None
             self._wake.notify_all()
         self.log.log(
             "info",

@@ -139,9 +139,11 @@ def test_mean_write_time_is_the_time_inside_write_and_fsync_calls(tmp_path: Path
     assert process.returncode == 0, err.decode()
     report = json.loads(out)
     _assert_write_time_is_measured(report)
-    # Generating the records (in the run loop) is not write time: at full speed the engine is
-    # busy all along, so the calls take a part of the busy time, not all of it.
-    assert report["write_seconds"] < 0.95 * report["busy_seconds"]
+    if durability == "no-fsync":
+        # Generating the records (in the run loop) is not write time: without fsync the calls
+        # only copy into the page cache, a part of the busy time, not all of it. (With fsync
+        # the tiny batches of `small` may spend most of the run waiting for the disk.)
+        assert report["write_seconds"] < 0.95 * report["busy_seconds"]
 
 
 def _assert_write_time_is_measured(report: dict[str, Any]) -> None:
