@@ -174,9 +174,11 @@ def test_turbofan_sensor_faults_show_up(tmp_path: Path) -> None:
     spikes = 0
     for series in by_engine.values():
         values = np.array([v for _, v in sorted(series)])
-        if len(values) > 5 and (values == values[0]).all():
+        spiked = np.abs(values - np.median(values)) > 10
+        calm = values[~spiked]  # a spike lands on a frozen sensor too
+        if len(calm) > 5 and (calm == calm[0]).all():
             stuck_engines += 1
-        spikes += int((np.abs(values - np.median(values)) > 10).sum())
+        spikes += int(spiked.sum())
     assert stuck_engines >= 1  # about half the engine-days are frozen
     assert spikes >= 5
 
