@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from generators.cadence import emulated_config, generation_mode
 from generators.engine import Batch, Engine
 from generators.writer import (
     LandingWriter,
@@ -52,6 +53,7 @@ class RunOptions:
     duration: float | None = None
     speed: float | None = None  # None: the scenario's clock.speed
     durable: bool = True
+    entities: tuple[str, ...] | None = None  # write only these (all are still generated: same bytes)
 
     def validate(self) -> None:
         """Refuse values that would never stop or never make sense (negative, nan, inf).
@@ -66,6 +68,8 @@ class RunOptions:
                 "--duration",
                 [f"{self.duration} is not a positive number of seconds; give seconds > 0 (leave it out to run until stopped)"],
             )
+        if self.entities is not None and (not self.entities or not all(self.entities)):
+            raise ConfigError("--entities", ["give entity names separated by commas, e.g. --entities companies,drivers"])
         if self.speed is not None and not (math.isfinite(self.speed) and self.speed >= 0):
             raise ConfigError(
                 "--speed", [f"{self.speed} is not a finite number >= 0; give simulated seconds per real second, 0 = as fast as possible"]
@@ -86,6 +90,7 @@ class RunReport:
     records: int = 0
     bytes: int = 0
     idle_seconds: float = 0.0  # waiting, with every batch written, for the next one's time or a resume
+    write_ns: int = 0  # inside the write, flush and fsync calls of the batches written (WriteStats.write_ns)
     stopped_by_signal: bool = False
     started: float = field(default_factory=time.monotonic, repr=False)  # monotonic
     ended: float | None = field(default=None, repr=False)
@@ -106,8 +111,14 @@ class RunReport:
         return self.records / busy if busy > 0 else 0.0
 
     @property
+    def write_seconds(self) -> float:
+        """Seconds measured inside write, flush and fsync calls (they run beside generation)."""
+        return self.write_ns / 1e9
+
+    @property
     def mean_write_us_per_record(self) -> float:
-        return self.busy_seconds / self.records * 1e6 if self.records else 0.0
+        """Time in write and fsync calls per record written, in microseconds."""
+        return self.write_ns / self.records / 1e3 if self.records else 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, for JSON."""
@@ -119,10 +130,27 @@ class RunReport:
             "bytes": self.bytes,
             "runtime_seconds": round(self.runtime_seconds, 3),
             "busy_seconds": round(self.busy_seconds, 3),
+            "write_seconds": round(self.write_seconds, 6),
             "mean_write_us_per_record": round(self.mean_write_us_per_record, 3),
             "records_per_second": round(self.records_per_second, 1),
             "stopped_by_signal": self.stopped_by_signal,
         }
+
+
+def selected_entities(scenario: Scenario, names: tuple[str, ...] | None) -> list[str]:
+    """The entities a run writes, in processing order: all, or those named (`--entities`).
+
+    Raises:
+        ConfigError: a name is not an entity of the scenario (the message lists them).
+    """
+    order = scenario.processing_order
+    if names is None:
+        return order
+    unknown = [name for name in names if name not in scenario.entities]
+    if unknown:
+        shown = ", ".join(repr(name[:80]) for name in unknown[:5])
+        raise ConfigError("--entities", [f"{shown}: not an entity of {scenario.name}; it has {', '.join(order)}"])
+    return [name for name in order if name in names]
 
 
 class LogBuffer:
@@ -193,8 +221,9 @@ class Runner:
         self.data = data
         self.options = options
         self.log = log or LogBuffer()
+        self.entities = selected_entities(scenario, options.entities)
         self.engine = Engine(scenario, seed)
-        self.writer = LandingWriter(data, scenario, seed, durable=options.durable)
+        self.writer = LandingWriter(data, scenario, seed, durable=options.durable, entities=self.entities)
         self.speed = speed
         self.interval_seconds = scenario.clock.interval.total_seconds()
         backfill = scenario.clock.backfill.total_seconds()
@@ -202,7 +231,7 @@ class Runner:
         self.started_monotonic = time.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Condition()
-        self._state = _State(entity={name: _EntityStatus() for name in scenario.processing_order})
+        self._state = _State(entity={name: _EntityStatus() for name in self.entities})
         self._next_batch = 0
         self._anchor: tuple[float, float] | None = None  # (wall monotonic, simulated epoch seconds)
         self.on_batch: list[Callable[[WriteStats, RunReport], None]] = []
@@ -301,7 +330,7 @@ class Runner:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
-                    first = resume_point(self.data, self.scenario, self.seed, self.writer.config_sha256)
+                    first = resume_point(self.data, self.scenario, self.seed, self.writer.config_sha256, self.entities)
                     self._restart_at(first)
                     self.log.log("error", "clean", f"clean stopped at {path}: {exc.strerror}", files=removed_files)
                     raise GeneratorError(
@@ -328,7 +357,7 @@ class Runner:
         manifests: list[tuple[int, str, int]] = []
         landing: list[tuple[str, int]] = []
         kept: list[str] = []
-        for name in self.scenario.processing_order:
+        for name in self.entities:
             for folder, is_landing in ((self.data.manifest_dir(name), False), (self.data.landing_dir(name), True)):
                 if not folder.is_dir():
                     continue
@@ -359,7 +388,7 @@ class Runner:
         self._next_batch = first
         self._committed = first
         self._state.cleaned = first == 0
-        self._state.entity = {name: _EntityStatus() for name in self.scenario.processing_order}
+        self._state.entity = {name: _EntityStatus() for name in self.entities}
 
     def health(self) -> dict[str, Any]:
         """Status, uptime, cadence and per-entity progress."""
@@ -379,6 +408,10 @@ class Runner:
             "status": self._state.status,
             "uptime_seconds": round(now - self.started_monotonic, 3),
             "mode": self.mode,
+            # How the simulated clock maps to real time, and for an emulated pace what each
+            # batch holds (the source system's emulated presets answer the same question).
+            "generation_mode": generation_mode(self.speed),
+            "emulated_config": emulated_config(self.scenario, self.speed, self.entities),
             "scenario": self.scenario.name,
             "profile": self.scenario.profile,
             "seed": self.seed,
@@ -458,6 +491,8 @@ class Runner:
                 if action == "write":
                     began = time.perf_counter()
                     batch = self.engine.generate()
+                    if len(self.entities) < len(batch.entities):
+                        batch.entities = {n: e for n, e in batch.entities.items() if n in self.entities}
                     with self._wake:
                         self._next_batch = batch.batch_id + 1
                     pipeline.submit(batch, time.perf_counter() - began)
@@ -515,7 +550,9 @@ class Runner:
 
     def _due(self, batch_id: int) -> float:
         """The monotonic time at which a batch may be written."""
-        if self._state.baseline_request:
+        # Only the baseline itself is due at once after a clean: the batches after it keep the
+        # cadence (until batch 0 reached the disk, every batch once counted as the baseline).
+        if self._state.baseline_request and batch_id == 0:
             return 0.0
         if self.speed <= 0:
             return 0.0
@@ -535,6 +572,7 @@ class Runner:
             report.batches += 1
             report.records += stats.lines
             report.bytes += stats.bytes
+            report.write_ns += stats.write_ns
             for name, lines in stats.lines_by_entity.items():
                 status = self._state.entity[name]
                 status.batches += 1
@@ -543,9 +581,11 @@ class Runner:
                 status.last_write_monotonic = now
                 status.lines = lines
             if self._state.cleaned and batch.batch_id == 0:
+                # The pacing stays anchored where batch 1 was first considered (right after the
+                # baseline was generated): re-anchoring here, while the loop already waited for
+                # batch 1, once put it two cadences after the baseline.
                 self._state.cleaned = False
                 self._state.baseline_request = False
-                self._anchor = None
             self._wake.notify_all()
         self.log.log(
             "info",

@@ -85,27 +85,34 @@ def start_writeback(fd: int) -> None:
         _SYNC_FILE_RANGE(ctypes.c_int(fd), ctypes.c_int64(0), ctypes.c_int64(0), ctypes.c_uint(_SYNC_FILE_RANGE_WRITE))
 
 
-def _fsync_path(path: Path | str) -> None:
-    """fsync a file or folder by name (any descriptor of a file flushes its data)."""
+def _fsync_path(path: Path | str) -> int:
+    """fsync a file or folder by name (any descriptor of a file flushes its data); returns the
+    nanoseconds the fsync call took."""
     fd = os.open(path, os.O_RDONLY)
     try:
+        began = time.perf_counter_ns()
         os.fsync(fd)
+        return time.perf_counter_ns() - began
     finally:
         os.close(fd)
 
 
-def write_text_atomic(path: Path | str, text: str, durable: bool = True) -> None:
-    """Write to `.<name>.tmp` in the same folder, fsync, rename over `path`."""
+def write_text_atomic(path: Path | str, text: str, durable: bool = True) -> int:
+    """Write to `.<name>.tmp` in the same folder, fsync, rename over `path`; returns the
+    nanoseconds spent in the write (and fsync) calls."""
     folder, name = os.path.split(str(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
     with open(fd, "w", encoding="utf-8") as handle:
+        began = time.perf_counter_ns()
         handle.write(text)
+        handle.flush()
         if durable:
-            handle.flush()
             os.fsync(handle.fileno())
+        spent = time.perf_counter_ns() - began
     os.replace(tmp, path)
+    return spent
 
 
 @dataclass
@@ -117,6 +124,7 @@ class StagedBatch:
     manifests: list[tuple[str, str]] = field(default_factory=list)  # (path, text)
     bytes: int = 0
     seconds: float = 0.0
+    write_ns: int = 0  # inside write() and flush() of its files
 
 
 @dataclass
@@ -128,14 +136,20 @@ class WriteStats:
     bytes: int
     seconds: float
     lines_by_entity: dict[str, int]
+    # Nanoseconds inside the write, flush and fsync calls of the batch (landing files,
+    # manifests, folders): the time the disk path took, apart from generating and hashing.
+    write_ns: int = 0
 
 
 class LandingWriter:
     """Writes batches of one run into a data root."""
 
-    def __init__(self, data: DataRoot, scenario: Scenario, seed: int, durable: bool = True) -> None:
+    def __init__(
+        self, data: DataRoot, scenario: Scenario, seed: int, durable: bool = True, entities: list[str] | None = None
+    ) -> None:
         self.data = data
         self.scenario = scenario
+        self.entities = scenario.processing_order if entities is None else entities  # the ones written
         self.seed = seed
         self.durable = durable
         self.config_sha256 = scenario.sha256()
@@ -199,7 +213,7 @@ class LandingWriter:
             else:
                 write_text_atomic(path, json.dumps(wanted, indent=1) + "\n", self.durable)
             self.remove_temporaries()
-            return resume_point(self.data, self.scenario, self.seed, self.config_sha256)
+            return resume_point(self.data, self.scenario, self.seed, self.config_sha256, self.entities)
         except OSError as exc:
             self.close()
             raise GeneratorError(
@@ -312,7 +326,8 @@ class LandingWriter:
             for part in part_batch.parts:
                 folder, file_name = os.path.split(os.path.join(root, part.path))
                 tmp = os.path.join(folder, "." + file_name)
-                digest, size = self._write_temporary(folder, tmp, part.chunks)
+                digest, size, write_ns = self._write_temporary(folder, tmp, part.chunks)
+                staged.write_ns += write_ns
                 part.chunks = ()  # on disk now: let the lines' source arrays go before the commit
                 staged.bytes += size
                 files.append({"path": part.path, "lines": part.lines, "sha256": digest})
@@ -327,11 +342,12 @@ class LandingWriter:
         """Make a staged batch visible: fsync its files, write its manifests, rename the files
         into place and fsync their folders. Batches must be committed in order."""
         started = time.perf_counter()
+        write_ns = staged.write_ns
         renames = staged.renames
         if self.durable:
             # All files of the batch are on their way to the disk together; one wait each.
             for tmp, _ in renames:
-                _fsync_path(tmp)
+                write_ns += _fsync_path(tmp)
         already = set()
         for tmp, final in renames:
             if os.path.islink(final):
@@ -347,7 +363,7 @@ class LandingWriter:
                     )
                 already.add(final)
         for path, text in staged.manifests:
-            write_text_atomic(path, text, self.durable)
+            write_ns += write_text_atomic(path, text, self.durable)
         folders = set()
         for tmp, final in renames:
             if final in already:
@@ -357,7 +373,7 @@ class LandingWriter:
             folders.add(os.path.dirname(final))
         if self.durable:
             for folder in sorted(folders):
-                _fsync_path(folder)
+                write_ns += _fsync_path(folder)
         batch = staged.batch
         return WriteStats(
             batch_id=batch.batch_id,
@@ -365,25 +381,33 @@ class LandingWriter:
             bytes=staged.bytes,
             seconds=staged.seconds + time.perf_counter() - started,
             lines_by_entity={n: e.lines for n, e in batch.entities.items()},
+            write_ns=write_ns,
         )
 
-    def _write_temporary(self, folder: str, tmp: str, chunks: Iterable[np.ndarray | bytes]) -> tuple[str, int]:
+    def _write_temporary(self, folder: str, tmp: str, chunks: Iterable[np.ndarray | bytes]) -> tuple[str, int, int]:
+        """(sha256, bytes, nanoseconds inside write and flush) of one temporary file."""
         os.makedirs(folder, exist_ok=True)
         # Piece by piece (runs of lines, and the duplicates between them): joining them first
         # would copy every byte once more.
         digest = hashlib.sha256()
         size = 0
+        spent = 0
+        clock = time.perf_counter_ns
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
         with open(fd, "wb") as handle:
             for chunk in chunks:
                 view = chunk if isinstance(chunk, bytes) else chunk.data
                 digest.update(view)
+                began = clock()
                 handle.write(view)
+                spent += clock() - began
                 size += len(view)
+            began = clock()
+            handle.flush()  # what the buffer still holds reaches the kernel inside the timed call
+            spent += clock() - began
             if self.durable:
-                handle.flush()
                 start_writeback(handle.fileno())
-        return digest.hexdigest(), size
+        return digest.hexdigest(), size, spent
 
     def manifest_payload(self, batch: Batch, entity_batch: EntityBatch, files: list[dict[str, Any]]) -> dict[str, Any]:
         """The manifest of one entity in one batch (docs/design.md §3.5 plus a few extra fields)."""
@@ -426,8 +450,15 @@ def parse_landing_temporary(name: str) -> str | None:
     return None if parsed is None or name[1:] != landing_file_name(*parsed) else parsed[0]
 
 
-def resume_point(data: DataRoot, scenario: Scenario, seed: int | None = None, config_sha256: str | None = None) -> int:
-    """The first batch that is not complete on disk (every manifest and every file present).
+def resume_point(
+    data: DataRoot,
+    scenario: Scenario,
+    seed: int | None = None,
+    config_sha256: str | None = None,
+    entities: list[str] | None = None,
+) -> int:
+    """The first batch that is not complete on disk (every manifest and every file present) for
+    `entities` (default: all of the scenario's).
 
     Batches are written one after another, so only the last one with manifests can be
     incomplete; its manifests are checked (readable, of this scenario, seed and batch) and its
@@ -436,8 +467,9 @@ def resume_point(data: DataRoot, scenario: Scenario, seed: int | None = None, co
     Raises:
         ManifestError: the last batch's manifest is damaged or belongs to another run.
     """
+    names = scenario.processing_order if entities is None else entities
     present: set[int] | None = None
-    for name in scenario.processing_order:
+    for name in names:
         folder = data.manifest_dir(name)
         ids = set()
         if folder.is_dir():
@@ -458,7 +490,7 @@ def resume_point(data: DataRoot, scenario: Scenario, seed: int | None = None, co
         expected["seed"] = seed
     if config_sha256 is not None:
         expected["config_sha256"] = config_sha256
-    for name in scenario.processing_order:
+    for name in names:
         manifest = check_manifest(data.manifest_file(name, last), {**expected, "entity": name})
         for entry in manifest.files:
             if not data.is_inside(data.root / entry.path):

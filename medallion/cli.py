@@ -58,6 +58,14 @@ def bench_groups(text: str) -> list[str]:
     return groups
 
 
+def entity_names(text: str) -> tuple[str, ...]:
+    """argparse type of `generate --entities`: comma-separated names (checked against the scenario later)."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r} holds an empty name; write e.g. companies,drivers")
+    return names
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (a number of batches)."""
     value = non_negative_int(text)
@@ -99,7 +107,7 @@ def _generate(args: argparse.Namespace) -> int:
     report = generate(GenerateArgs(
         scenario=args.scenario, data=args.data, seed=args.seed, profile=args.profile, batches=args.batches,
         duration=args.duration, start=args.start, speed=args.speed, serve=args.serve, quiet=args.quiet,
-        durable=not args.no_fsync,
+        durable=not args.no_fsync, entities=args.entities, settings=tuple(args.set),
     ))
     if args.duration is not None:
         print(json.dumps(report.as_dict()))
@@ -256,9 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     span = gen.add_mutually_exclusive_group()
     span.add_argument("--batches", type=int, help="write N batches, then stop")
     span.add_argument("--duration", type=float, help="run for SEC real seconds, then report throughput")
-    gen.add_argument("--start", default=None, help="simulated start instant, ISO-8601 (default: the scenario's clock.start)")
+    gen.add_argument("--start", default=None,
+                     help="simulated start instant, ISO-8601, or `now` for the current instant in UTC (default: the scenario's clock.start)")
     gen.add_argument("--speed", type=float, default=None, help="simulated seconds per real second; 0 = as fast as possible")
     gen.add_argument("--serve", default=None, metavar="HOST:PORT", help="serve the HTTP control API while generating")
+    gen.add_argument("--entities", type=entity_names, default=None, metavar="NAME[,NAME...]",
+                     help="write only these entities of the scenario (comma-separated; the bytes are those of a full run)")
+    gen.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                     help="set one scenario field, repeatable: dotted PATH as in the file, VALUE as YAML "
+                          "(e.g. --set clock.speed=90 --set entities.readings.arrival.rate=2); applied after --profile")
     gen.add_argument("--quiet", action="store_true", help="no progress display")
     gen.add_argument("--no-fsync", action="store_true", help="skip fsync of files (faster; a power cut may lose the last batches)")
     gen.set_defaults(handler=_generate)

@@ -3,7 +3,8 @@
 A scenario file declares entities (schema, arrival process, defects), silver expectations, gold
 aggregates, export targets and pipeline settings. It is validated by pydantic v2 models with
 `extra="forbid"` so a typo fails before anything is written, naming the field and the fix.
-Profiles (`--profile NAME`) are overlays deep-merged onto the file before validation.
+Profiles (`--profile NAME[,NAME...]`) are overlays deep-merged onto the file before validation,
+left to right (a later profile wins).
 """
 
 
@@ -49,6 +50,7 @@ from medallion.contracts.scenario_base import (
     Model,
     Multiplier,
     PositiveDuration,
+    ProfileNames,
     ShortText,
     SqlText,
     Text,
@@ -397,7 +399,7 @@ class Scenario(Model):
     # Overlays, each validated as a whole scenario when the file is loaded (see
     # `scenario_from_dict`), so a broken profile fails before anyone selects it.
     profiles: dict[Identifier, dict[str, Any]] = Field(default_factory=dict, max_length=MAX_RULES)
-    profile: Identifier | None = None
+    profile: ProfileNames | None = None  # as applied: one name, or several comma-separated
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:

@@ -203,6 +203,26 @@ def _check_identifier(value: Any) -> str:
 # The pattern (same allowlist in pydantic's regex dialect) puts the rule into the JSON schema;
 # the BeforeValidator runs first and gives the readable message.
 Identifier = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$"), BeforeValidator(_check_identifier)]
+MAX_PROFILES_COMBINED = 16
+_PROFILE_LIST = r"^[a-z][a-z0-9_]{0,62}(,[a-z][a-z0-9_]{0,62}){0,15}"  # 15 = MAX_PROFILES_COMBINED - 1
+_PROFILE_NAMES = re.compile(_PROFILE_LIST + r"\Z")
+
+
+def _check_profile_names(value: Any) -> str:
+    if not isinstance(value, str) or not _PROFILE_NAMES.match(value):
+        raise ValueError(
+            f"{short(value)} is not a profile name or a comma-separated list of them (e.g. small,cadence_5s; "
+            f"at most {MAX_PROFILES_COMBINED})"
+        )
+    return value
+
+
+# The profiles applied, in order: one name, or several joined by commas (`small,cadence_5s`).
+ProfileNames = Annotated[
+    str,
+    Field(pattern=_PROFILE_LIST + "$"),
+    BeforeValidator(_check_profile_names),
+]
 # Free text and short strings, bounded so no field can hold an unbounded value.
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT)]

@@ -1,4 +1,4 @@
-"""Loading a scenario: name or path -> YAML (bounded, no aliases) -> profile overlay -> models.
+"""Loading a scenario: name or path -> YAML (bounded, no aliases) -> profile overlays -> models.
 
 Errors name the field and the fix; values of secret-looking fields are never shown.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,14 @@ from medallion.contracts.scenario import (
 from medallion.contracts.scenario_base import (
     MAX_MESSAGE_PROBLEMS,
     MAX_PROBLEM_CHARS,
+    MAX_PROFILES_COMBINED,
     MAX_SCENARIO_BYTES,
     MAX_YAML_DEPTH,
     SCENARIO_DIR,
     bounded_problems,
     short,
 )
+from medallion.contracts.scenario_settings import apply_settings
 
 
 def resolve_scenario_path(name_or_path: str | Path) -> Path:
@@ -121,11 +124,12 @@ def load_scenario(
     name_or_path: str | Path,
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
+    settings: Sequence[str] = (),
 ) -> Scenario:
     """Read, overlay and validate a scenario; raise ConfigError naming every bad field."""
     path = resolve_scenario_path(name_or_path)
     raw = read_scenario_file(path)
-    return scenario_from_dict(raw, source=str(path), profile=profile, overrides=overrides)
+    return scenario_from_dict(raw, source=str(path), profile=profile, overrides=overrides, settings=settings)
 
 
 def scenario_from_dict(
@@ -133,8 +137,10 @@ def scenario_from_dict(
     source: str = "<scenario>",
     profile: str | None = None,
     overrides: dict[str, Any] | None = None,
+    settings: Sequence[str] = (),
 ) -> Scenario:
-    """Validate an already-parsed scenario mapping (with optional profile and overrides).
+    """Validate an already-parsed scenario mapping (with optional profiles, overrides and
+    `--set PATH=VALUE` settings, applied in that order).
 
     Every profile is validated too (as the file with that overlay), so a broken profile is
     reported when the file is loaded, not only when someone selects it.
@@ -144,19 +150,21 @@ def scenario_from_dict(
     if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
         raise ConfigError(source, ["profiles: must map each profile name to a mapping of overrides, e.g. {small: {clock: {speed: 1}}}"])
     if profile is not None:
-        if profile not in profiles:
-            raise ConfigError(
-                source,
-                [f"--profile: unknown profile {short(profile)}; this scenario has {short(str(sorted(map(str, profiles))), 200)}"],
-            )
-        data = deep_merge(data, profiles[profile])
-        data["profile"] = profile
+        names = profile_names(profile, profiles, source)
+        for name in names:  # left to right: a later profile wins
+            data = deep_merge(data, profiles[name])
+        data["profile"] = ",".join(names)
     if overrides:
         data = deep_merge(data, overrides)
+    if settings:
+        data = apply_settings(data, settings)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, bounded_problems(describe_validation_error(exc))) from None
+        found = describe_validation_error(exc)
+        if settings:
+            found.append(f"with --set {' --set '.join(short(s, 60).strip(chr(39)) for s in settings)}: fix the value named above")
+        raise ConfigError(source, bounded_problems(found)) from None
     problems: list[str] = []
     base = {k: v for k, v in raw.items() if k != "profile"}
     for name, overlay in profiles.items():
@@ -169,6 +177,30 @@ def scenario_from_dict(
     if problems:
         raise ConfigError(source, bounded_problems(problems))
     return scenario
+
+
+def profile_names(profile: str, profiles: dict[str, Any], source: str = "<scenario>") -> list[str]:
+    """`--profile a,b` -> ["a", "b"], each a profile of the scenario (at most MAX_PROFILES_COMBINED).
+
+    Raises:
+        ConfigError: an empty or unknown name, naming the known ones.
+    """
+    known = short(", ".join(sorted(map(str, profiles))), 200).strip("'") or "no profiles"
+    names = [name.strip() for name in str(profile).split(",")]
+    if len(names) > MAX_PROFILES_COMBINED:
+        raise ConfigError(source, [f"--profile: {len(names)} profiles; combine at most {MAX_PROFILES_COMBINED}"])
+    problems = []
+    for name in names:
+        if not name:
+            problems.append(f"--profile: an empty name in {short(profile)}; write names separated by commas, e.g. small,cadence_5s")
+        elif name not in profiles:
+            problems.append(
+                f"--profile: unknown profile {short(name)}; this scenario has {known} "
+                "(combine them with commas, applied left to right: a later one wins)"
+            )
+    if problems:
+        raise ConfigError(source, problems)
+    return names
 
 
 _SECRET_FIELD = re.compile(r"(password|secret|token|url|_env)[^.]*$", re.IGNORECASE)

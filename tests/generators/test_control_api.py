@@ -6,6 +6,7 @@ DIR/manifests/.control-token; the client reads it from there, as a user would.
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import time
@@ -82,6 +83,34 @@ def test_pause_clean_resume_cycle(served: tuple[httpx.Client, subprocess.Popen[b
     assert again.json()["status"] == "paused"
     resumed_plain = client.post("/api/resume").json()
     assert resumed_plain["baseline_regenerated"] is False
+
+
+def test_batches_after_clean_and_resume_keep_the_cadence(tmp_path: Path) -> None:
+    # Once, batches 1 and 2 followed the regenerated baseline within 0.25 s instead of one
+    # cadence apart: every batch counted as the baseline until batch 0 reached the disk.
+    cadence = 1.5  # 15-minute batches at 600x
+    port = free_port()
+    data = tmp_path / "data"
+    process = start_served(data, port, speed=900 / cadence)
+    try:
+        token = read_token(data, process)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+            wait_for(lambda: client.get("/api/health").json()["entities"]["driver_events"]["batches"] >= 2)
+            assert client.post("/api/pause").json()["status"] == "paused"
+            assert client.post("/api/clean").json()["next_batch"] == 0
+            resumed = client.post("/api/resume").json()
+            assert resumed["baseline_regenerated"] is True
+            resumed_at = time.time()
+            wait_for(lambda: client.get("/api/health").json()["entities"]["driver_events"]["batches"] >= 3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    written = [(data / f"manifests/driver_events/b{b:06d}.json").stat().st_mtime for b in range(3)]
+    assert written[0] - resumed_at < cadence  # the baseline at once
+    gaps = [later - earlier for earlier, later in itertools.pairwise(written)]
+    # Each later batch one cadence after the one before: not at once (all batches once counted
+    # as the baseline), nor two cadences (re-anchored once batch 0 was on disk).
+    assert all(0.8 * cadence <= gap <= 1.5 * cadence for gap in gaps), gaps
 
 
 def test_logs_page_with_since_limit_and_level(served: tuple[httpx.Client, subprocess.Popen[bytes], Path]) -> None:

@@ -31,11 +31,11 @@ def served_environment(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def start_served(data: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def start_served(data: Path, port: int, env: dict[str, str] | None = None, speed: float = 9000) -> subprocess.Popen[bytes]:
     """`medallion generate --serve` on 127.0.0.1:port; 15-minute batches at 9000x: one every 0.1 s."""
     return subprocess.Popen(
         [sys.executable, "-m", "medallion.cli", "generate", "--scenario", "driving", "--profile", "small",
-         "--seed", "5", "--data", str(data), "--speed", "9000", "--serve", f"127.0.0.1:{port}", "--quiet"],
+         "--seed", "5", "--data", str(data), "--speed", str(speed), "--serve", f"127.0.0.1:{port}", "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=served_environment() if env is None else env,

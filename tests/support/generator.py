@@ -279,10 +279,10 @@ def audit(data: Path, scenario: Scenario) -> Audit:
     return result
 
 
-def load(name: str | Path, profile: str | None = None, start: str | None = None) -> Scenario:
-    """A scenario as `medallion generate` would use it."""
+def load(name: str | Path, profile: str | None = None, start: str | None = None, settings: tuple[str, ...] = ()) -> Scenario:
+    """A scenario as `medallion generate` would use it (`settings`: its `--set PATH=VALUE`s)."""
     overrides = {"clock": {"start": start}} if start else None
-    return load_scenario(name, profile=profile, overrides=overrides)
+    return load_scenario(name, profile=profile, overrides=overrides, settings=settings)
 
 
 __all__ = ["Audit", "audit", "generate", "load", "scenario_variant", "timedelta", "tree_bytes"]
