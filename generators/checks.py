@@ -199,10 +199,10 @@ def _check_entity(scenario: Scenario, name: str, entity: Entity) -> list[str]:
                     f"and references: {spec.references}"
                 )
         if isinstance(sample, PricedSample):
-            for by in sample.prices:
-                by_spec = entity.fields.get(by)
+            for price_field in sample.prices:
+                by_spec = entity.fields.get(price_field)
                 if by_spec is None or not isinstance(by_spec.sample, (CategoricalSample, VocabularySample, UnitSample, ParentSample)):
-                    problems.append(f"{path}.sample.prices: {by!r} must be a categorical or vocabulary field of {name}")
+                    problems.append(f"{path}.sample.prices: {price_field!r} must be a categorical or vocabulary field of {name}")
             if sample.times is not None:
                 times_spec = entity.fields.get(sample.times)
                 if times_spec is None or times_spec.type not in NUMERIC or sample.times == field_name:
