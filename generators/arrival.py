@@ -162,7 +162,10 @@ class ArrivalPlanner:
             unit_rows.append(unit if has_units else np.full(total, -1, dtype=np.int64))
             parent_rows.append(np.full(total, -1, dtype=np.int64))
         if not times:
-            return Rows(times=np.zeros(0, dtype=np.int64))
+            # No tick starts in the batch (`every` longer than a live batch): no rows, but
+            # samplers still read the (empty) unit and parent columns.
+            empty = np.zeros(0, dtype=np.int64)
+            return Rows(times=empty, unit=empty if has_units else None, parent=empty if entity.spawn is not None else None)
         all_times = np.concatenate(times)
         unit_all = np.concatenate(unit_rows) if has_units else None
         parent_all = np.concatenate(parent_rows) if entity.spawn is not None else None
