@@ -144,29 +144,52 @@ class ArrivalPlanner:
             unit_rows.append(np.full(parent.size, -1, dtype=np.int64))
             parent_rows.append(parent)
         arrival = entity.arrival
-        for tick, window_end, counts in self.tick_counts(name, entity, batch, interval, units):
+        tick_counts = self.tick_counts(name, entity, batch, interval, units)
+        if arrival is not None and arrival.distribution == "fixed":
+            if tick_counts:
+                unit, at = self._fixed_instants(name, tick_counts)
+                times.append(at)
+                unit_rows.append(unit if has_units else np.full(at.size, -1, dtype=np.int64))
+                parent_rows.append(np.full(at.size, -1, dtype=np.int64))
+            tick_counts = []
+        for tick, window_end, counts in tick_counts:
             total = int(counts.sum())
-            unit = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
-            if arrival is not None and arrival.distribution == "fixed":
-                # A set frequency: each unit reports at its own phase, evenly spaced.
-                phase = hash_uniform(unit, self.streams.salt(name, "phase"))
-                nth = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-                per = np.repeat(counts, counts).astype(np.float64)
-                at = tick + ((phase + nth) / np.maximum(per, 1) * (window_end - tick)).astype(np.int64)
-                order = np.argsort(at, kind="stable")
-                unit, at = unit[order], at[order]
-            else:
-                unit = rng.permutation(unit)
-                at = sorted_instants(rng, total, tick, window_end)
+            unit = rng.permutation(np.repeat(np.arange(counts.size, dtype=np.int64), counts))
+            at = sorted_instants(rng, total, tick, window_end)
             times.append(at)
             unit_rows.append(unit if has_units else np.full(total, -1, dtype=np.int64))
             parent_rows.append(np.full(total, -1, dtype=np.int64))
         if not times:
-            return Rows(times=np.zeros(0, dtype=np.int64))
+            # No tick starts in the batch (`every` longer than a live batch): no rows, but
+            # samplers still read the (empty) unit and parent columns.
+            empty = np.zeros(0, dtype=np.int64)
+            return Rows(times=empty, unit=empty if has_units else None, parent=empty if entity.spawn is not None else None)
         all_times = np.concatenate(times)
         unit_all = np.concatenate(unit_rows) if has_units else None
         parent_all = np.concatenate(parent_rows) if entity.spawn is not None else None
         return Rows(times=all_times, unit=unit_all, parent=parent_all)
+
+
+    def _fixed_instants(self, name: str, tick_counts: list[tuple[int, int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """A set frequency: per tick, each unit reports at its own phase, evenly spaced; the
+        rows of all ticks at once, in time order (unit, instant).
+
+        One pass over every tick of the batch (a minute-by-minute family has 60 in an hour):
+        a tick's instants lie in [tick, window end) and ticks do not overlap, so one stable
+        sort orders them as sorting each tick would.
+        """
+        counts = np.concatenate([c for _, _, c in tick_counts])  # tick-major, one count per unit
+        size = tick_counts[0][2].size
+        tick_of = np.repeat(np.repeat(np.arange(len(tick_counts), dtype=np.int64), size), counts)
+        unit = np.repeat(np.tile(np.arange(size, dtype=np.int64), len(tick_counts)), counts)
+        starts = np.asarray([t for t, _, _ in tick_counts], dtype=np.int64)
+        spans = np.asarray([end - t for t, end, _ in tick_counts], dtype=np.int64)
+        phase = hash_uniform(unit, self.streams.salt(name, "phase"))
+        nth = np.arange(unit.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        per = np.repeat(counts, counts).astype(np.float64)
+        at = starts[tick_of] + ((phase + nth) / np.maximum(per, 1) * spans[tick_of]).astype(np.int64)
+        order = np.argsort(at, kind="stable")
+        return unit[order], at[order]
 
 
 def sorted_instants(rng: np.random.Generator, count: int, start: int, end: int) -> np.ndarray:

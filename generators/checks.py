@@ -21,12 +21,14 @@ from medallion.contracts.sampler_specs import (
     NormalSample,
     ParentSample,
     PoissonSample,
+    PricedSample,
     ReferenceSample,
     RemainingLifeSample,
     SequenceSample,
     ShapedSample,
     UniformSample,
     UnitSample,
+    UpstreamSample,
     UuidSample,
     VocabularySample,
 )
@@ -45,6 +47,7 @@ _FITS: dict[type, tuple[str, ...]] = {
     ShapedSample: NUMERIC,
     DegradationSample: NUMERIC,
     RemainingLifeSample: NUMERIC,
+    PricedSample: NUMERIC,
     CategoricalSample: ("string",),
     VocabularySample: ("string",),
     BooleanSample: ("boolean",),
@@ -71,6 +74,12 @@ def field_order(entity: Entity) -> list[str]:
             needs.add(sample.source)
         if isinstance(sample, ShapedSample) and sample.by:
             needs.add(sample.by)
+        if isinstance(sample, PricedSample):
+            needs.update(sample.prices)
+            if sample.times:
+                needs.add(sample.times)
+        if isinstance(sample, UpstreamSample):
+            needs.add(sample.of)
         depends[name] = needs & set(entity.fields)
     order: list[str] = []
     visiting: set[str] = set()
@@ -178,8 +187,26 @@ def _check_entity(scenario: Scenario, name: str, entity: Entity) -> list[str]:
                 problems.append(f"{path}: sampler 'reference' needs `references: ENTITY`")
             elif entities[target].role != "dimension":
                 problems.append(f"{path}.references: {target!r} is a fact; references point at dimensions")
-        if spec.references is not None and not isinstance(sample, (ReferenceSample, UnitSample, ParentSample)):
-            problems.append(f"{path}.sample: a reference field takes kind reference, unit or parent")
+        if spec.references is not None and not isinstance(sample, (ReferenceSample, UnitSample, ParentSample, UpstreamSample)):
+            problems.append(f"{path}.sample: a reference field takes kind reference, unit, parent or upstream")
+        if isinstance(sample, UpstreamSample):
+            of = entity.fields.get(sample.of)
+            if spec.references is None:
+                problems.append(f"{path}: sampler 'upstream' needs `references: ENTITY`")
+            elif of is None or of.references != spec.references or not isinstance(of.sample, ReferenceSample):
+                problems.append(
+                    f"{path}.sample.of: {sample.of!r} must be another field of {name} with kind reference "
+                    f"and references: {spec.references}"
+                )
+        if isinstance(sample, PricedSample):
+            for price_field in sample.prices:
+                by_spec = entity.fields.get(price_field)
+                if by_spec is None or not isinstance(by_spec.sample, (CategoricalSample, VocabularySample, UnitSample, ParentSample)):
+                    problems.append(f"{path}.sample.prices: {price_field!r} must be a categorical or vocabulary field of {name}")
+            if sample.times is not None:
+                times_spec = entity.fields.get(sample.times)
+                if times_spec is None or times_spec.type not in NUMERIC or sample.times == field_name:
+                    problems.append(f"{path}.sample.times: {sample.times!r} must be another numeric field of {name}")
         if isinstance(sample, UnitSample):
             if per is None:
                 problems.append(f"{path}.sample: kind 'unit' needs arrival.per on {name}")

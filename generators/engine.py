@@ -205,9 +205,8 @@ class Engine:
         self.candidates: dict[str, list[_Candidate]] = {name: [] for name in self.order}
 
     def interval(self, batch: int) -> tuple[int, int]:
-        """[start, end) of a batch in epoch milliseconds."""
-        start = self.clock_start + batch * self.interval_ms
-        return start, start + self.interval_ms
+        """[start, end) of a batch in epoch milliseconds (live batches may be shorter: `clock.live_interval`)."""
+        return self.scenario.clock.batch_interval_ms(batch)
 
     # --- driving ----------------------------------------------------------------------------
 

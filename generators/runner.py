@@ -226,8 +226,7 @@ class Runner:
         self.writer = LandingWriter(data, scenario, seed, durable=options.durable, entities=self.entities)
         self.speed = speed
         self.interval_seconds = scenario.clock.interval.total_seconds()
-        backfill = scenario.clock.backfill.total_seconds()
-        self.backfill_batches = int(-(-backfill // self.interval_seconds)) if backfill > 0 else 0
+        self.backfill_batches = scenario.clock.backfill_batches
         self.started_monotonic = time.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Condition()
@@ -403,7 +402,9 @@ class Runner:
                 "idle_seconds": idle,
                 "last_batch_lines": status.lines,
             }
-        seconds_per_batch = self.interval_seconds / self.speed if self.speed > 0 else 0.0
+        begin, end = self.engine.interval(self._next_batch)  # live batches may be shorter (clock.live_interval)
+        interval_seconds = (end - begin) / 1000
+        seconds_per_batch = interval_seconds / self.speed if self.speed > 0 else 0.0
         return {
             "status": self._state.status,
             "uptime_seconds": round(now - self.started_monotonic, 3),
@@ -417,7 +418,7 @@ class Runner:
             "seed": self.seed,
             "next_batch": self._next_batch,
             "cadence": {
-                "interval_seconds": self.interval_seconds,
+                "interval_seconds": interval_seconds,
                 "speed": self.speed,
                 "real_seconds_per_batch": seconds_per_batch,
                 "backfill_batches": self.backfill_batches,

@@ -24,15 +24,18 @@ from medallion.contracts.sampler_specs import (
     DerivedSample,
     IntervalTimeSample,
     LognormalSample,
+    MaintenanceWindow,
     NormalSample,
     ParentSample,
     PoissonSample,
+    PricedSample,
     ReferenceSample,
     RemainingLifeSample,
     SequenceSample,
     ShapedSample,
     UniformSample,
     UnitSample,
+    UpstreamSample,
     UuidSample,
     VocabularySample,
 )
@@ -221,6 +224,20 @@ def shape_multipliers(hour_of_day: list[float] | None, day_of_week: list[float] 
     return result
 
 
+def maintenance_multipliers(windows: list[MaintenanceWindow], times: np.ndarray) -> np.ndarray:
+    """Each window's factor at the instants inside it (1.0 elsewhere); windows may wrap past
+    Sunday midnight into Monday."""
+    result = np.ones(np.asarray(times).shape, dtype=np.float64)
+    if not windows:
+        return result
+    hours, weekdays = _hours_and_weekdays(np.asarray(times, dtype=np.int64))
+    hour_of_week = weekdays * 24 + hours
+    for window in windows:
+        offset = (hour_of_week - (window.weekday * 24 + window.start_hour)) % (7 * 24)
+        result = np.where(offset < window.hours, result * window.factor, result)
+    return result
+
+
 # --- samplers -------------------------------------------------------------------------------
 
 
@@ -326,6 +343,10 @@ def _sample(name: str, spec: FieldSpec, ctx: SampleContext) -> Column:
         return shaped_column(name, spec, sample, ctx)
     if isinstance(sample, DegradationSample):
         return degradation_column(name, spec, sample, ctx)
+    if isinstance(sample, PricedSample):
+        return priced_column(name, spec, sample, ctx)
+    if isinstance(sample, UpstreamSample):
+        return upstream_column(name, spec, sample, ctx)
     if isinstance(sample, RemainingLifeSample):
         life = ctx.entity.arrival.lifetime  # type: ignore[union-attr]
         assert life is not None
@@ -393,10 +414,57 @@ def shaped_column(name: str, spec: FieldSpec, sample: ShapedSample, ctx: SampleC
             rows = np.flatnonzero(names == shape_name)
             if rows.size:
                 multiplier[rows] = shape_multipliers(shape.hour_of_day, shape.day_of_week, times[rows])
+    if sample.maintenance:
+        multiplier *= maintenance_multipliers(sample.maintenance, times)
     values = sample.base + sample.scale * multiplier
     if sample.noise_std > 0:
         values = values + ctx.rng(f"field:{name}").normal(0.0, sample.noise_std, ctx.n)
     return numeric_column(spec, values, sample.clip, sample.decimals)
+
+
+def priced_column(name: str, spec: FieldSpec, sample: PricedSample, ctx: SampleContext) -> Column:
+    """(base + times x the row's prices from the tables) x lognormal noise (see the model)."""
+    values = np.zeros(ctx.n, dtype=np.float64)
+    for by, table in sample.prices.items():
+        labels = ctx.columns[by].labels or ()
+        codes = ctx.columns[by].raw
+        assert codes is not None
+        # Unlisted categories cost nothing extra (e.g. an open-source engine's licence).
+        price_of_code = np.asarray([table.get(label, 0.0) for label in labels] or [0.0], dtype=np.float64)
+        values += price_of_code[np.asarray(codes, dtype=np.int64)]
+    if sample.times is not None:
+        times = ctx.columns[sample.times].raw
+        assert times is not None
+        values *= np.asarray(times, dtype=np.float64)
+    values += sample.base
+    if sample.noise_sigma > 0:
+        values *= np.exp(ctx.rng(f"field:{name}").normal(0.0, sample.noise_sigma, ctx.n))
+    return numeric_column(spec, values, None, sample.decimals)
+
+
+def upstream_column(name: str, spec: FieldSpec, sample: UpstreamSample, ctx: SampleContext) -> Column:
+    """Keys of rows older than the row `of` points at: edges from newer to older rows only."""
+    target = spec.references or ""
+    universe = ctx.universes[target]
+    downstream = ctx.columns[sample.of].rows
+    assert downstream is not None
+    rng = ctx.rng(f"field:{name}")
+    limit = np.maximum(downstream, 0)  # rows 0 .. limit-1 are older than the downstream row
+    if sample.skew == "zipf" and universe.size:
+        cumulative = np.cumsum(1.0 / np.arange(1, universe.size + 1, dtype=np.float64) ** sample.zipf_a)
+        ceiling = np.where(limit > 0, cumulative[np.maximum(limit - 1, 0)], 0.0)
+        index = np.searchsorted(cumulative, rng.random(ctx.n) * ceiling, side="right")
+    else:
+        index = np.floor(rng.random(ctx.n) * limit).astype(np.int64)
+    index = np.where(limit > 0, np.minimum(index, limit - 1), -1).astype(np.int64)
+    if universe.size == 0:
+        enc = np.zeros((ctx.n, 4), dtype=np.uint8)
+        enc[:, :4] = _NULL
+        return Column(enc=enc, rows=np.full(ctx.n, -1, dtype=np.int64))
+    # Rows without an upstream (-1) are dropped by the engine; their text is never written.
+    column = universe.columns[ctx.key_of[target]].take(np.maximum(index, 0))
+    column.rows = index
+    return column
 
 
 def degradation_column(name: str, spec: FieldSpec, sample: DegradationSample, ctx: SampleContext) -> Column:

@@ -169,6 +169,12 @@ class LandingWriter:
                 "start": iso_instant(int(scenario.clock.start.timestamp() * 1000)),
                 "interval_seconds": scenario.clock.interval.total_seconds(),
                 "backfill_seconds": scenario.clock.backfill.total_seconds(),
+                # Only when set, so run.json of clocks without it stays as it was.
+                **(
+                    {"live_interval_seconds": scenario.clock.live_interval.total_seconds()}
+                    if scenario.clock.live_interval is not None
+                    else {}
+                ),
             },
             "entities": scenario.processing_order,
             "format": {

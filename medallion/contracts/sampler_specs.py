@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -181,10 +183,21 @@ class LoadShape(Model):
         return self
 
 
+class MaintenanceWindow(Model):
+    """A weekly window (UTC) in which the load is multiplied by `factor`: traffic drained
+    for patching (factor below 1) or a maintenance job running (above 1)."""
+
+    weekday: int = Field(ge=0, le=6)  # Monday = 0
+    start_hour: int = Field(ge=0, le=23)
+    hours: int = Field(ge=1, le=24)
+    factor: Multiplier
+
+
 class ShapedSample(Model):
     """A number that follows a daily and weekly load shape at the row's event time:
-    base + scale * hour_of_day[h] * day_of_week[d] + Normal(0, noise_std). With `by`, the
-    shape is chosen per row by the value of that string field (e.g. a workload class)."""
+    base + scale * hour_of_day[h] * day_of_week[d] * maintenance + Normal(0, noise_std). With
+    `by`, the shape is chosen per row by the value of that string field (e.g. a workload
+    class); `maintenance` windows multiply the shape by their factor while they last."""
 
     kind: Literal["shaped"]
     shapes: dict[ShortText, LoadShape] = Field(max_length=MAX_CATEGORIES)
@@ -194,6 +207,16 @@ class ShapedSample(Model):
     noise_std: float = Field(default=0.0, ge=0, le=MAX_PARAM)
     clip: tuple[float, float] | None = None
     decimals: int | None = Field(default=None, ge=0, le=9)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list, max_length=MAX_CATEGORIES)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_maintenance(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Left out when empty, so scenarios written before windows existed keep their
+        # config hash (and a resumed run its data root).
+        data = handler(self)
+        if not self.maintenance and isinstance(data, dict):
+            data.pop("maintenance", None)
+        return data
 
     @model_validator(mode="after")
     def _default_shape(self) -> ShapedSample:
@@ -233,6 +256,33 @@ class RemainingLifeSample(Model):
     decimals: int | None = Field(default=1, ge=0, le=9)
 
 
+class PricedSample(Model):
+    """A price from per-category tables: (base + `times` x sum of prices[field][value of
+    field]) x exp(Normal(0, noise_sigma)), `times` a numeric field of the row (e.g. a node
+    count; 1 without it) and a category missing from a table adding 0. E.g. an hourly cost:
+    a control plane's fixed fee plus nodes x the node type's price, or an instance type's
+    price plus its licence's."""
+
+    kind: Literal["priced"]
+    prices: dict[Identifier, dict[ShortText, Annotated[float, Field(ge=0, le=MAX_PARAM)]]] = Field(min_length=1, max_length=MAX_CATEGORIES)
+    base: float = Field(default=0.0, ge=0, le=MAX_PARAM)
+    times: Identifier | None = None
+    noise_sigma: float = Field(default=0.0, ge=0, le=10)
+    decimals: int | None = Field(default=None, ge=0, le=9)
+
+
+class UpstreamSample(Model):
+    """A key of the referenced entity created before the row that field `of` points at (the
+    same entity), uniform or zipf-skewed toward the oldest rows. Edges drawn this way always
+    point from newer to older rows, so the graph they form has no cycle; a row whose `of`
+    points at the very first row has no upstream and is not written."""
+
+    kind: Literal["upstream"]
+    of: Identifier
+    skew: Literal["uniform", "zipf"] = "uniform"
+    zipf_a: float = Field(default=1.2, gt=1.0, le=100.0)
+
+
 Sample = Annotated[
     SequenceSample
     | UuidSample
@@ -251,6 +301,8 @@ Sample = Annotated[
     | DerivedSample
     | ShapedSample
     | DegradationSample
-    | RemainingLifeSample,
+    | RemainingLifeSample
+    | PricedSample
+    | UpstreamSample,
     Field(discriminator="kind"),
 ]

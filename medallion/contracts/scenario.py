@@ -18,7 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -365,7 +367,11 @@ class Pipeline(Model):
 
 
 class Clock(Model):
-    """The simulated clock: batch b covers [start + b*interval, start + (b+1)*interval)."""
+    """The simulated clock: batch b covers [start + b*interval, start + (b+1)*interval).
+
+    With `live_interval`, the batches after the backfill are that long instead: batch
+    B + k (B = backfill batches) covers [start + B*interval + k*live_interval, + live_interval),
+    e.g. 90 days of hourly batches, then one batch per minute."""
 
     start: Instant
     interval: Annotated[Duration, between(MILLISECOND, MAX_INTERVAL), between_schema(MILLISECOND, MAX_INTERVAL)] = timedelta(minutes=15)
@@ -373,12 +379,41 @@ class Clock(Model):
     # Simulated time written as fast as possible before pacing at `speed` starts (e.g. 90d of
     # history, then live). Content never depends on it, only the pace of writing.
     backfill: Duration = timedelta(0)
+    live_interval: (
+        Annotated[Duration, between(MILLISECOND, MAX_INTERVAL), between_schema(MILLISECOND, MAX_INTERVAL)] | None
+    ) = None
 
-    @field_validator("interval")
+    @model_serializer(mode="wrap")
+    def _omit_no_live_interval(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Left out when unset, so clocks written before it existed keep their config hash.
+        data = handler(self)
+        if self.live_interval is None and isinstance(data, dict):
+            data.pop("live_interval", None)
+        return data
+
+    @property
+    def backfill_batches(self) -> int:
+        """Batches the backfill spans (written at once before pacing starts)."""
+        backfill, interval = self.backfill.total_seconds(), self.interval.total_seconds()
+        return int(-(-backfill // interval)) if backfill > 0 else 0
+
+    def batch_interval_ms(self, batch: int) -> tuple[int, int]:
+        """[start, end) of batch `batch` in epoch milliseconds."""
+        start = int(self.start.timestamp() * 1000)
+        interval = int(self.interval.total_seconds() * 1000)
+        backfilled = self.backfill_batches
+        if self.live_interval is None or batch < backfilled:
+            begin = start + batch * interval
+            return begin, begin + interval
+        live = int(self.live_interval.total_seconds() * 1000)
+        begin = start + backfilled * interval + (batch - backfilled) * live
+        return begin, begin + live
+
+    @field_validator("interval", "live_interval")
     @classmethod
-    def _whole_ms(cls, value: timedelta) -> timedelta:
+    def _whole_ms(cls, value: timedelta | None) -> timedelta | None:
         # Batches are cut in whole milliseconds; 1.5 ms would silently become 1 ms.
-        if value.microseconds % 1000:
+        if value is not None and value.microseconds % 1000:
             raise ValueError(f"interval {short(str(value))} must be whole milliseconds, e.g. '15m'")
         return value
 
