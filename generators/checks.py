@@ -16,11 +16,13 @@ from medallion.contracts.sampler_specs import (
     ConstantSample,
     DegradationSample,
     DerivedSample,
+    EmailSample,
     IntervalTimeSample,
     LognormalSample,
     NormalSample,
     ParentSample,
     PoissonSample,
+    ProductSample,
     ReferenceSample,
     RemainingLifeSample,
     SequenceSample,
@@ -42,6 +44,8 @@ _FITS: dict[type, tuple[str, ...]] = {
     LognormalSample: NUMERIC,
     PoissonSample: NUMERIC,
     DerivedSample: NUMERIC,
+    ProductSample: NUMERIC,
+    EmailSample: ("string",),
     ShapedSample: NUMERIC,
     DegradationSample: NUMERIC,
     RemainingLifeSample: NUMERIC,
@@ -71,6 +75,10 @@ def field_order(entity: Entity) -> list[str]:
             needs.add(sample.source)
         if isinstance(sample, ShapedSample) and sample.by:
             needs.add(sample.by)
+        if isinstance(sample, ProductSample):
+            needs.update(sample.factors)
+        if isinstance(sample, EmailSample):
+            needs.add(sample.source)
         depends[name] = needs & set(entity.fields)
     order: list[str] = []
     visiting: set[str] = set()
@@ -196,6 +204,15 @@ def _check_entity(scenario: Scenario, name: str, entity: Entity) -> list[str]:
             source = entity.fields.get(sample.source)
             if source is None or source.type not in NUMERIC or sample.source == field_name:
                 problems.append(f"{path}.sample.source: {sample.source!r} must be another numeric field of {name}")
+        if isinstance(sample, ProductSample):
+            for factor in sample.factors:
+                spec_f = entity.fields.get(factor)
+                if spec_f is None or spec_f.type not in NUMERIC or factor == field_name:
+                    problems.append(f"{path}.sample.factors: {factor!r} must be another numeric field of {name}")
+        if isinstance(sample, EmailSample):
+            source_spec = entity.fields.get(sample.source)
+            if source_spec is None or source_spec.type != "string" or sample.source == field_name:
+                problems.append(f"{path}.sample.source: {sample.source!r} must be another string field of {name}")
         if isinstance(sample, ShapedSample) and sample.by is not None:
             by = entity.fields.get(sample.by)
             if by is None or by.type != "string":

@@ -58,6 +58,7 @@ from medallion.contracts.scenario_base import (
     format_duration,
     short,
 )
+from medallion.contracts.serving import ServedEntity, ViewName, serve_order, serving_problems
 
 
 class FieldSpec(Model):
@@ -340,9 +341,13 @@ class DatabaseTarget(Model):
 
 
 class Export(Model):
-    """Which gold tables reach which databases."""
+    """Which gold tables (and, opt-in, which silver entities and views) reach which databases."""
 
     tables: list[Identifier] | None = Field(default=None, max_length=MAX_RULES)
+    # Silver entities served as relational tables (PRIMARY and FOREIGN KEYs) and catalogue
+    # views over them (medallion/contracts/serving.py); empty: gold only, as before.
+    serve: list[ServedEntity] = Field(default_factory=list, max_length=MAX_ENTITIES)
+    views: list[ViewName] = Field(default_factory=list, max_length=MAX_RULES)
     postgres: DatabaseTarget = Field(default_factory=lambda: DatabaseTarget(password_env="MEDALLION_POSTGRES_PASSWORD"))
     mysql: DatabaseTarget = Field(default_factory=lambda: DatabaseTarget(password_env="MEDALLION_MYSQL_PASSWORD"))
 
@@ -441,6 +446,7 @@ class Scenario(Model):
             for table in self.export.tables:
                 if table not in known:
                     problems.append(f"export.tables: {table!r} is not a gold table ({short(str(sorted(known)))})")
+        problems += serving_problems(self.export.serve, self.export.views, self.entities, self.export_tables)
         if not problems:
             problems += self._sizes()
         if problems:
@@ -538,6 +544,12 @@ class Scenario(Model):
     def export_tables(self) -> list[str]:
         return list(self.export.tables) if self.export.tables is not None else [g.name for g in self.gold]
 
+    @property
+    def served_entities(self) -> list[ServedEntity]:
+        """`export.serve`, parents first (the order the export loads them in)."""
+        by_name = {s.entity: s for s in self.export.serve}
+        return [by_name[name] for name in serve_order(self.export.serve)]
+
     def sha256(self) -> str:
         """Hash of the effective configuration (after the profile), recorded in every manifest.
 
@@ -549,8 +561,12 @@ class Scenario(Model):
         for name in _HASHED_WHEN_SET:
             if getattr(self.pipeline, name) == getattr(defaults, name):
                 del dumped["pipeline"][name]
+        for name in _EXPORT_HASHED_WHEN_SET:
+            if not dumped["export"][name]:
+                del dumped["export"][name]
         canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 _HASHED_WHEN_SET = ("max_line_bytes", "max_json_depth")
+_EXPORT_HASHED_WHEN_SET = ("serve", "views")
