@@ -59,11 +59,12 @@ from medallion.contracts.options import (
     add_master_option,
     add_scenario_options,
     add_target_option,
+    add_write_mode_option,
     export_kinds,
 )
 from medallion.contracts.scenario import GoldTable, Scenario
 from medallion.contracts.serving import ORPHAN_VIEW
-from medallion.databases.bulk import load_batches
+from medallion.databases.bulk import load_batches, load_rows_one_by_one
 from medallion.databases.connection import Connection
 from medallion.databases.dialects import (
     LEDGER_TABLE,
@@ -113,6 +114,17 @@ class ExportResult:
     # Served entities: staged rows withheld because a foreign key found no served parent.
     orphans: int = 0
     views: tuple[str, ...] = ()
+    # The staging write: rows sent, its seconds, and how (`--mode`).
+    rows_written: int = 0
+    write_seconds: float = 0.0
+    write_mode: str = "batch"
+
+    def write_rate(self) -> str:
+        """`N rows/s, M ms per row (mode)` of the staging write, or '' when it wrote nothing."""
+        if not self.rows_written or self.write_seconds <= 0:
+            return ""
+        per_row_ms = 1000 * self.write_seconds / self.rows_written
+        return f"{self.rows_written / self.write_seconds:,.0f} rows/s, {per_row_ms:.3f} ms per row ({self.write_mode} mode)"
 
     def describe(self) -> str:
         """One line for the console."""
@@ -125,6 +137,7 @@ class ExportResult:
             f"{self.table} -> {self.target}: {self.rows_upserted} upserted, {self.rows_deleted} deleted "
             f"(Delta v{self.delta_version}, {source}) in {self.seconds:.1f}s"
             + (f"; {self.orphans} orphan row(s) withheld" if self.orphans else "")
+            + (f"; staged {self.rows_written} rows: {self.write_rate()}" if self.rows_written else "")
         )
 
 
@@ -407,6 +420,7 @@ class TableExport:
     version: GoldVersion
     columns: list[tuple[str, str]]  # (name, logical type), see sql_columns
     served: ServedTable | None = None
+    write_mode: Literal["batch", "row"] = "batch"
 
     @property
     def parents(self) -> tuple[ForeignKey, ...]:
@@ -435,6 +449,7 @@ class StagedBatch:
     export: TableExport
     mode: Literal["snapshot", "changes"]
     from_version: int | None  # first change-feed version read; None for a snapshot
+    written: StagingWrite
 
 
 class RowCounts(NamedTuple):
@@ -504,7 +519,14 @@ def target_position(session: SqlSession, export: TableExport) -> Position | None
     return None if created else last_export(session, export.gold.name)
 
 
-def write_staging(rows: DataFrame, session: SqlSession, export: TableExport) -> int:
+class StagingWrite(NamedTuple):
+    """The rows a staging write sent to the server and the seconds it took (Spark's read excluded)."""
+
+    rows: int
+    seconds: float
+
+
+def write_staging(rows: DataFrame, session: SqlSession, export: TableExport) -> StagingWrite:
     """Append rows to the (existing) staging table: Spark hands them over as Arrow, the driver
     loads them (PostgreSQL COPY, MySQL multi-row INSERT; see medallion.databases.bulk).
 
@@ -514,34 +536,36 @@ def write_staging(rows: DataFrame, session: SqlSession, export: TableExport) -> 
     """
     columns = [*export.column_names, OP_COLUMN]
     arrow = rows.select(*columns).toArrow()  # Spark's failures (e.g. the change feed gone) surface here
-    return load_batches(session, export.staging, columns, arrow.to_batches(max_chunksize=STAGING_BATCH_ROWS))
+    load = load_rows_one_by_one if export.write_mode == "row" else load_batches
+    began = time.perf_counter()
+    sent = load(session, export.staging, columns, arrow.to_batches(max_chunksize=STAGING_BATCH_ROWS))
+    return StagingWrite(sent, time.perf_counter() - began)
 
 
-def stage_changes(spark: SparkSession, session: SqlSession, export: TableExport, start: int) -> bool:
+def stage_changes(spark: SparkSession, session: SqlSession, export: TableExport, start: int) -> StagingWrite | None:
     """Steps 2 and 3 from the change feed: stage the latest change per key since `start`.
 
     Returns:
-        False when the change feed cannot serve that range (the staging table is empty again).
+        None when the change feed cannot serve that range (the staging table is empty again).
     """
     try:
         if export.served is not None:
             rows = read_new_rows(spark, export.version, start - 1, export.served.key)
         else:
             rows = read_changes(spark, export.version, start, export.gold.key_columns)
-        write_staging(rows, session, export)
-        return True
+        return write_staging(rows, session, export)
     except Exception as exc:
         if not _change_feed_gone(exc):
             raise spark_write_failed(exc, session.connection, export.staging_description) from None
     # Rows a failed attempt staged would be resent by the snapshot anyway; start clean.
     session.execute(session.dialect.clear_table(export.staging))
-    return False
+    return None
 
 
-def stage_snapshot(spark: SparkSession, session: SqlSession, export: TableExport) -> None:
+def stage_snapshot(spark: SparkSession, session: SqlSession, export: TableExport) -> StagingWrite:
     """Steps 2 and 3 from the whole table: stage every gold row as of the exported version."""
     try:
-        write_staging(read_snapshot(spark, export.version), session, export)
+        return write_staging(read_snapshot(spark, export.version), session, export)
     except Exception as exc:
         raise spark_write_failed(exc, session.connection, export.staging_description) from None
 
@@ -555,11 +579,11 @@ def stage(
     session.execute(session.dialect.create_staging(export.staging, export.columns))
     _fire(hooks.before_staging, export, session)
     start = export.version.first_change_after(previous)
-    if start is not None and stage_changes(spark, session, export, start):
-        batch = StagedBatch(export, "changes", start)
+    written = stage_changes(spark, session, export, start) if start is not None else None
+    if written is not None:
+        batch = StagedBatch(export, "changes", start, written)
     else:
-        stage_snapshot(spark, session, export)
-        batch = StagedBatch(export, "snapshot", None)
+        batch = StagedBatch(export, "snapshot", None, stage_snapshot(spark, session, export))
     _fire(hooks.after_staging, export, session)
     return batch
 
@@ -635,7 +659,7 @@ def export_table(
     began = time.monotonic()
     check_names(gold)
     version = gold_version(spark, cfg.table("gold", gold.name), gold.name)
-    export = TableExport(gold, target, version, sql_columns(read_schema(spark, version), gold))
+    export = TableExport(gold, target, version, sql_columns(read_schema(spark, version), gold), write_mode=cfg.write_mode)
     previous = target_position(session, export)
     if previous == version.position:
         return ExportResult(gold.name, target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
@@ -643,7 +667,8 @@ def export_table(
     counts = commit_staged(session, batch, hooks)
     return ExportResult(
         gold.name, target, batch.mode, version.version, batch.from_version, counts.upserted, counts.deleted,
-        time.monotonic() - began,
+        time.monotonic() - began, rows_written=batch.written.rows, write_seconds=batch.written.seconds,
+        write_mode=cfg.write_mode,
     )
 
 
@@ -654,6 +679,7 @@ def serve_entity(
     session: SqlSession,
     target: str,
     hooks: ExportHooks | None = None,
+    write_mode: Literal["batch", "row"] = "batch",
 ) -> ExportResult:
     """Bring one served silver entity's table up to `version` of its silver table: the rows new
     since the version the ledger holds (a full snapshot the first time, or after a reprocess),
@@ -662,7 +688,9 @@ def serve_entity(
     hooks = hooks or ExportHooks()
     began = time.monotonic()
     check_identifier(served.name, "served entity name")
-    export = TableExport(served, target, version, served_columns(read_schema(spark, version), served), served)
+    export = TableExport(
+        served, target, version, served_columns(read_schema(spark, version), served), served, write_mode=write_mode
+    )
     previous = target_position(session, export)
     if previous == version.position:
         return ExportResult(served.name, target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
@@ -670,7 +698,8 @@ def serve_entity(
     counts = commit_staged(session, batch, hooks)
     return ExportResult(
         served.name, target, batch.mode, version.version, batch.from_version, counts.upserted, counts.deleted,
-        time.monotonic() - began, orphans=counts.orphans,
+        time.monotonic() - began, orphans=counts.orphans, rows_written=batch.written.rows,
+        write_seconds=batch.written.seconds, write_mode=write_mode,
     )
 
 
@@ -754,7 +783,7 @@ def export_gold(
                 for gold in tables:
                     done(export_table(spark, cfg, gold, session, target, hooks))
                 for table in served:  # parents first
-                    done(serve_entity(spark, table, pinned[table.name], session, target, hooks))
+                    done(serve_entity(spark, table, pinned[table.name], session, target, hooks, cfg.write_mode))
                 if served:
                     done(create_views(session, cfg.scenario, served, target))
         except DatabaseError as exc:
@@ -797,7 +826,23 @@ def run_export(cfg: ExportConfig, session: SessionOptions, hooks: ExportHooks | 
     for target, connection in connections.items():
         print(f"[export] {target}: {connection}", flush=True)
     spark = build_session(session)
-    return export_gold(spark, cfg, connections, hooks, on_result=lambda r: print(f"[export] {r.describe()}", flush=True))
+    results = export_gold(spark, cfg, connections, hooks, on_result=lambda r: print(f"[export] {r.describe()}", flush=True))
+    for line in write_summary(results):
+        print(f"[export] {line}", flush=True)
+    return results
+
+
+def write_summary(results: list[ExportResult]) -> list[str]:
+    """Per target: rows staged, rows/s and mean write time per row over the whole export."""
+    lines = []
+    for target in dict.fromkeys(r.target for r in results):
+        mine = [r for r in results if r.target == target and r.rows_written]
+        rows, seconds = sum(r.rows_written for r in mine), sum(r.write_seconds for r in mine)
+        if rows and seconds > 0:
+            total = ExportResult("all tables", target, "snapshot", 0, None, 0, 0, seconds, rows_written=rows,
+                                 write_seconds=seconds, write_mode=mine[0].write_mode)
+            lines.append(f"{target}: staged {rows} rows in {seconds:.2f}s: {total.write_rate()}")
+    return lines
 
 
 def main() -> None:
@@ -805,10 +850,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="spark_jobs/export.py", description="medallion export job", allow_abbrev=False)
     add_scenario_options(parser)
     add_target_option(parser)
+    add_write_mode_option(parser)
     add_master_option(parser)
     args = parser.parse_args()
     try:
-        cfg = export_config(args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target))
+        cfg = export_config(
+            args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target), write_mode=args.write_mode
+        )
         run_export(cfg, options_from_args("medallion-export", args))
     except MedallionError as exc:
         print(f"medallion export: error: {exc}", flush=True)
