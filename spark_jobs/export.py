@@ -320,11 +320,11 @@ class GoldVersion:
         return previous.version + 1
 
 
-def gold_version(spark: SparkSession, path: str, name: str) -> GoldVersion:
-    """The Delta table id and latest version of a gold table."""
+def gold_version(spark: SparkSession, path: str, name: str, layer: str = "gold") -> GoldVersion:
+    """The Delta table id and latest version of a gold (or served silver) table."""
     if not storage.is_delta_table(spark, path):
         raise ExportError(
-            f"gold table {name!r} does not exist at {path}: run `medallion pipeline` for this "
+            f"{layer} table {name!r} does not exist at {path}: run `medallion pipeline` for this "
             "scenario and data root first"
         )
     table = DeltaTable.forPath(spark, path)
@@ -711,7 +711,7 @@ def pin_served_versions(spark: SparkSession, cfg: ExportConfig, served: list[Ser
     foreign keys of one export's rows are complete even while the pipeline keeps appending."""
     pinned: dict[str, GoldVersion] = {}
     for table in reversed(served):
-        pinned[table.name] = gold_version(spark, cfg.table("silver", table.name), table.name)
+        pinned[table.name] = gold_version(spark, cfg.table("silver", table.name), table.name, "silver")
     return pinned
 
 
