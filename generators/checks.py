@@ -16,12 +16,14 @@ from medallion.contracts.sampler_specs import (
     ConstantSample,
     DegradationSample,
     DerivedSample,
+    EmailSample,
     IntervalTimeSample,
     LognormalSample,
     NormalSample,
     ParentSample,
     PoissonSample,
     PricedSample,
+    ProductSample,
     ReferenceSample,
     RemainingLifeSample,
     SequenceSample,
@@ -44,6 +46,8 @@ _FITS: dict[type, tuple[str, ...]] = {
     LognormalSample: NUMERIC,
     PoissonSample: NUMERIC,
     DerivedSample: NUMERIC,
+    ProductSample: NUMERIC,
+    EmailSample: ("string",),
     ShapedSample: NUMERIC,
     DegradationSample: NUMERIC,
     RemainingLifeSample: NUMERIC,
@@ -80,6 +84,11 @@ def field_order(entity: Entity) -> list[str]:
                 needs.add(sample.times)
         if isinstance(sample, UpstreamSample):
             needs.add(sample.of)
+
+        if isinstance(sample, ProductSample):
+            needs.update(sample.factors)
+        if isinstance(sample, EmailSample):
+            needs.add(sample.source)
         depends[name] = needs & set(entity.fields)
     order: list[str] = []
     visiting: set[str] = set()
@@ -223,6 +232,15 @@ def _check_entity(scenario: Scenario, name: str, entity: Entity) -> list[str]:
             source = entity.fields.get(sample.source)
             if source is None or source.type not in NUMERIC or sample.source == field_name:
                 problems.append(f"{path}.sample.source: {sample.source!r} must be another numeric field of {name}")
+        if isinstance(sample, ProductSample):
+            for factor in sample.factors:
+                spec_f = entity.fields.get(factor)
+                if spec_f is None or spec_f.type not in NUMERIC or factor == field_name:
+                    problems.append(f"{path}.sample.factors: {factor!r} must be another numeric field of {name}")
+        if isinstance(sample, EmailSample):
+            source_spec = entity.fields.get(sample.source)
+            if source_spec is None or source_spec.type != "string" or sample.source == field_name:
+                problems.append(f"{path}.sample.source: {sample.source!r} must be another string field of {name}")
         if isinstance(sample, ShapedSample) and sample.by is not None:
             by = entity.fields.get(sample.by)
             if by is None or by.type != "string":

@@ -9,6 +9,8 @@ field, so adding a field or a defect never changes another field's values.
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,7 @@ from medallion.contracts.sampler_specs import (
     ConstantSample,
     DegradationSample,
     DerivedSample,
+    EmailSample,
     IntervalTimeSample,
     LognormalSample,
     MaintenanceWindow,
@@ -29,6 +32,7 @@ from medallion.contracts.sampler_specs import (
     ParentSample,
     PoissonSample,
     PricedSample,
+    ProductSample,
     ReferenceSample,
     RemainingLifeSample,
     SequenceSample,
@@ -339,6 +343,15 @@ def _sample(name: str, spec: FieldSpec, ctx: SampleContext) -> Column:
         if sample.noise_std > 0:
             base = base + rng.normal(0.0, sample.noise_std, n)
         return numeric_column(spec, base, sample.clip, sample.decimals)
+    if isinstance(sample, ProductSample):
+        result = np.ones(n, dtype=np.float64)
+        for factor in sample.factors:
+            factor_values = ctx.columns[factor].raw
+            assert factor_values is not None
+            result = result * factor_values.astype(np.float64)
+        return numeric_column(spec, result, None, sample.decimals)
+    if isinstance(sample, EmailSample):
+        return email_column(name, sample, ctx)
     if isinstance(sample, ShapedSample):
         return shaped_column(name, spec, sample, ctx)
     if isinstance(sample, DegradationSample):
@@ -355,6 +368,28 @@ def _sample(name: str, spec: FieldSpec, ctx: SampleContext) -> Column:
         remaining = np.maximum(1.0 - ctx.wear(), 0.0) * hours
         return numeric_column(spec, remaining, None, sample.decimals)
     raise ValueError(f"{ctx.entity_name}.{name}: unsupported sampler {sample!r}")
+
+
+def email_column(name: str, sample: EmailSample, ctx: SampleContext) -> Column:
+    """`first.last.<row number>@domain`: the source words as an ASCII local part, numbered by
+    the row's position in the entity's sequence so no two rows share an address."""
+    words = ctx.columns[sample.source].strings() or [""] * ctx.n
+    weights = np.asarray(list(sample.domains.values()), dtype=np.float64)
+    domains = list(sample.domains)
+    codes = categorical_codes(ctx.rng(f"field:{name}"), weights / weights.sum(), ctx.n)
+    numbers = ctx.sequence_offset + 1 + np.arange(ctx.n, dtype=np.int64)
+    addresses = [
+        f"{_local_part(word)}.{number}@{domains[code]}" for word, number, code in zip(words, numbers, codes, strict=True)
+    ]
+    return Column(enc=encode.string_table(addresses), raw=np.arange(ctx.n, dtype=np.int64), labels=tuple(addresses))
+
+
+_NOT_LOCAL = re.compile(r"[^a-z0-9]+")
+
+
+def _local_part(word: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode().lower()
+    return _NOT_LOCAL.sub(".", ascii_text).strip(".") or "user"
 
 
 def word_column(labels: tuple[str, ...], codes: np.ndarray) -> Column:

@@ -17,6 +17,7 @@ from medallion.contracts.options import (
     add_scenario_options,
     add_spark_options,
     add_target_option,
+    add_write_mode_option,
     export_kinds,
     spark_settings,
 )
@@ -168,7 +169,9 @@ def _export(args: argparse.Namespace) -> int:
     from spark_jobs.session import options_from_args
 
     check_data_root(args.data, writes=False, must_exist=True)
-    cfg = export_config(args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target))
+    cfg = export_config(
+        args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target), write_mode=args.write_mode
+    )
     run_export(cfg, options_from_args("medallion-export", args))
     return 0
 
@@ -301,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp = commands.add_parser("export", help="upsert gold tables into PostgreSQL and/or MySQL, exactly once")
     add_scenario_options(exp)
     add_target_option(exp)
+    add_write_mode_option(exp)
     add_master_option(exp)
     exp.set_defaults(handler=_export)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from medallion.contracts.errors import ConfigError
 from medallion.contracts.layout import DataRoot
@@ -50,6 +51,7 @@ class ExportConfig:
     scenario: Scenario
     data: DataRoot
     targets: tuple[ExportKind, ...] = EXPORT_KINDS
+    write_mode: Literal["batch", "row"] = "batch"  # see medallion.contracts.options.WRITE_MODES
 
     def table(self, layer: str, name: str) -> str:
         return str(self.data.table(layer, name))
@@ -82,10 +84,11 @@ def export_config(
     *,
     profile: str | None = None,
     targets: tuple[ExportKind, ...] = EXPORT_KINDS,
+    write_mode: Literal["batch", "row"] = "batch",
 ) -> ExportConfig:
     """The ExportConfig of a scenario (a loaded one, or a NAME or YAML path with `profile`)
     on a data root."""
-    return ExportConfig(scenario=_scenario(scenario, profile), data=_data_root(data), targets=targets)
+    return ExportConfig(scenario=_scenario(scenario, profile), data=_data_root(data), targets=targets, write_mode=write_mode)
 
 
 def parse_layers(text: str) -> tuple[str, ...]:

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -59,14 +59,17 @@ from medallion.contracts.options import (
     add_master_option,
     add_scenario_options,
     add_target_option,
+    add_write_mode_option,
     export_kinds,
 )
-from medallion.contracts.scenario import GoldTable
-from medallion.databases.bulk import load_batches
+from medallion.contracts.scenario import GoldTable, Scenario
+from medallion.contracts.serving import ORPHAN_VIEW
+from medallion.databases.bulk import load_batches, load_rows_one_by_one
 from medallion.databases.connection import Connection
 from medallion.databases.dialects import (
     LEDGER_TABLE,
     OP_COLUMN,
+    ForeignKey,
     LedgerEntry,
     check_identifier,
     export_lock_name,
@@ -74,11 +77,12 @@ from medallion.databases.dialects import (
 )
 from medallion.databases.sql import SqlSession, connect
 from medallion.databases.targets import resolve_connections
+from medallion.databases.views import orphan_select, view_select
 from spark_jobs import storage
 from spark_jobs.config import ExportConfig, export_config
 from spark_jobs.session import SessionOptions, build_session, options_from_args
 
-Mode = Literal["snapshot", "changes", "skipped"]
+Mode = Literal["snapshot", "changes", "skipped", "views"]
 # Rows per batch sent to a target: large enough that per-statement costs vanish, small enough
 # that one batch as CSV text or Python tuples stays a few megabytes.
 STAGING_BATCH_ROWS = 20_000
@@ -107,15 +111,33 @@ class ExportResult:
     rows_upserted: int
     rows_deleted: int
     seconds: float
+    # Served entities: staged rows withheld because a foreign key found no served parent.
+    orphans: int = 0
+    views: tuple[str, ...] = ()
+    # The staging write: rows sent, its seconds, and how (`--mode`).
+    rows_written: int = 0
+    write_seconds: float = 0.0
+    write_mode: str = "batch"
+
+    def write_rate(self) -> str:
+        """`N rows/s, M ms per row (mode)` of the staging write, or '' when it wrote nothing."""
+        if not self.rows_written or self.write_seconds <= 0:
+            return ""
+        per_row_ms = 1000 * self.write_seconds / self.rows_written
+        return f"{self.rows_written / self.write_seconds:,.0f} rows/s, {per_row_ms:.3f} ms per row ({self.write_mode} mode)"
 
     def describe(self) -> str:
         """One line for the console."""
+        if self.mode == "views":
+            return f"views -> {self.target}: {', '.join(self.views)} (created or replaced) in {self.seconds:.1f}s"
         if self.mode == "skipped":
             return f"{self.table} -> {self.target}: up to date at Delta version {self.delta_version}"
         source = "full snapshot" if self.mode == "snapshot" else f"changes since v{self.from_version}"
         return (
             f"{self.table} -> {self.target}: {self.rows_upserted} upserted, {self.rows_deleted} deleted "
             f"(Delta v{self.delta_version}, {source}) in {self.seconds:.1f}s"
+            + (f"; {self.orphans} orphan row(s) withheld" if self.orphans else "")
+            + (f"; staged {self.rows_written} rows: {self.write_rate()}" if self.rows_written else "")
         )
 
 
@@ -142,6 +164,43 @@ class ExportHooks:
     before_staging: Callable[[ExportStep], None] | None = None
     after_staging: Callable[[ExportStep], None] | None = None
     before_commit: Callable[[ExportStep], None] | None = None
+
+
+class Exportable(Protocol):
+    """What the staging and commit steps need of a table: a gold table or a served entity."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_columns(self) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class ServedTable:
+    """A silver entity served as a relational table (`export.serve`): its scenario fields,
+    PRIMARY KEY on the entity's key, FOREIGN KEYs to served parents."""
+
+    name: str
+    key: str
+    fields: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...]
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [self.key]
+
+
+def served_tables(scenario: Scenario) -> list[ServedTable]:
+    """`export.serve` as tables, parents first (the order they are loaded in)."""
+    tables = []
+    for served in scenario.served_entities:
+        entity = scenario.entities[served.entity]
+        foreign_keys = tuple(
+            ForeignKey(column, parent, scenario.entities[parent].key) for column, parent in served.foreign_keys.items()
+        )
+        tables.append(ServedTable(served.entity, entity.key, tuple(entity.fields), foreign_keys))
+    return tables
 
 
 # --- pure transforms and schema mapping ----------------------------------------------------
@@ -199,6 +258,22 @@ def check_names(gold: GoldTable) -> None:
         check_identifier(key, f"key column of gold table {gold.name!r}")
 
 
+def served_columns(schema: T.StructType, served: ServedTable) -> list[tuple[str, str]]:
+    """(name, logical type) of a served entity's scenario fields in silver (lineage columns stay
+    in the lake), each name checked against the allowlist."""
+    types = {f.name: f.dataType for f in schema.fields}
+    missing = [name for name in served.fields if name not in types]
+    if missing:
+        raise ExportError(
+            f"silver table {served.name!r} has no column(s) {missing}; rebuild it with `medallion reprocess` "
+            "for the current scenario"
+        )
+    return [
+        (check_identifier(name, f"field of served entity {served.name!r}"), logical_type(name, types[name]))
+        for name in served.fields
+    ]
+
+
 def sql_columns(schema: T.StructType, gold: GoldTable) -> list[tuple[str, str]]:
     """(name, logical type) of every gold column, each name checked against the allowlist."""
     columns = [
@@ -245,11 +320,11 @@ class GoldVersion:
         return previous.version + 1
 
 
-def gold_version(spark: SparkSession, path: str, name: str) -> GoldVersion:
-    """The Delta table id and latest version of a gold table."""
+def gold_version(spark: SparkSession, path: str, name: str, layer: str = "gold") -> GoldVersion:
+    """The Delta table id and latest version of a gold (or served silver) table."""
     if not storage.is_delta_table(spark, path):
         raise ExportError(
-            f"gold table {name!r} does not exist at {path}: run `medallion pipeline` for this "
+            f"{layer} table {name!r} does not exist at {path}: run `medallion pipeline` for this "
             "scenario and data root first"
         )
     table = DeltaTable.forPath(spark, path)
@@ -278,6 +353,16 @@ def read_changes(spark: SparkSession, gold: GoldVersion, start: int, keys: list[
         .load(gold.path)
         .transform(latest_changes(keys))
     )
+
+
+def read_new_rows(spark: SparkSession, silver: GoldVersion, since: int, key: str) -> DataFrame:
+    """Rows of an append-only silver table added after version `since`, as rows to upsert.
+
+    Silver never updates or deletes a row (keys are unique across batches), so the rows new
+    since a version are the current rows whose key that version lacks."""
+    current = spark.read.format("delta").option("versionAsOf", silver.version).load(silver.path)
+    before = spark.read.format("delta").option("versionAsOf", since).load(silver.path).select(key)
+    return current.join(before, key, "left_anti").transform(with_upsert_op)
 
 
 def _change_feed_gone(exc: BaseException) -> bool:
@@ -330,10 +415,16 @@ def spark_write_failed(exc: BaseException, connection: Connection, what: str) ->
 class TableExport:
     """One gold table on its way into one target, at the gold version being exported."""
 
-    gold: GoldTable
+    gold: Exportable  # a gold table, or a served silver entity (`served`)
     target: str
     version: GoldVersion
     columns: list[tuple[str, str]]  # (name, logical type), see sql_columns
+    served: ServedTable | None = None
+    write_mode: Literal["batch", "row"] = "batch"
+
+    @property
+    def parents(self) -> tuple[ForeignKey, ...]:
+        return self.served.foreign_keys if self.served is not None else ()
 
     @property
     def staging(self) -> str:
@@ -358,13 +449,15 @@ class StagedBatch:
     export: TableExport
     mode: Literal["snapshot", "changes"]
     from_version: int | None  # first change-feed version read; None for a snapshot
+    written: StagingWrite
 
 
 class RowCounts(NamedTuple):
-    """Distinct keys one commit wrote and removed."""
+    """Distinct keys one commit wrote and removed, and (served entities) withheld as orphans."""
 
     upserted: int
     deleted: int
+    orphans: int = 0
 
 
 def _fire(hook: Callable[[ExportStep], None] | None, export: TableExport, session: SqlSession) -> None:
@@ -389,7 +482,9 @@ def export_lock(session: SqlSession) -> Iterator[None]:
             session.scalar(*dialect.unlock(name))
 
 
-def prepare_target(session: SqlSession, gold: GoldTable, columns: list[tuple[str, str]]) -> bool:
+def prepare_target(
+    session: SqlSession, gold: Exportable, columns: list[tuple[str, str]], foreign_keys: tuple[ForeignKey, ...] = ()
+) -> bool:
     """Create the ledger and the target table if missing; refuse a target with other columns.
 
     Returns:
@@ -407,7 +502,7 @@ def prepare_target(session: SqlSession, gold: GoldTable, columns: list[tuple[str
         )
     if existing:
         return False
-    session.execute(dialect.create_table(gold.name, columns, gold.key_columns))
+    session.execute(dialect.create_table(gold.name, columns, gold.key_columns, foreign_keys=foreign_keys))
     return True
 
 
@@ -419,12 +514,19 @@ def last_export(session: SqlSession, table: str) -> Position | None:
 
 def target_position(session: SqlSession, export: TableExport) -> Position | None:
     """Step 1: what the target already reflects (None: nothing it can build on)."""
-    created = prepare_target(session, export.gold, export.columns)
+    created = prepare_target(session, export.gold, export.columns, export.parents)
     # A target table dropped by hand is recreated empty: its ledger rows no longer hold.
     return None if created else last_export(session, export.gold.name)
 
 
-def write_staging(rows: DataFrame, session: SqlSession, export: TableExport) -> int:
+class StagingWrite(NamedTuple):
+    """The rows a staging write sent to the server and the seconds it took (Spark's read excluded)."""
+
+    rows: int
+    seconds: float
+
+
+def write_staging(rows: DataFrame, session: SqlSession, export: TableExport) -> StagingWrite:
     """Append rows to the (existing) staging table: Spark hands them over as Arrow, the driver
     loads them (PostgreSQL COPY, MySQL multi-row INSERT; see medallion.databases.bulk).
 
@@ -434,31 +536,36 @@ def write_staging(rows: DataFrame, session: SqlSession, export: TableExport) -> 
     """
     columns = [*export.column_names, OP_COLUMN]
     arrow = rows.select(*columns).toArrow()  # Spark's failures (e.g. the change feed gone) surface here
-    return load_batches(session, export.staging, columns, arrow.to_batches(max_chunksize=STAGING_BATCH_ROWS))
+    load = load_rows_one_by_one if export.write_mode == "row" else load_batches
+    began = time.perf_counter()
+    sent = load(session, export.staging, columns, arrow.to_batches(max_chunksize=STAGING_BATCH_ROWS))
+    return StagingWrite(sent, time.perf_counter() - began)
 
 
-def stage_changes(spark: SparkSession, session: SqlSession, export: TableExport, start: int) -> bool:
+def stage_changes(spark: SparkSession, session: SqlSession, export: TableExport, start: int) -> StagingWrite | None:
     """Steps 2 and 3 from the change feed: stage the latest change per key since `start`.
 
     Returns:
-        False when the change feed cannot serve that range (the staging table is empty again).
+        None when the change feed cannot serve that range (the staging table is empty again).
     """
     try:
-        rows = read_changes(spark, export.version, start, export.gold.key_columns)
-        write_staging(rows, session, export)
-        return True
+        if export.served is not None:
+            rows = read_new_rows(spark, export.version, start - 1, export.served.key)
+        else:
+            rows = read_changes(spark, export.version, start, export.gold.key_columns)
+        return write_staging(rows, session, export)
     except Exception as exc:
         if not _change_feed_gone(exc):
             raise spark_write_failed(exc, session.connection, export.staging_description) from None
     # Rows a failed attempt staged would be resent by the snapshot anyway; start clean.
     session.execute(session.dialect.clear_table(export.staging))
-    return False
+    return None
 
 
-def stage_snapshot(spark: SparkSession, session: SqlSession, export: TableExport) -> None:
+def stage_snapshot(spark: SparkSession, session: SqlSession, export: TableExport) -> StagingWrite:
     """Steps 2 and 3 from the whole table: stage every gold row as of the exported version."""
     try:
-        write_staging(read_snapshot(spark, export.version), session, export)
+        return write_staging(read_snapshot(spark, export.version), session, export)
     except Exception as exc:
         raise spark_write_failed(exc, session.connection, export.staging_description) from None
 
@@ -472,18 +579,23 @@ def stage(
     session.execute(session.dialect.create_staging(export.staging, export.columns))
     _fire(hooks.before_staging, export, session)
     start = export.version.first_change_after(previous)
-    if start is not None and stage_changes(spark, session, export, start):
-        batch = StagedBatch(export, "changes", start)
+    written = stage_changes(spark, session, export, start) if start is not None else None
+    if written is not None:
+        batch = StagedBatch(export, "changes", start, written)
     else:
-        stage_snapshot(spark, session, export)
-        batch = StagedBatch(export, "snapshot", None)
+        batch = StagedBatch(export, "snapshot", None, stage_snapshot(spark, session, export))
     _fire(hooks.after_staging, export, session)
     return batch
 
 
 def delete_rows(session: SqlSession, batch: StagedBatch) -> int:
-    """Staged 'D' keys go; after a snapshot, every key the snapshot lacks. Returns the count."""
+    """Staged 'D' keys go; after a snapshot, every key the snapshot lacks. Returns the count.
+
+    Served entities delete nothing: silver is append-only, and a parent row must not go while
+    served children still reference it."""
     export = batch.export
+    if export.served is not None:
+        return 0
     delete = session.dialect.delete_missing if batch.mode == "snapshot" else session.dialect.delete_staged
     return max(session.execute(delete(export.gold.name, export.staging, export.gold.key_columns)), 0)
 
@@ -508,8 +620,10 @@ def commit_staged(session: SqlSession, batch: StagedBatch, hooks: ExportHooks) -
         refuse_null_keys(session, export)
         staged = dict(session.query(dialect.staged_counts(export.staging, gold.key_columns)))
         deleted = delete_rows(session, batch)
-        session.execute(dialect.upsert(gold.name, export.staging, export.column_names, gold.key_columns))
-        upserted = int(staged.get("U", 0))
+        # A served row whose parent is not served would break its FOREIGN KEY: withheld, counted.
+        orphans = int(session.scalar(dialect.orphan_keys(export.staging, gold.key_columns, export.parents))) if export.parents else 0
+        session.execute(dialect.upsert(gold.name, export.staging, export.column_names, gold.key_columns, export.parents))
+        upserted = int(staged.get("U", 0)) - orphans
         entry = LedgerEntry(
             gold.name, version.table_id, version.version, batch.from_version, batch.mode, upserted, deleted,
             exported_at=datetime.now(UTC),
@@ -520,7 +634,7 @@ def commit_staged(session: SqlSession, batch: StagedBatch, hooks: ExportHooks) -
     leftover = dialect.after_commit(export.staging)
     if leftover is not None:
         session.execute(leftover)
-    return RowCounts(upserted, deleted)
+    return RowCounts(upserted, deleted, orphans)
 
 
 def export_table(
@@ -545,7 +659,7 @@ def export_table(
     began = time.monotonic()
     check_names(gold)
     version = gold_version(spark, cfg.table("gold", gold.name), gold.name)
-    export = TableExport(gold, target, version, sql_columns(read_schema(spark, version), gold))
+    export = TableExport(gold, target, version, sql_columns(read_schema(spark, version), gold), write_mode=cfg.write_mode)
     previous = target_position(session, export)
     if previous == version.position:
         return ExportResult(gold.name, target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
@@ -553,8 +667,70 @@ def export_table(
     counts = commit_staged(session, batch, hooks)
     return ExportResult(
         gold.name, target, batch.mode, version.version, batch.from_version, counts.upserted, counts.deleted,
-        time.monotonic() - began,
+        time.monotonic() - began, rows_written=batch.written.rows, write_seconds=batch.written.seconds,
+        write_mode=cfg.write_mode,
     )
+
+
+def serve_entity(
+    spark: SparkSession,
+    served: ServedTable,
+    version: GoldVersion,
+    session: SqlSession,
+    target: str,
+    hooks: ExportHooks | None = None,
+    write_mode: Literal["batch", "row"] = "batch",
+) -> ExportResult:
+    """Bring one served silver entity's table up to `version` of its silver table: the rows new
+    since the version the ledger holds (a full snapshot the first time, or after a reprocess),
+    staged and committed in one transaction with the ledger row, as for gold. Rows whose
+    foreign key finds no parent in the target are withheld and counted (`orphans`)."""
+    hooks = hooks or ExportHooks()
+    began = time.monotonic()
+    check_identifier(served.name, "served entity name")
+    export = TableExport(
+        served, target, version, served_columns(read_schema(spark, version), served), served, write_mode=write_mode
+    )
+    previous = target_position(session, export)
+    if previous == version.position:
+        return ExportResult(served.name, target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
+    batch = stage(spark, session, export, previous, hooks)
+    counts = commit_staged(session, batch, hooks)
+    return ExportResult(
+        served.name, target, batch.mode, version.version, batch.from_version, counts.upserted, counts.deleted,
+        time.monotonic() - began, orphans=counts.orphans, rows_written=batch.written.rows,
+        write_seconds=batch.written.seconds, write_mode=write_mode,
+    )
+
+
+def pin_served_versions(spark: SparkSession, cfg: ExportConfig, served: list[ServedTable]) -> dict[str, GoldVersion]:
+    """The silver version of every served entity, read children first.
+
+    Silver accepts a child row only once its parent is in silver, and never removes a row, so
+    a parent version read after the child's holds every parent the child's rows name: the
+    foreign keys of one export's rows are complete even while the pipeline keeps appending."""
+    pinned: dict[str, GoldVersion] = {}
+    for table in reversed(served):
+        pinned[table.name] = gold_version(spark, cfg.table("silver", table.name), table.name, "silver")
+    return pinned
+
+
+def create_views(session: SqlSession, scenario: Scenario, served: list[ServedTable], target: str) -> ExportResult:
+    """CREATE OR REPLACE the scenario's catalogue views and the orphan check, one transaction
+    (PostgreSQL; MySQL commits each view by itself)."""
+    began = time.monotonic()
+    dialect = session.dialect
+    statements: list[tuple[str, str]] = [
+        (name, dialect.create_view(name, view_select(dialect, name))) for name in scenario.export.views
+    ]
+    with_keys = [(t.name, t.key, t.foreign_keys) for t in served if t.foreign_keys]
+    if with_keys:
+        statements.append((ORPHAN_VIEW, dialect.create_view(ORPHAN_VIEW, orphan_select(dialect, with_keys))))
+    with session.transaction():
+        for _name, sql in statements:
+            session.execute(sql)
+    names = tuple(name for name, _ in statements)
+    return ExportResult("views", target, "views", 0, None, 0, 0, time.monotonic() - began, views=names)
 
 
 def export_gold(
@@ -592,22 +768,31 @@ def export_gold(
     if missing:
         raise ConfigError("export", [f"no connection for target(s) {missing}; pass them in `connections`"])
     tables = [cfg.scenario.gold_table(name) for name in cfg.scenario.export_tables]
+    served = served_tables(cfg.scenario)
+    pinned = pin_served_versions(spark, cfg, served) if served else {}
     results: list[ExportResult] = []
+
+    def done(result: ExportResult) -> None:
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
     for target in targets:
         try:
             with connect(connections[target]) as session, export_lock(session):
                 for gold in tables:
-                    result = export_table(spark, cfg, gold, session, target, hooks)
-                    results.append(result)
-                    if on_result is not None:
-                        on_result(result)
+                    done(export_table(spark, cfg, gold, session, target, hooks))
+                for table in served:  # parents first
+                    done(serve_entity(spark, table, pinned[table.name], session, target, hooks, cfg.write_mode))
+                if served:
+                    done(create_views(session, cfg.scenario, served, target))
         except DatabaseError as exc:
             raise type(exc)(_failure_message(target, exc, results)) from None
     return results
 
 
 def _failure_message(target: str, exc: DatabaseError, results: list[ExportResult]) -> str:
-    done = [f"{r.table} -> {r.target}" for r in results if r.mode != "skipped"]
+    done = [f"{r.table} -> {r.target}" for r in results if r.mode not in ("skipped", "views")]
     current = [f"{r.table} -> {r.target}" for r in results if r.mode == "skipped"]
     parts = [f"export to {target} failed: {exc}"]
     if done:
@@ -641,7 +826,23 @@ def run_export(cfg: ExportConfig, session: SessionOptions, hooks: ExportHooks | 
     for target, connection in connections.items():
         print(f"[export] {target}: {connection}", flush=True)
     spark = build_session(session)
-    return export_gold(spark, cfg, connections, hooks, on_result=lambda r: print(f"[export] {r.describe()}", flush=True))
+    results = export_gold(spark, cfg, connections, hooks, on_result=lambda r: print(f"[export] {r.describe()}", flush=True))
+    for line in write_summary(results):
+        print(f"[export] {line}", flush=True)
+    return results
+
+
+def write_summary(results: list[ExportResult]) -> list[str]:
+    """Per target: rows staged, rows/s and mean write time per row over the whole export."""
+    lines = []
+    for target in dict.fromkeys(r.target for r in results):
+        mine = [r for r in results if r.target == target and r.rows_written]
+        rows, seconds = sum(r.rows_written for r in mine), sum(r.write_seconds for r in mine)
+        if rows and seconds > 0:
+            total = ExportResult("all tables", target, "snapshot", 0, None, 0, 0, seconds, rows_written=rows,
+                                 write_seconds=seconds, write_mode=mine[0].write_mode)
+            lines.append(f"{target}: staged {rows} rows in {seconds:.2f}s: {total.write_rate()}")
+    return lines
 
 
 def main() -> None:
@@ -649,10 +850,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="spark_jobs/export.py", description="medallion export job", allow_abbrev=False)
     add_scenario_options(parser)
     add_target_option(parser)
+    add_write_mode_option(parser)
     add_master_option(parser)
     args = parser.parse_args()
     try:
-        cfg = export_config(args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target))
+        cfg = export_config(
+            args.scenario, args.data, profile=args.profile, targets=export_kinds(args.target), write_mode=args.write_mode
+        )
         run_export(cfg, options_from_args("medallion-export", args))
     except MedallionError as exc:
         print(f"medallion export: error: {exc}", flush=True)

@@ -5,7 +5,10 @@ of the same rows into the same server, measured in the same run (ratio = baselin
   delete, upsert and ledger row) vs a psycopg `COPY ... FROM STDIN` (`write_row`) of the same
   rows, already in memory as Python tuples, into a fresh table with the target's DDL (goal >= 0.5);
 - MySQL/MariaDB: the same export vs a PyMySQL `executemany` multi-row INSERT of the same rows into
-  such a table (goal >= 0.5).
+  such a table (goal >= 0.5);
+- write modes, per target: `export --mode row` (one INSERT and commit per row, as a row-at-a-time
+  producer writes) vs `--mode batch` (the bulk load above), the staging write of the same rows
+  (a smaller table: row mode is slow), reported as rows/s and mean milliseconds per row.
 
 The gold table is generated in the shape the gold job writes (company_activity_15m of the
 driving scenario: group key, window, counts, doubles), 1 M rows in full mode. Every export is a
@@ -19,7 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,11 +160,45 @@ def compare(
     return min(exports, key=lambda t: t.seconds), min(baselines)
 
 
-def run_export_benchmarks(spark: SparkSession, connections: Mapping[str, Connection], rows: int, rounds: int) -> list[Result]:
-    """The export rows of `medallion bench`, one per target in `connections`."""
+def write_mode_rows(spark: SparkSession, connections: Mapping[str, Connection], cfg: ExportConfig, rows: int) -> list[Result]:
+    """Per target: the staging write of a first export in row mode vs batch mode (best of 2 each)."""
+    write_gold(spark, cfg, rows)
+    gold = cfg.scenario.gold_table(TABLE)
+    results: list[Result] = []
+    for target, connection in connections.items():
+        best: dict[str, export.ExportResult] = {}
+        for mode in ("batch", "row", "batch", "row"):
+            empty_target(connection)
+            with connect(connection) as session, export.export_lock(session):
+                result = export.export_table(spark, replace(cfg, write_mode=mode), gold, session, target)
+            if result.rows_written != rows:
+                raise RuntimeError(f"the benchmark expected {rows} staged rows, got {result.describe()}")
+            if mode not in best or result.write_seconds < best[mode].write_seconds:
+                best[mode] = result
+        empty_target(connection)
+        row, batch = best["row"], best["batch"]
+        ratio = batch.write_seconds / row.write_seconds
+        results.append({
+            "name": f"export write mode -> {target}: --mode row vs --mode batch (staging write)",
+            "value": round(rows / row.write_seconds), "unit": "rows/s",
+            "baseline": f"--mode batch: {round(rows / batch.write_seconds)} rows/s", "ratio": round(ratio, 4),
+            "goal": "reported", "ok": True,
+            "notes": f"{rows} rows, best of 2: row {row.write_rate()}; batch {batch.write_rate()}",
+        })
+    return results
+
+
+def run_export_benchmarks(
+    spark: SparkSession, connections: Mapping[str, Connection], rows: int, rounds: int, mode_rows: int = 0
+) -> list[Result]:
+    """The export rows of `medallion bench`: per target in `connections`, the export vs the
+    driver's bulk load (`rows`), then (with `mode_rows`) row mode vs batch mode."""
     workdir = Path(tempfile.mkdtemp(prefix="medallion-bench-export-"))
     try:
-        return _run(spark, connections, export_config("driving", DataRoot(workdir / "data")), rows, rounds)
+        results = _run(spark, connections, export_config("driving", DataRoot(workdir / "data")), rows, rounds) if rows else []
+        if mode_rows:
+            results += write_mode_rows(spark, connections, export_config("driving", DataRoot(workdir / "modes")), mode_rows)
+        return results
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -194,4 +231,7 @@ def run_benchmarks(
 
     spark = build_session(SessionOptions(app_name="medallion-bench", shuffle_partitions=2, extra=dict(conf or {}),
                                          log_level=log_level or SessionOptions.log_level))
-    return run_export_benchmarks(spark, connections, rows=100_000 if quick else 1_000_000, rounds=1 if quick else 2)
+    return run_export_benchmarks(
+        spark, connections, rows=100_000 if quick else 1_000_000, rounds=1 if quick else 2,
+        mode_rows=2_000 if quick else 20_000,
+    )

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from functools import partial
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from medallion.contracts.scenario import GoldTable, Metric, Scenario
+from medallion.contracts import gold_expressions
+from medallion.contracts.scenario import RANK_COLUMN, GoldTable, Metric, Scenario
 from spark_jobs import sql_guard, storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.expression_cache import built_once
@@ -46,6 +47,7 @@ OnCommit = Callable[[GoldCommit], None]
 
 
 def window_seconds(gold: GoldTable) -> int:
+    assert gold.window is not None  # callers handle lifetime aggregates first
     return int(gold.window.size.total_seconds())
 
 
@@ -62,19 +64,43 @@ def with_lookups(gold: GoldTable, dimensions: dict[str, DataFrame]) -> Callable[
 
 
 def with_window(gold: GoldTable) -> Callable[[DataFrame], DataFrame]:
-    """Adds `window_start` / `window_end` of the tumbling event-time window."""
+    """Adds `window_start` / `window_end` of the tumbling event-time window (a lifetime
+    aggregate has none: the rows pass unchanged)."""
+    if gold.window is None:
+        return lambda df: df
     size = f"{window_seconds(gold)} seconds"
+    column = gold.window.column
 
     def transform(df: DataFrame) -> DataFrame:
-        window = F.window(F.col(gold.window.column), size)
+        window = F.window(F.col(column), size)
         return df.withColumn("window_start", window.start).withColumn("window_end", window.end)
 
     return transform
 
 
+_OPERATORS: dict[str, Callable[[Column, Column], Column]] = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": lambda a, b: a / b,
+}
+
+
+def expression_column(node: gold_expressions.Node) -> Column:
+    """A parsed metric expression as a Spark column, node by node (no SQL text involved)."""
+    kind = node[0]
+    if kind == "column":
+        return F.col(str(node[1]))
+    if kind == "number":
+        return F.lit(node[1])
+    if kind == "negate":
+        return -expression_column(node[1])
+    return _OPERATORS[kind](expression_column(node[1]), expression_column(node[2]))
+
+
 def metric_column(metric: Metric) -> Column:
     """The aggregate expression of one metric (deterministic whatever the row order)."""
-    value = F.col(metric.column) if metric.column else F.lit(1)
+    if metric.expression is not None:
+        value = expression_column(gold_expressions.parse(metric.expression))
+    else:
+        value = F.col(metric.column) if metric.column else F.lit(1)
     if metric.where:
         value = F.when(F.expr(metric.where), value)
     agg = metric.agg
@@ -103,7 +129,7 @@ def aggregate(gold: GoldTable) -> Callable[[DataFrame], DataFrame]:
     """Silver rows (with lookups and window) -> gold rows, in gold's column order."""
 
     def transform(df: DataFrame) -> DataFrame:
-        keys = [*gold.group_by, "window_start", "window_end"]
+        keys = [*gold.group_by, *(("window_start", "window_end") if gold.window is not None else ())]
         columns = tuple(df.columns)
 
         def build() -> list[Column]:
@@ -111,7 +137,25 @@ def aggregate(gold: GoldTable) -> Callable[[DataFrame], DataFrame]:
             return [metric_column(m) for m in gold.metrics]
 
         metrics = built_once("gold_metrics", gold, build, columns)
-        return df.groupBy(*keys).agg(*metrics).select(*keys, *[m.name for m in gold.metrics])
+        rows = df.groupBy(*keys).agg(*metrics).select(*keys, *[m.name for m in gold.metrics])
+        return rows.transform(top_n(gold)) if gold.top is not None else rows
+
+    return transform
+
+
+def top_n(gold: GoldTable) -> Callable[[DataFrame], DataFrame]:
+    """Keep the first `top.n` groups of each (partition, window) by `top.by`, ranked 1..n (ties
+    go to the smaller group keys, so the result does not depend on row order)."""
+    top = gold.top
+    assert top is not None
+    partition = [*top.per, *(["window_start"] if gold.window is not None else [])]
+    value = F.col(top.by).desc_nulls_last() if top.descending else F.col(top.by).asc_nulls_last()
+    order = Window.partitionBy(*partition).orderBy(value, *[F.col(c).asc_nulls_first() for c in gold.group_by])
+    keys = [*gold.group_by, *(("window_start", "window_end") if gold.window is not None else ())]
+
+    def transform(df: DataFrame) -> DataFrame:
+        ranked = df.withColumn(RANK_COLUMN, F.row_number().over(order)).where(F.col(RANK_COLUMN) <= top.n)
+        return ranked.select(*keys, RANK_COLUMN, *[m.name for m in gold.metrics])
 
     return transform
 
@@ -125,6 +169,10 @@ def touched_windows(gold: GoldTable, changed: DataFrame, dimensions: dict[str, D
     """In one Spark job: how many changed rows (`rows`), their highest landing batch (`batch`),
     and the first and last window they fall in (`lo`, `hi`, and `lo_us`, `hi_us` in
     microseconds since the epoch; all None without rows or event times)."""
+    if gold.window is None:  # a lifetime aggregate: no windows to bound
+        counted = changed.agg(F.count(F.lit(1)).alias("rows"), F.max("_batch_id").alias("batch")).first()
+        assert counted is not None
+        return Row(rows=counted["rows"], batch=counted["batch"], lo=None, hi=None, lo_us=None, hi_us=None)
     if gold.window.column not in changed.columns:  # the window's column is a lookup column
         changed = changed.transform(with_lookups(gold, dimensions))
     start = F.col("window_start")
@@ -141,9 +189,12 @@ def recompute_cells(
     gold: GoldTable, changed: DataFrame, silver: DataFrame, dimensions: dict[str, DataFrame], bounds: Row | None = None
 ) -> DataFrame:
     """Gold rows of every (group, window) cell that the changed silver rows fall in (`bounds`:
-    their `touched_windows`, computed here when not given)."""
+    their `touched_windows`, computed here when not given); with `top`, of every touched
+    (partition, window); for a lifetime aggregate, of every touched group over all of silver."""
     prepare = lambda df: df.transform(with_lookups(gold, dimensions)).transform(with_window(gold))  # noqa: E731
-    cells = prepare(changed).select(*gold.group_by, "window_start").distinct()
+    cells = prepare(changed).select(*gold.cell_columns).distinct()
+    if gold.window is None:
+        return prepare(silver).join(F.broadcast(cells), gold.cell_columns, "left_semi").transform(aggregate(gold))
     if bounds is None:
         bounds = cells.agg(F.min("window_start").alias("lo"), F.max("window_start").alias("hi")).first()
     if bounds is None or bounds["lo"] is None:
@@ -152,7 +203,7 @@ def recompute_cells(
     span = F.expr(f"INTERVAL {window_seconds(gold)} SECONDS")
     # Prune silver to the touched time range first (Delta skips files by min/max statistics).
     candidates = silver.where((column >= F.lit(bounds["lo"])) & (column < F.lit(bounds["hi"]) + span))
-    touched = prepare(candidates).join(F.broadcast(cells), [*gold.group_by, "window_start"], "left_semi")
+    touched = prepare(candidates).join(F.broadcast(cells), gold.cell_columns, "left_semi")
     return touched.transform(aggregate(gold))
 
 
@@ -177,12 +228,37 @@ def merge_into_gold(spark: SparkSession, path: str, rows: DataFrame, gold: GoldT
         storage.append(rows, path)
         return
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in gold.key_columns)
+    if gold.top is not None:
+        merge_ranked(spark, path, rows, gold, condition)
+        return
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(rows.alias("s"), condition)
         .whenMatchedUpdateAll()
         .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def merge_ranked(spark: SparkSession, path: str, rows: DataFrame, gold: GoldTable, condition: str) -> None:
+    """MERGE the recomputed top-n rows of the touched partitions and, in the same commit, delete
+    the rows of those partitions that fell out of the top n (one atomic Delta commit)."""
+    drop = "_medallion_drop"
+    partitions = rows.select(*gold.cell_columns).distinct()
+    current = spark.read.format("delta").load(path)
+    # `<=>` joins: a group key may be NULL (a lookup that found nothing).
+    touched = current.join(partitions, [current[c].eqNullSafe(partitions[c]) for c in gold.cell_columns], "left_semi")
+    gone = touched.join(rows, [touched[k].eqNullSafe(rows[k]) for k in gold.key_columns], "left_anti")
+    source = rows.withColumn(drop, F.lit(False)).unionByName(gone.withColumn(drop, F.lit(True)))
+    values: dict[str, str | Column] = {c: f"s.`{c}`" for c in rows.columns}
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(source.alias("s"), condition)
+        .whenMatchedDelete(condition=f"s.{drop}")
+        .whenMatchedUpdate(set=values)
+        .whenNotMatchedInsert(condition=f"NOT s.{drop}", values=values)
         .execute()
     )
 

@@ -81,6 +81,20 @@ def add_target_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# How the export writes rows into a target's staging table: `batch` (COPY / multi-row INSERT,
+# the default) or `row` (one INSERT, and with it one commit, per row: the way a row-at-a-time
+# producer writes, kept to measure against).
+WRITE_MODES = ("batch", "row")
+
+
+def add_write_mode_option(parser: argparse.ArgumentParser) -> None:
+    """`--mode batch|row`: how rows reach the staging table; the commit is one transaction either way."""
+    parser.add_argument(
+        "--mode", choices=WRITE_MODES, default="batch", dest="write_mode",
+        help="batch: bulk load (COPY / multi-row INSERT, default); row: one INSERT and commit per row",
+    )
+
+
 def export_kinds(target: str) -> tuple[ExportKind, ...]:
     """`all` -> every kind; otherwise the one named (argparse has checked it is one)."""
     return EXPORT_KINDS if target == ALL_TARGETS else tuple(k for k in EXPORT_KINDS if k == target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -168,6 +169,38 @@ class DerivedSample(Model):
     decimals: int | None = Field(default=None, ge=0, le=9)
 
 
+class ProductSample(Model):
+    """The product of other numeric fields of the same row (e.g. a line total: quantity x
+    unit price), rounded to `decimals`."""
+
+    kind: Literal["product"]
+    factors: list[Identifier] = Field(min_length=2, max_length=8)
+    decimals: int | None = Field(default=None, ge=0, le=9)
+
+
+class EmailSample(Model):
+    """An e-mail address made from a word field of the same row (e.g. a person's name):
+    the words lower-cased and joined by dots, the row's sequence number, `@` and one of
+    `domains` (weighted), so addresses are unique per entity."""
+
+    kind: Literal["email"]
+    source: Identifier
+    domains: dict[ShortText, Annotated[float, Field(ge=0, le=1e12)]] = Field(min_length=1, max_length=MAX_CATEGORIES)
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, domains: dict[str, float]) -> dict[str, float]:
+        bad = [d for d in domains if not _DOMAIN.match(d)]
+        if bad:
+            raise ValueError(f"domains {bad[:3]} must look like example.com (lower-case letters, digits, dots, dashes)")
+        if sum(domains.values()) <= 0:
+            raise ValueError("domains need a positive total weight")
+        return domains
+
+
+_DOMAIN = re.compile(r"^[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63}){1,4}\Z")
+
+
 class LoadShape(Model):
     """Multipliers by UTC hour of day (24) and day of week (7, Monday first); 1.0 when absent."""
 
@@ -299,6 +332,8 @@ Sample = Annotated[
     | UnitSample
     | ConstantSample
     | DerivedSample
+    | ProductSample
+    | EmailSample
     | ShapedSample
     | DegradationSample
     | RemainingLifeSample

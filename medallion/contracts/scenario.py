@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from medallion.contracts import gold_expressions
 from medallion.contracts.defects import DefectKind
 from medallion.contracts.sampler_specs import (
     Sample,
@@ -62,6 +63,7 @@ from medallion.contracts.scenario_base import (
     format_duration,
     short,
 )
+from medallion.contracts.serving import ServedEntity, ViewName, serve_order, serving_problems
 
 
 class FieldSpec(Model):
@@ -290,34 +292,88 @@ class Metric(Model):
         "count", "sum", "avg", "min", "max", "count_distinct", "approx_count_distinct", "percentile"
     ]
     column: Identifier | None = None
+    # Arithmetic over columns instead of one column, e.g. `quantity * unit_price_eur`: a small
+    # grammar of names, numbers, + - * / and parentheses (medallion/contracts/gold_expressions.py).
+    expression: str | None = Field(default=None, max_length=gold_expressions.MAX_EXPRESSION_CHARS)
     # Vetted against Spark's own parser when the pipeline starts (spark_jobs/sql_guard.py).
     where: SqlText | None = None
     percentile: float | None = Field(default=None, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _complete(self) -> Metric:
-        if self.agg != "count" and self.column is None:
-            raise ValueError(f"agg {self.agg!r} needs `column`: the silver column it aggregates")
+        if self.column is not None and self.expression is not None:
+            raise ValueError("give `column` or `expression`, not both")
+        if self.expression is not None:
+            gold_expressions.parse(self.expression)  # ValueError names the problem
+        if self.agg != "count" and self.column is None and self.expression is None:
+            raise ValueError(f"agg {self.agg!r} needs `column` (a silver column) or `expression` (e.g. quantity * unit_price_eur)")
         if self.agg == "percentile" and self.percentile is None:
             raise ValueError("agg 'percentile' needs `percentile`, e.g. 0.95")
         return self
 
+    @property
+    def columns_read(self) -> list[str]:
+        """The silver (or lookup) columns the metric reads."""
+        if self.expression is not None:
+            return gold_expressions.columns(gold_expressions.parse(self.expression))
+        return [self.column] if self.column else []
+
+
+class Top(Model):
+    """Keep only the `n` groups with the highest (`descending`) or lowest value of metric `by`
+    within each `per` partition (a subset of group_by) and window; ties go to the smaller group
+    keys. The table gains a `rank` column (1 = first)."""
+
+    n: int = Field(ge=1, le=10_000)
+    by: Identifier
+    per: list[Identifier] = Field(default_factory=list, max_length=MAX_FIELDS)
+    descending: bool = True
+
+
+RANK_COLUMN = "rank"
+
 
 class GoldTable(Model):
-    """A gold aggregate: group keys x tumbling window x metrics, maintained by MERGE."""
+    """A gold aggregate: group keys x tumbling window (or the whole history: no `window`) x
+    metrics, maintained by MERGE; with `top`, only the first n groups per partition."""
 
     name: Identifier
     source: Identifier
     lookups: list[Lookup] = Field(default_factory=list, max_length=MAX_ENTITIES)
     group_by: list[Identifier] = Field(default_factory=list, max_length=MAX_FIELDS)
-    window: Window
+    window: Window | None = None
     metrics: list[Metric] = Field(min_length=1, max_length=MAX_RULES)
+    top: Top | None = None
     description: Text = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> GoldTable:
+        if self.window is None and not self.group_by:
+            raise ValueError("a lifetime aggregate (no `window`) needs group_by: its key")
+        names = [m.name for m in self.metrics]
+        reserved = {*self.group_by, "window_start", "window_end", *([RANK_COLUMN] if self.top else [])}
+        clashes = sorted({n for n in names if n in reserved or names.count(n) > 1})
+        if clashes:
+            raise ValueError(f"metric names {clashes} repeat or clash with group_by/window/rank columns; rename them")
+        if self.top is not None:
+            if self.top.by not in names:
+                raise ValueError(f"top.by: {self.top.by!r} is not a metric of the table ({names})")
+            outside = [c for c in self.top.per if c not in self.group_by]
+            if outside or len(self.top.per) >= len(self.group_by):
+                raise ValueError("top.per must be a strict subset of group_by (the groups are ranked within it)")
+        return self
 
     @property
     def key_columns(self) -> list[str]:
-        """The gold table's primary key: group keys and the window start."""
-        return [*self.group_by, "window_start"]
+        """The gold table's primary key: group keys and the window start (lifetime: group keys)."""
+        return [*self.group_by, "window_start"] if self.window is not None else list(self.group_by)
+
+    @property
+    def cell_columns(self) -> list[str]:
+        """The columns naming what one recompute covers: a (group, window) cell, or with `top`
+        a whole (partition, window), whose ranking a change anywhere in it may reorder."""
+        groups = self.top.per if self.top is not None else self.group_by
+        return [*groups, "window_start"] if self.window is not None else list(groups)
 
 
 class DatabaseTarget(Model):
@@ -344,9 +400,13 @@ class DatabaseTarget(Model):
 
 
 class Export(Model):
-    """Which gold tables reach which databases."""
+    """Which gold tables (and, opt-in, which silver entities and views) reach which databases."""
 
     tables: list[Identifier] | None = Field(default=None, max_length=MAX_RULES)
+    # Silver entities served as relational tables (PRIMARY and FOREIGN KEYs) and catalogue
+    # views over them (medallion/contracts/serving.py); empty: gold only, as before.
+    serve: list[ServedEntity] = Field(default_factory=list, max_length=MAX_ENTITIES)
+    views: list[ViewName] = Field(default_factory=list, max_length=MAX_RULES)
     postgres: DatabaseTarget = Field(default_factory=lambda: DatabaseTarget(password_env="MEDALLION_POSTGRES_PASSWORD"))
     mysql: DatabaseTarget = Field(default_factory=lambda: DatabaseTarget(password_env="MEDALLION_MYSQL_PASSWORD"))
 
@@ -465,8 +525,8 @@ class Scenario(Model):
                 if missing:
                     problems.append(f"gold.{gold.name}.lookups: {lookup.entity} has no {missing}")
                 columns.update(lookup.columns)
-            wanted = [*gold.group_by, gold.window.column]
-            wanted += [m.column for m in gold.metrics if m.column]
+            wanted = [*gold.group_by, *([gold.window.column] if gold.window else [])]
+            wanted += [c for m in gold.metrics for c in m.columns_read]
             for column in wanted:
                 if column not in columns:
                     problems.append(
@@ -478,6 +538,7 @@ class Scenario(Model):
             for table in self.export.tables:
                 if table not in known:
                     problems.append(f"export.tables: {table!r} is not a gold table ({short(str(sorted(known)))})")
+        problems += serving_problems(self.export.serve, self.export.views, self.entities, self.export_tables)
         if not problems:
             problems += self._sizes()
         if problems:
@@ -575,6 +636,12 @@ class Scenario(Model):
     def export_tables(self) -> list[str]:
         return list(self.export.tables) if self.export.tables is not None else [g.name for g in self.gold]
 
+    @property
+    def served_entities(self) -> list[ServedEntity]:
+        """`export.serve`, parents first (the order the export loads them in)."""
+        by_name = {s.entity: s for s in self.export.serve}
+        return [by_name[name] for name in serve_order(self.export.serve)]
+
     def sha256(self) -> str:
         """Hash of the effective configuration (after the profile), recorded in every manifest.
 
@@ -586,8 +653,18 @@ class Scenario(Model):
         for name in _HASHED_WHEN_SET:
             if getattr(self.pipeline, name) == getattr(defaults, name):
                 del dumped["pipeline"][name]
+        for name in _EXPORT_HASHED_WHEN_SET:
+            if not dumped["export"][name]:
+                del dumped["export"][name]
+        for gold in dumped["gold"]:
+            if gold["top"] is None:
+                del gold["top"]
+            for metric in gold["metrics"]:
+                if metric["expression"] is None:
+                    del metric["expression"]
         canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 _HASHED_WHEN_SET = ("max_line_bytes", "max_json_depth")
+_EXPORT_HASHED_WHEN_SET = ("serve", "views")

@@ -40,6 +40,18 @@ def python_rows(batch: pa.RecordBatch) -> list[tuple[object, ...]]:
     return list(zip(*(column.to_pylist() for column in batch.columns), strict=True))
 
 
+def load_rows_one_by_one(session: SqlSession, table: str, columns: Sequence[str], batches: Iterable[pa.RecordBatch]) -> int:
+    """Append the rows one INSERT at a time on the autocommit session: one statement and one
+    commit per row, as a row-at-a-time producer writes (`export --mode row`). Returns the rows sent."""
+    insert = session.dialect.insert_row(table, columns)
+    sent = 0
+    for batch in batches:
+        for row in python_rows(batch):
+            session.execute(insert, row)
+            sent += 1
+    return sent
+
+
 def load_batches(session: SqlSession, table: str, columns: Sequence[str], batches: Iterable[pa.RecordBatch]) -> int:
     """Append the batches' rows (columns in `columns` order) to an existing table.
 

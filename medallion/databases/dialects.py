@@ -45,6 +45,14 @@ LOGICAL_TYPES = (
 )
 
 
+class ForeignKey(NamedTuple):
+    """A served table's FOREIGN KEY: `column` holds a key of `parent` (its column `parent_key`)."""
+
+    column: str
+    parent: str
+    parent_key: str
+
+
 class Statement(NamedTuple):
     """One SQL statement with `%s` placeholders and their values: `session.execute(*statement)`."""
 
@@ -122,6 +130,7 @@ class Dialect(ABC):
         primary_key: Sequence[str] | None,
         extra: Sequence[tuple[str, str]] = (),
         kind: str = "TABLE",
+        foreign_keys: Sequence[ForeignKey] = (),
     ) -> str:
         """`CREATE TABLE IF NOT EXISTS`; key columns NOT NULL when there is a primary key.
 
@@ -131,18 +140,26 @@ class Dialect(ABC):
             primary_key: key columns, or None for a keyless (staging) table.
             extra: additional (name, SQL type) columns, e.g. the staging `_op` column.
             kind: what to create, `TABLE` or (PostgreSQL) `UNLOGGED TABLE`.
+            foreign_keys: FOREIGN KEY constraints (a served silver entity's references).
         """
         keys = set(primary_key or ())
-        missing = keys - {name for name, _ in columns}
+        names = {name for name, _ in columns}
+        missing = (keys | {fk.column for fk in foreign_keys}) - names
         if missing:
-            raise IdentifierError(f"primary key columns {sorted(missing)} are not columns of {table!r}")
+            raise IdentifierError(f"key columns {sorted(missing)} are not columns of {table!r}")
+        # A foreign key column is typed like the key it points at (MySQL cannot index TEXT).
+        indexed = keys | {fk.column for fk in foreign_keys}
         lines = []
         for name, logical in columns:
             not_null = " NOT NULL" if name in keys else ""
-            lines.append(f"{self.quote(name, 'column name')} {self.column_type(logical, key=name in keys)}{not_null}")
+            lines.append(f"{self.quote(name, 'column name')} {self.column_type(logical, key=name in indexed)}{not_null}")
         lines += [f"{self.quote(name)} {sql_type}" for name, sql_type in extra]
         if primary_key:
             lines.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in primary_key)})")
+        lines += [
+            f"FOREIGN KEY ({self.quote(fk.column)}) REFERENCES {self.quote(fk.parent, 'table name')} ({self.quote(fk.parent_key)})"
+            for fk in foreign_keys
+        ]
         body = ",\n  ".join(lines)
         return f"CREATE {kind} IF NOT EXISTS {self.quote(table, 'table name')} (\n  {body}\n){self.table_options()}"
 
@@ -193,6 +210,32 @@ class Dialect(ABC):
     def _key_match(self, left: str, right: str, keys: Sequence[str]) -> str:
         return " AND ".join(f"{left}.{self.quote(k)} = {right}.{self.quote(k)}" for k in keys)
 
+    def parents_present(self, alias: str, parents: Sequence[ForeignKey]) -> str:
+        """A condition on staged rows (`alias`): every foreign key is NULL or finds its parent row
+        in the target ("TRUE" without foreign keys)."""
+        conditions = [
+            f"({alias}.{self.quote(fk.column)} IS NULL OR EXISTS (SELECT 1 FROM {self.quote(fk.parent)} p "
+            f"WHERE p.{self.quote(fk.parent_key)} = {alias}.{self.quote(fk.column)}))"
+            for fk in parents
+        ]
+        return " AND ".join(conditions) or "1 = 1"
+
+    def orphan_keys(self, staging: str, keys: Sequence[str], parents: Sequence[ForeignKey]) -> str:
+        """Distinct staged upsert keys whose row names a parent the target does not hold."""
+        cols = ", ".join(f"s.{self.quote(k)}" for k in keys)
+        return (
+            f"SELECT COUNT(*) FROM (SELECT DISTINCT {cols} FROM {self.quote(staging)} s "
+            f"WHERE s.{self.quote(OP_COLUMN)} = 'U' AND NOT ({self.parents_present('s', parents)})) d"
+        )
+
+    @abstractmethod
+    def text_cast(self, expression: str) -> str:
+        """`expression` as text (views that list keys of any type)."""
+
+    def create_view(self, name: str, select: str) -> str:
+        """Create or replace a view; `select` is built by medallion.databases.views from quoted names."""
+        return f"CREATE OR REPLACE VIEW {self.quote(name, 'view name')} AS\n{select}"
+
     @abstractmethod
     def delete_staged(self, table: str, staging: str, keys: Sequence[str]) -> str:
         """Delete target rows whose key is staged with op 'D'."""
@@ -202,8 +245,11 @@ class Dialect(ABC):
         """Delete target rows whose key is not staged at all (full-snapshot sync)."""
 
     @abstractmethod
-    def upsert(self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str]) -> str:
-        """Insert-or-update every staged 'U' row into the target by key, tolerating duplicates."""
+    def upsert(
+        self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str], parents: Sequence[ForeignKey] = ()
+    ) -> str:
+        """Insert-or-update every staged 'U' row into the target by key, tolerating duplicates;
+        with `parents`, only rows whose foreign keys find their parent rows (see `parents_present`)."""
 
     @abstractmethod
     def discard_staging(self, staging: str) -> str:
@@ -298,19 +344,25 @@ class PostgresDialect(Dialect):
             f"(SELECT 1 FROM {self.quote(staging)} s WHERE {self._key_match('s', 't', keys)})"
         )
 
-    def upsert(self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str]) -> str:
+    def upsert(
+        self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str], parents: Sequence[ForeignKey] = ()
+    ) -> str:
         cols = ", ".join(self.quote(c) for c in columns)
         key_cols = ", ".join(self.quote(k) for k in keys)
+        only_parented = f" AND {self.parents_present('s', parents)}" if parents else ""
         updates = ", ".join(f"{self.quote(c)} = EXCLUDED.{self.quote(c)}" for c in columns if c not in keys)
         # DISTINCT ON: ON CONFLICT DO UPDATE may not touch one row twice, and a retried Spark
         # task can stage the same row again.
         action = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
         return (
             f"INSERT INTO {self.quote(table)} ({cols}) "
-            f"SELECT DISTINCT ON ({key_cols}) {cols} FROM {self.quote(staging)} "
-            f"WHERE {self.quote(OP_COLUMN)} = 'U' ORDER BY {key_cols} "
+            f"SELECT DISTINCT ON ({key_cols}) {cols} FROM {self.quote(staging)} s "
+            f"WHERE {self.quote(OP_COLUMN)} = 'U'{only_parented} ORDER BY {key_cols} "
             f"ON CONFLICT ({key_cols}) {action}"
         )
+
+    def text_cast(self, expression: str) -> str:
+        return f"CAST({expression} AS text)"
 
     def copy_from_stdin(self, table: str, columns: Sequence[str], data_format: str = "csv") -> str:
         """`COPY ... FROM STDIN`; in `csv` an unquoted empty field is NULL and a quoted one ''
@@ -392,7 +444,10 @@ class MySQLDialect(Dialect):
             f"ON {self._key_match('t', 's', keys)} WHERE s.{first} IS NULL"
         )
 
-    def upsert(self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str]) -> str:
+    def upsert(
+        self, table: str, staging: str, columns: Sequence[str], keys: Sequence[str], parents: Sequence[ForeignKey] = ()
+    ) -> str:
+        only_parented = f" AND {self.parents_present('s', parents)}" if parents else ""
         cols = ", ".join(self.quote(c) for c in columns)
         selected = ", ".join(f"s.{self.quote(c)}" for c in columns)
         non_keys = [c for c in columns if c not in keys] or list(keys)
@@ -402,9 +457,12 @@ class MySQLDialect(Dialect):
         updates = ", ".join(f"{self.quote(c)} = s.{self.quote(c)}" for c in non_keys)
         return (
             f"INSERT INTO {self.quote(table)} ({cols}) "
-            f"SELECT {selected} FROM {self.quote(staging)} s WHERE s.{self.quote(OP_COLUMN)} = 'U' "
+            f"SELECT {selected} FROM {self.quote(staging)} s WHERE s.{self.quote(OP_COLUMN)} = 'U'{only_parented} "
             f"ON DUPLICATE KEY UPDATE {updates}"
         )
+
+    def text_cast(self, expression: str) -> str:
+        return f"CAST({expression} AS CHAR)"
 
     def discard_staging(self, staging: str) -> str:
         return self.clear_table(staging)  # DDL would commit implicitly: the table goes after the commit

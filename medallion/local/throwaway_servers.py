@@ -581,14 +581,15 @@ class MariaDBServer(DatabaseServer):
     """A throwaway MariaDB server (mariadb-install-db + mariadbd) on a free loopback port.
 
     The export user logs in from 127.0.0.1 only and holds CREATE, SELECT, INSERT, UPDATE,
-    DELETE and DROP on its database and nothing else (no global privileges, no GRANT OPTION).
+    DELETE and DROP on its database, plus CREATE VIEW and REFERENCES for served entities' views
+    and foreign keys, and nothing else (no global privileges, no GRANT OPTION).
     """
 
     kind: ClassVar[Kind] = "mysql"
     label: ClassVar[str] = "MariaDB"
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM  # normal shutdown
     port_in_use_marker: ClassVar[str] = "Address already in use"
-    privileges: ClassVar[str] = "CREATE, SELECT, INSERT, UPDATE, DELETE, DROP"
+    privileges: ClassVar[str] = "CREATE, SELECT, INSERT, UPDATE, DELETE, DROP, CREATE VIEW, REFERENCES"
 
     def _os_user(self) -> pwd.struct_passwd | None:
         if os.geteuid() != 0:

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from medallion.contracts.layout import DataRoot
+from medallion.databases import Connection
 from spark_jobs import bench
 
 pytestmark = pytest.mark.slow
@@ -67,3 +68,23 @@ def test_whole_process_times_the_pipeline_and_the_copy_as_processes(tmp_path: Pa
     data = DataRoot(tmp_path / "process")
     assert (Path(data.table("gold", "company_activity_15m")) / "_delta_log").is_dir()
     assert {p.name for p in (tmp_path / "process-parquet").iterdir()} == {p.name for p in data.landing.iterdir()}
+
+
+@pytest.mark.spark
+@pytest.mark.integration
+def test_export_write_modes_row_against_batch_on_both_servers(
+    spark: SparkSession, tmp_path: Path, export_connections: dict[str, Connection]
+) -> None:
+    from spark_jobs.config import export_config
+    from spark_jobs.export_bench import write_mode_rows
+
+    rows = write_mode_rows(spark, export_connections, export_config("driving", DataRoot(tmp_path)), 1_000)
+    assert [r["name"] for r in rows] == [
+        f"export write mode -> {target}: --mode row vs --mode batch (staging write)" for target in export_connections
+    ]
+    for row in rows:
+        assert set(row) == KEYS and row["unit"] == "rows/s" and row["value"] > 0
+        batch_rate = int(re.search(r"--mode batch: (\d+) rows/s", row["baseline"])[1])  # type: ignore[index]
+        # One INSERT and one commit per row cannot beat one bulk load of the same 1,000 rows.
+        assert row["ratio"] == pytest.approx(row["value"] / batch_rate, rel=0.01) and row["ratio"] < 1
+        assert re.search(r"row [\d,]+ rows/s, [\d.]+ ms per row \(row mode\); batch .* \(batch mode\)", row["notes"])
