@@ -45,16 +45,17 @@ from spark_jobs.jars import ARTIFACTS, jar_paths
 from spark_jobs.lifecycle import GracefulStop
 from spark_jobs.pipeline import run as run_pipeline
 from tests.support.compose import (
+    DOCKER,
     DOCKERFILE,
     GENERATOR_DOCKERFILE,
     GENERATOR_REQUIREMENTS,
     ROOT,
     command_of,
     copied_sources,
-    dockerfile_instructions,
     environment_of,
     load_compose,
     localise,
+    run_commands,
 )
 
 pytestmark = [pytest.mark.integration]
@@ -219,8 +220,9 @@ def _maven_mirror(root: Path, leave_out: str | None = None) -> Path:
 
 
 def _setup_line() -> str:
-    runs = [arguments for keyword, arguments in dockerfile_instructions(DOCKERFILE) if keyword == "RUN"]
-    return next(run for run in runs if "medallion setup" in run)
+    """The image's jar-fetching RUN line, its CA wrapper the real script (no secret given here)."""
+    line = next(run for run in run_commands(DOCKERFILE) if "medallion setup" in run)
+    return line.replace("with-extra-ca ", f"sh {DOCKER / 'build' / 'with-extra-ca.sh'} ", 1)
 
 
 def test_spark_image_fetches_the_jars_at_build_time(tmp_path: Path) -> None:
