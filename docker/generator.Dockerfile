@@ -17,7 +17,7 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /opt/medallion
-COPY docker/build/with-extra-ca.sh /usr/local/bin/with-extra-ca
+COPY docker/base/with-extra-ca.sh /usr/local/bin/with-extra-ca
 
 COPY docker/generator-requirements.txt /tmp/generator-requirements.txt
 RUN --mount=type=secret,id=extra_ca with-extra-ca pip install -r /tmp/generator-requirements.txt

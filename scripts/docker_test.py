@@ -317,8 +317,8 @@ def make_images(cache: Path, ca: Path | None) -> bool:
         if image_exists(PYTHON_STANDIN):
             log(f"base: {PYTHON_STANDIN} (present)")
         else:
-            build(builder, "docker/build/python.Dockerfile", PYTHON_STANDIN, {"DEBIAN_IMAGE": debian}, None,
-                  context=DOCKER_DIR / "build")
+            build(builder, "docker/base/python.Dockerfile", PYTHON_STANDIN, {"DEBIAN_IMAGE": debian}, None,
+                  context=DOCKER_DIR / "base")
         base = PYTHON_STANDIN
     # The project's images: always built (layer cache makes an unchanged rebuild quick).
     build(builder, "docker/generator.Dockerfile", GENERATOR_IMAGE, {"BASE_IMAGE": base}, ca)

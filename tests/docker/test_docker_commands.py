@@ -222,7 +222,7 @@ def _maven_mirror(root: Path, leave_out: str | None = None) -> Path:
 def _setup_line() -> str:
     """The image's jar-fetching RUN line, its CA wrapper the real script (no secret given here)."""
     line = next(run for run in run_commands(DOCKERFILE) if "medallion setup" in run)
-    return line.replace("with-extra-ca ", f"sh {DOCKER / 'build' / 'with-extra-ca.sh'} ", 1)
+    return line.replace("with-extra-ca ", f"sh {DOCKER / 'base' / 'with-extra-ca.sh'} ", 1)
 
 
 def test_spark_image_fetches_the_jars_at_build_time(tmp_path: Path) -> None:

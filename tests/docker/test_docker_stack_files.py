@@ -27,7 +27,7 @@ from tests.support.compose import (
 LOCAL_DB_FILE = DOCKER / "docker-compose.local-db.yml"
 DB_DOCKERFILES = {"postgres": DOCKER / "local-db" / "postgres.Dockerfile",
                   "mysql": DOCKER / "local-db" / "mariadb.Dockerfile"}
-PYTHON_STANDIN = DOCKER / "build" / "python.Dockerfile"
+PYTHON_STANDIN = DOCKER / "base" / "python.Dockerfile"
 ALL_DOCKERFILES = [DOCKERFILE, GENERATOR_DOCKERFILE, *DB_DOCKERFILES.values(), PYTHON_STANDIN]
 ENV = {"MEDALLION_POSTGRES_PASSWORD": "pg", "MEDALLION_MYSQL_PASSWORD": "my", "JUPYTER_TOKEN": "tok",
        "MEDALLION_CONTROL_TOKEN": "ctl-dummy-0123456789"}
@@ -70,7 +70,7 @@ def test_root_dockerignore_sends_only_what_the_dockerfiles_copy() -> None:
     allowed = [line[1:].rstrip("/") for line in lines if line.startswith("!")]
     for dockerfile in ALL_DOCKERFILES:
         if dockerfile == PYTHON_STANDIN:
-            continue  # built from docker/build as its context
+            continue  # built from docker/base as its context
         for source in copied_sources(dockerfile):
             assert any(source == a or source.startswith(f"{a}/") for a in allowed), (dockerfile.name, source)
     assert not any(a.startswith((".venv", ".jars", "data", "demo-data", ".git")) for a in allowed)
@@ -108,7 +108,7 @@ def test_downloads_in_the_build_can_trust_an_extra_ca_without_storing_it() -> No
             if "pip install" in command or "medallion setup" in command:
                 assert arguments.startswith("--mount=type=secret,id=extra_ca "), command
                 assert "with-extra-ca" in command, command
-    wrapper = (DOCKER / "build" / "with-extra-ca.sh").read_text(encoding="utf-8")
+    wrapper = (DOCKER / "base" / "with-extra-ca.sh").read_text(encoding="utf-8")
     assert "/run/secrets/extra_ca" in wrapper and "rm -f" in wrapper
     # No certificate is ever committed.
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
@@ -146,3 +146,13 @@ def test_no_dockerfile_copies_from_outside_the_context() -> None:
     for dockerfile in ALL_DOCKERFILES:
         for source in copied_sources(dockerfile):
             assert not Path(source).is_absolute() and ".." not in Path(source).parts, (dockerfile.name, source)
+
+
+def test_every_file_a_dockerfile_copies_is_committed() -> None:
+    # A clean clone must build: an ignored path (e.g. a folder named `build/`) would be missing.
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split())
+    for dockerfile in ALL_DOCKERFILES:
+        assert str(dockerfile.relative_to(ROOT)) in tracked, dockerfile.name
+        for source in copied_sources(dockerfile):
+            assert source in tracked or any(t.startswith(f"{source}/") for t in tracked), (dockerfile.name, source)
+    assert "docker/base/with-extra-ca.sh" in tracked
