@@ -235,6 +235,8 @@ def test_spark_image_fetches_the_jars_at_build_time(tmp_path: Path) -> None:
     for artifact in ARTIFACTS:
         assert f"fetching {artifact.coordinate}" in result.stdout
         assert hashlib.sha1((jars / artifact.file_name).read_bytes()).hexdigest() == artifact.sha1
+        # Readable by every user: the images' drivers run as `medallion` and serve them to executors.
+        assert (jars / artifact.file_name).stat().st_mode & 0o777 == 0o644
     # The same line fails the build when a jar cannot be fetched.
     broken = _maven_mirror(tmp_path / "broken", leave_out="delta-storage")
     env.update(MEDALLION_JARS_DIR=str(tmp_path / "other-jars"), MEDALLION_MAVEN_REPO=broken.as_uri())
