@@ -253,6 +253,35 @@ def extra_ca_bundle(workdir: Path) -> Path | None:
     return bundle
 
 
+# What the official slim images leave out, for every later `apt-get install` too (copyright
+# files stay): costs nothing at run time, saves tens of MB in each image.
+DPKG_EXCLUDES = """path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+"""
+
+
+def slim_rootfs(rootfs: Path) -> None:
+    """A debootstrapped tree without its downloaded packages, apt lists, docs, man pages and
+    translations, and dpkg told to leave them out of later installs."""
+    (rootfs / "etc/dpkg/dpkg.cfg.d").mkdir(parents=True, exist_ok=True)
+    (rootfs / "etc/dpkg/dpkg.cfg.d/medallion-slim").write_text(DPKG_EXCLUDES, encoding="utf-8")
+    for pattern in ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_*"):
+        for leftover in rootfs.glob(pattern):
+            leftover.unlink()
+    for folder in ("usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/doc"):
+        for entry in sorted((rootfs / folder).glob("*")):
+            if entry.is_dir() and not entry.is_symlink():
+                for inner in entry.rglob("*"):
+                    if (inner.is_file() or inner.is_symlink()) and inner.name != "copyright":
+                        inner.unlink()
+            elif entry.name != "locale.alias":
+                entry.unlink()
+
+
 def debian_image(cache: Path) -> str:
     """The newest local medallion/debian:bookworm-YYYYMMDD, else imported from the cached
     tarball, else made with debootstrap (minbase) from the Debian archive."""
@@ -278,8 +307,7 @@ def debian_image(cache: Path) -> str:
             f"deb {DEBIAN_MIRROR} bookworm main\n"
             f"deb {DEBIAN_MIRROR} bookworm-updates main\n"
             "deb http://deb.debian.org/debian-security bookworm-security main\n", encoding="utf-8")
-        for leftover in (rootfs / "var/cache/apt/archives").glob("*.deb"):
-            leftover.unlink()
+        slim_rootfs(rootfs)
         partial = tarball.with_suffix(".partial")
         run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."], timeout=300)
         partial.rename(tarball)

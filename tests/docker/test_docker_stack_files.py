@@ -156,3 +156,22 @@ def test_every_file_a_dockerfile_copies_is_committed() -> None:
         for source in copied_sources(dockerfile):
             assert source in tracked or any(t.startswith(f"{source}/") for t in tracked), (dockerfile.name, source)
     assert "docker/base/with-extra-ca.sh" in tracked
+
+
+def test_the_local_debian_base_is_slimmed_like_the_official_slim_images(tmp_path: Path) -> None:
+    module = docker_test_module()
+    rootfs = tmp_path / "rootfs"
+    files = {
+        "var/cache/apt/archives/libc6_2.36_amd64.deb": False, "var/lib/apt/lists/deb.debian.org_Packages": False,
+        "var/lib/apt/lists/lock": True, "usr/share/doc/libc6/changelog.gz": False,
+        "usr/share/doc/libc6/copyright": True, "usr/share/man/man1/ls.1.gz": False,
+        "usr/share/locale/de/LC_MESSAGES/dpkg.mo": False, "usr/share/locale/locale.alias": True,
+        "usr/bin/bash": True, "etc/apt/sources.list": True,
+    }
+    for name in files:
+        (rootfs / name).parent.mkdir(parents=True, exist_ok=True)
+        (rootfs / name).write_text("x", encoding="utf-8")
+    module.slim_rootfs(rootfs)
+    assert {name: (rootfs / name).exists() for name in files} == files
+    excludes = (rootfs / "etc/dpkg/dpkg.cfg.d/medallion-slim").read_text(encoding="utf-8")
+    assert "path-exclude /usr/share/doc/*" in excludes and "path-include /usr/share/doc/*/copyright" in excludes
