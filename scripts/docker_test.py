@@ -39,6 +39,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
@@ -348,13 +349,20 @@ def make_images(cache: Path, ca: Path | None) -> bool:
             build(builder, "docker/base/python.Dockerfile", PYTHON_STANDIN, {"DEBIAN_IMAGE": debian}, None,
                   context=DOCKER_DIR / "base")
         base = PYTHON_STANDIN
-    # The project's images: always built (layer cache makes an unchanged rebuild quick).
-    build(builder, "docker/generator.Dockerfile", GENERATOR_IMAGE, {"BASE_IMAGE": base}, ca)
-    build(builder, "docker/Dockerfile", SPARK_IMAGE, {"BASE_IMAGE": base}, ca)
-    if local_db:
-        log(f"{' and '.join(OFFICIAL_DATABASES)} not present locally: PostgreSQL and MariaDB from Debian packages")
-        build(builder, "docker/local-db/postgres.Dockerfile", POSTGRES_STANDIN, {"DEBIAN_IMAGE": debian}, None)
-        build(builder, "docker/local-db/mariadb.Dockerfile", MARIADB_STANDIN, {"DEBIAN_IMAGE": debian}, None)
+    # The project's images: always built (layer cache makes an unchanged rebuild quick). The
+    # Spark image (minutes of pip) builds beside the others, which mostly wait on downloads.
+    def the_others() -> None:
+        build(builder, "docker/generator.Dockerfile", GENERATOR_IMAGE, {"BASE_IMAGE": base}, ca)
+        if local_db:
+            log(f"{' and '.join(OFFICIAL_DATABASES)} not present locally: PostgreSQL and MariaDB from Debian packages")
+            build(builder, "docker/local-db/postgres.Dockerfile", POSTGRES_STANDIN, {"DEBIAN_IMAGE": debian}, None)
+            build(builder, "docker/local-db/mariadb.Dockerfile", MARIADB_STANDIN, {"DEBIAN_IMAGE": debian}, None)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        builds = [pool.submit(build, builder, "docker/Dockerfile", SPARK_IMAGE, {"BASE_IMAGE": base}, ca),
+                  pool.submit(the_others)]
+        for finished in builds:
+            finished.result()
     for image in (base, GENERATOR_IMAGE, SPARK_IMAGE,
                   *((POSTGRES_STANDIN, MARIADB_STANDIN) if local_db else OFFICIAL_DATABASES)):
         log(f"image {image}: {image_size_mb(image):.0f} MB")
@@ -564,7 +572,7 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
             log(match[0])
         with step("SIGTERM: every other service"):
             rest = ["retention", "jupyter", "spark-history", "spark-worker", "spark-master", "postgres", "mysql"]
-            codes = stop_services(stack, rest, grace=60)
+            codes = stop_services(stack, rest, grace=120)
             for name, code in sorted(codes.items()):
                 log(f"  {name}: exit {code}")
     except BaseException:
