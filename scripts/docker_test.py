@@ -526,7 +526,7 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
                 env=stack.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         notebook_started = time.monotonic()
         with step("gold rows from the continuous pipeline"):
-            rows = wait_for("gold rows in the pipeline's metrics", lambda: gold_rows(stack), timeout=600)
+            rows = wait_for("gold rows in the pipeline's metrics", lambda: gold_rows(stack), timeout=900)
             log(f"gold rows written by the pipeline so far: {rows}")
         with step("export while the pipeline runs"):
             stack.compose("run", "--rm", "export", timeout=600)
