@@ -464,17 +464,22 @@ def wait_healthy(stack: Stack, timeout: float) -> dict[str, str]:
     return wait_for("every service running and healthy", probe, timeout=timeout)
 
 
-def gold_rows(stack: Stack) -> int | None:
-    """Gold rows the continuous pipeline wrote so far (its Prometheus series)."""
+def gold_reached(stack: Stack) -> str | None:
+    """What the pipeline's Prometheus series say of gold so far, once it has been written: rows
+    of gold queries, or the landing-to-gold lag of silver micro-batches that updated gold
+    themselves (gold fed by silver has no query of its own)."""
     answer = http_get(f"http://127.0.0.1:{stack.port('METRICS')}/metrics")
     if not answer or answer[0] != 200:
         return None
-    rows = 0.0
+    found = []
     for line in answer[1].splitlines():
-        match = re.match(r'medallion_rows_total\{([^}]*)\}\s+([0-9.e+]+)', line)
-        if match and 'layer="gold"' in match[1]:
-            rows += float(match[2])
-    return int(rows) or None
+        rows = re.match(r'medallion_rows_total\{([^}]*layer="gold"[^}]*)\}\s+([0-9.e+]+)', line)
+        lag = re.match(r'medallion_landing_to_gold_lag_seconds\{([^}]*)\}\s+([0-9.e+]+)', line)
+        if rows and float(rows[2]) > 0:
+            found.append(f"gold rows {{{rows[1]}}} {int(float(rows[2]))}")
+        if lag:
+            found.append(f"gold updated by silver {{{lag[1]}}}, landing-to-gold lag {float(lag[2]):.0f} s")
+    return "; ".join(found) or None
 
 
 def stop_services(stack: Stack, services: list[str], grace: int) -> dict[str, int]:
@@ -526,8 +531,8 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
                 env=stack.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         notebook_started = time.monotonic()
         with step("gold rows from the continuous pipeline"):
-            rows = wait_for("gold rows in the pipeline's metrics", lambda: gold_rows(stack), timeout=900)
-            log(f"gold rows written by the pipeline so far: {rows}")
+            reached = wait_for("gold in the pipeline's metrics", lambda: gold_reached(stack), timeout=900)
+            log(f"the continuous pipeline reached gold: {reached}")
         with step("export while the pipeline runs"):
             stack.compose("run", "--rm", "export", timeout=600)
         with step(f"notebook {NOTEBOOK} in the jupyter container, on the cluster"):
