@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-fast docker-test lint bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -15,6 +15,11 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The Docker stack built and run for real (scripts/docker_test.py, docker/README.md): installs the
+# engine if missing (root, Debian), builds the images, checks the stack end to end, tears it down.
+docker-test:
+	python3 scripts/docker_test.py
 
 lint: setup
 	$(BIN)/ruff check medallion generators spark_jobs tests

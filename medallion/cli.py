@@ -188,6 +188,40 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retention(args: argparse.Namespace) -> int:
+    from medallion.contracts.layout import DataRoot
+    from medallion.contracts.scenario_loader import load_scenario
+    from spark_jobs.lifecycle import GracefulStop
+    from spark_jobs.retention import retain_forever, run_retention
+    from spark_jobs.session import build_session, options_from_args
+
+    check_data_root(args.data, writes=True, must_exist=True)
+    scenario = load_scenario(args.scenario, profile=args.profile)
+    data = DataRoot(args.data)
+    stop = GracefulStop().install()
+    spark = build_session(options_from_args("medallion-retention", args, shuffle_partitions=2))
+    try:
+        if args.every is None:
+            print(run_retention(spark, scenario, data, args.older_than).line())
+        else:
+            retain_forever(lambda: run_retention(spark, scenario, data, args.older_than), args.every,
+                           stopping=stop.requested.is_set)
+    finally:
+        spark.stop()
+    return 0
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a number >= 0 (hours, seconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
+    return value
+
+
 def _report(args: argparse.Namespace) -> int:
     from medallion.contracts.layout import DataRoot
     from medallion.report import write_report
@@ -312,6 +346,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_scenario_options(ver)
     add_master_option(ver)
     ver.set_defaults(handler=_verify)
+
+    keep = commands.add_parser(
+        "retention", help="delete landing files already in bronze and VACUUM every Delta table, past an age"
+    )
+    add_scenario_options(keep)
+    keep.add_argument("--older-than", type=non_negative_float, required=True, metavar="HOURS",
+                      help="age in hours: landing files modified earlier and Delta files unreferenced since are deleted")
+    keep.add_argument("--every", type=non_negative_float, default=None, metavar="SECONDS",
+                      help="repeat every SECONDS until SIGTERM (default: one pass)")
+    add_master_option(keep)
+    keep.set_defaults(handler=_retention)
 
     rep = commands.add_parser("report", help="one HTML page: rows per layer, latency, micro-batches, ledger vs caught, quality (no Spark)")
     rep.add_argument("--data", required=True, type=Path, help="data root to report on (landing/, manifests/, lake/)")

@@ -104,6 +104,9 @@ def resolve_jars(folder: Path | None = None, log: bool = True) -> list[Path]:
                     f"{artifact.coordinate}: SHA-1 {actual} does not match the pinned "
                     f"{artifact.sha1}; the download is corrupt or the repository serves another file"
                 )
+            # mkstemp makes the file owner-only; a jar is public, and a Spark driver running as
+            # another user (the Docker images' `medallion`) must read it to serve executors.
+            os.chmod(tmp, 0o644)
             os.replace(tmp, target)
         except (urllib.error.URLError, OSError) as exc:
             raise SetupError(

@@ -25,6 +25,7 @@ from tests.support.compose import (
     MissingVariable,
     command_of,
     copied_sources,
+    dockerfile_base_image,
     dockerfile_instructions,
     environment_of,
     interpolate,
@@ -32,10 +33,11 @@ from tests.support.compose import (
     raw_compose,
     referenced_variables,
     required_variables,
+    run_commands,
 )
 
 SERVICES = {"spark-master", "spark-worker", "generator", "pipeline", "export", "jupyter", "postgres", "mysql",
-            "prometheus", "grafana", "spark-history"}
+            "prometheus", "grafana", "spark-history", "retention"}
 # Official images that run their own default command.
 IMAGE_COMMANDS = {"postgres", "mysql", "prometheus", "grafana"}
 # What a service may run: (command prefix, image it needs).
@@ -46,18 +48,21 @@ KNOWN_COMMANDS = {
     ("medallion", "generate"): "medallion-generator",
     ("medallion", "pipeline"): "medallion-spark",
     ("medallion", "export"): "medallion-spark",
+    ("medallion", "retention"): "medallion-spark",
     ("jupyter", "lab"): "medallion-spark",
 }
 # Keys of the Compose specification this file may use (a subset of the spec's service keys).
 SERVICE_KEYS = {"image", "build", "command", "environment", "ports", "volumes", "depends_on", "deploy",
                 "healthcheck", "profiles", "stop_grace_period", "stop_signal", "restart"}
 HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}
-DATA_SERVICES = {"spark-worker", "generator", "pipeline", "export", "jupyter", "spark-history"}
+DATA_SERVICES = {"spark-worker", "generator", "pipeline", "export", "jupyter", "spark-history", "retention"}
 SECRET_KEY = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|_PWD$", re.IGNORECASE)
 # Keys that look secret but hold a switch, not a secret.
 NOT_SECRETS = {"MYSQL_RANDOM_ROOT_PASSWORD": "yes"}
 # Secrets a user may leave unset (the opt-in Grafana keeps its own first-login prompt then).
 OPTIONAL_SECRETS = {"GF_SECURITY_ADMIN_PASSWORD": "GRAFANA_ADMIN_PASSWORD"}
+# The official base image, pinned to a version tag (its digest is in docker/README.md).
+PINNED_PYTHON = "python:3.11.13-slim-bookworm"
 DUMMY_ENV = {"MEDALLION_POSTGRES_PASSWORD": "pg-dummy", "MEDALLION_MYSQL_PASSWORD": "my-dummy", "JUPYTER_TOKEN": "tok-dummy",
              "MEDALLION_CONTROL_TOKEN": "ctl-dummy-0123456789"}
 
@@ -236,14 +241,13 @@ def test_ports_are_published_on_loopback_only(compose: dict) -> None:
 
 
 def test_spark_image_dockerfile() -> None:
-    instructions = dockerfile_instructions(DOCKERFILE)
-    assert instructions[0] == ("FROM", "python:3.11-slim-bookworm")
-    runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
+    assert dockerfile_base_image(DOCKERFILE) == PINNED_PYTHON
+    runs = run_commands(DOCKERFILE)
     assert any("openjdk-17-jre-headless" in run for run in runs)
     env = image_environment(DOCKERFILE)
     assert env["MEDALLION_JARS_DIR"].startswith("/") and not env["MEDALLION_JARS_DIR"].startswith("/opt/medallion/")
-    assert "medallion setup; medallion jars" in runs, "jars are fetched at build time and their presence checked"
-    assert any(run.startswith("pip install") and " -e ." in run for run in runs)
+    assert "with-extra-ca medallion setup; medallion jars" in runs, "jars are fetched at build time and their presence checked"
+    assert any(run.startswith("with-extra-ca pip install") and " -e ." in run for run in runs)
     assert any("jupyterlab" in run for run in runs)
     for source in copied_sources(DOCKERFILE):
         assert (ROOT / source).exists(), source
@@ -252,11 +256,11 @@ def test_spark_image_dockerfile() -> None:
 def test_generator_dockerfile_is_slim() -> None:
     instructions = dockerfile_instructions(GENERATOR_DOCKERFILE)
     text = " ".join(arguments for _, arguments in instructions).lower()
-    assert instructions[0] == ("FROM", "python:3.11-slim-bookworm")
+    assert dockerfile_base_image(GENERATOR_DOCKERFILE) == PINNED_PYTHON
     assert "java" not in text and "jdk" not in text and "pyspark" not in text
-    runs = [arguments for keyword, arguments in instructions if keyword == "RUN"]
-    assert "pip install -r /tmp/generator-requirements.txt" in runs
-    assert "pip install --no-deps -e ." in runs
+    runs = run_commands(GENERATOR_DOCKERFILE)
+    assert "with-extra-ca pip install -r /tmp/generator-requirements.txt" in runs
+    assert "with-extra-ca pip install --no-deps -e ." in runs
     sources = copied_sources(GENERATOR_DOCKERFILE)
     assert "spark_jobs" not in sources
     assert {"medallion", "generators", "configs", "pyproject.toml"} <= set(sources)

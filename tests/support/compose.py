@@ -165,3 +165,19 @@ def copied_sources(path: Path) -> list[str]:
             parts = [p for p in arguments.split() if not p.startswith("--")]
             sources.extend(parts[:-1])
     return sources
+
+
+def run_commands(path: Path) -> list[str]:
+    """The shell command of every RUN, its `--mount=...` options (build secrets) left out."""
+    return [re.sub(r"^(--mount=\S+\s+)+", "", arguments)
+            for keyword, arguments in dockerfile_instructions(path) if keyword == "RUN"]
+
+
+def dockerfile_base_image(path: Path) -> str:
+    """The image a Dockerfile builds on by default: `ARG BASE_IMAGE=x` then `FROM ${BASE_IMAGE}`."""
+    instructions = dockerfile_instructions(path)
+    (arg, default), (keyword, base) = instructions[0], instructions[1]
+    assert arg == "ARG" and keyword == "FROM" and base == "${BASE_IMAGE}", instructions[:2]
+    name, _, value = default.partition("=")
+    assert name == "BASE_IMAGE", default
+    return value
