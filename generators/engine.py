@@ -19,12 +19,14 @@ batch by replaying counts, which is how a restart resumes without repeating or s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from generators import encode
+from generators import anomalies, encode
 from generators.arrival import ArrivalPlanner, Rows
 from generators.checks import check_scenario, field_order
 from generators.defects import DefectInjector, Injected
@@ -82,6 +84,8 @@ class EntityBatch:
     defects: Ledger  # one compact JSON object per defective line, in file and line order
     defect_counts: dict[DefectKind, int]
     sequence_end: int
+    # Sensor anomalies on readings silver keeps (None: the entity has no faulty sensors).
+    anomalies: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -321,7 +325,39 @@ class Engine:
         if name in self.universes:
             self._grow(name, frame)
         self.generated[name] += n
-        return self._render(name, batch_id, _Lines(layout, kept, columns[entity.key], injected, n))
+        rendered = self._render(name, batch_id, _Lines(layout, kept, columns[entity.key], injected, n))
+        rendered.anomalies = self._anomalies(name, rows, columns, kept, injected)
+        return rendered
+
+    def _anomalies(self, name: str, rows: Rows, columns: dict[str, Column], kept: np.ndarray,
+                   injected: Injected) -> list[dict[str, Any]] | None:
+        """The manifest's anomaly entries: faults on the rows whose lines reach silver."""
+        faulty = {f: c for f, c in columns.items() if c.faults is not None}
+        if not faulty:
+            return None
+        entity = self.scenario.entities[name]
+        refused = np.zeros(kept.size, dtype=bool)
+        for group in injected.groups:
+            if group.fate != Fate.KEEP:
+                refused[group.lines] = True
+        reach = kept[~refused]
+        any_fault = np.zeros(rows.n, dtype=bool)
+        for column in faulty.values():
+            assert column.faults is not None
+            any_fault |= column.faults.spike | column.faults.stuck | column.faults.drift
+        reach = reach[any_fault[reach]]
+        if not reach.size or rows.unit is None or entity.arrival is None or entity.arrival.per is None:
+            return []
+        unit_ids = rows.unit[reach]
+        unit_entity = entity.arrival.per
+        units = [json.loads(t) for t in key_json(self.universes[unit_entity].columns[self.key_of[unit_entity]].enc, unit_ids)]
+        keys = [json.loads(t) for t in key_json(columns[entity.key].enc, reach)]
+        times = rows.times[reach]
+        out: list[dict[str, Any]] = []
+        for field_name, column in faulty.items():
+            assert column.faults is not None
+            out += anomalies.sensor_entries(field_name, column.faults, column, reach, times, units, unit_ids, keys)
+        return anomalies.sort_entries(out)
 
     def _grow(self, name: str, frame: Frame) -> None:
         universe = self.universes[name]

@@ -299,20 +299,64 @@ class Metric(Model):
         return self
 
 
+class AnomalyFlags(Model):
+    """Flag anomalous sensor readings instead of aggregating (docs/design.md §2.5, "Anomaly
+    flags"): one gold row per (reading, sensor), judged against the other readings of its
+    (group, window) cell. A reading repeated `stuck_run` times or more in a row is `stuck`;
+    else one whose robust z-score (distance from the cell's median in units of 1.4826 x its
+    median absolute deviation) reaches `z_threshold` is a `spike`."""
+
+    key: Identifier  # the reading's key field (the source's key), kept as `reading_key`
+    sensors: list[Identifier] = Field(min_length=1, max_length=MAX_FIELDS)
+    unit: Identifier | None = None  # the column naming the unit (default: the first group_by)
+    z_threshold: float = Field(default=5.0, gt=0, le=1000)
+    stuck_run: int = Field(default=4, ge=2, le=100_000)
+    # Cells with fewer readings of a sensor flag no spikes (their median and MAD mean little).
+    min_readings: int = Field(default=6, ge=1, le=100_000)
+    # `verify` fails when the flags' recall (spike and stuck readings) or precision against the
+    # manifests' anomalies falls below these; without them it only reports the figures.
+    min_recall: float | None = Field(default=None, ge=0, le=1)
+    min_precision: float | None = Field(default=None, ge=0, le=1)
+
+
 class GoldTable(Model):
-    """A gold aggregate: group keys x tumbling window x metrics, maintained by MERGE."""
+    """A gold aggregate: group keys x tumbling window x metrics, maintained by MERGE; or, with
+    `anomalies`, one row per reading and sensor flagging anomalous readings."""
 
     name: Identifier
     source: Identifier
     lookups: list[Lookup] = Field(default_factory=list, max_length=MAX_ENTITIES)
     group_by: list[Identifier] = Field(default_factory=list, max_length=MAX_FIELDS)
     window: Window
-    metrics: list[Metric] = Field(min_length=1, max_length=MAX_RULES)
+    metrics: list[Metric] = Field(default_factory=list, max_length=MAX_RULES)
+    anomalies: AnomalyFlags | None = None
     description: Text = ""
+
+    @model_validator(mode="after")
+    def _metrics_or_flags(self) -> GoldTable:
+        if self.anomalies is None and not self.metrics:
+            raise ValueError("a gold table needs `metrics` (at least one), or `anomalies` to flag readings")
+        if self.anomalies is not None:
+            if self.metrics:
+                raise ValueError("a gold table with `anomalies` flags readings and has no `metrics`; move them to another table")
+            if not self.group_by:
+                raise ValueError("`anomalies` needs group_by: the unit whose readings are compared, e.g. [engine_id]")
+            if self.anomalies.unit is not None and self.anomalies.unit not in self.group_by:
+                raise ValueError(f"anomalies.unit {self.anomalies.unit!r} must be one of group_by {self.group_by}")
+        return self
+
+    @property
+    def anomaly_unit(self) -> str:
+        """With `anomalies`: the column naming the unit (an engine)."""
+        assert self.anomalies is not None
+        return self.anomalies.unit or self.group_by[0]
 
     @property
     def key_columns(self) -> list[str]:
-        """The gold table's primary key: group keys and the window start."""
+        """The gold table's primary key: group keys and the window start (and, for anomaly
+        flags, the reading's key and the sensor: `reading_key`, `sensor`)."""
+        if self.anomalies is not None:
+            return [*self.group_by, "window_start", "reading_key", "sensor"]
         return [*self.group_by, "window_start"]
 
 
@@ -430,6 +474,15 @@ class Scenario(Model):
                 columns.update(lookup.columns)
             wanted = [*gold.group_by, gold.window.column]
             wanted += [m.column for m in gold.metrics if m.column]
+            if gold.anomalies is not None:
+                wanted += [*gold.anomalies.sensors, gold.anomalies.key]
+                numeric = ("int", "long", "double")
+                for sensor in gold.anomalies.sensors:
+                    sensor_spec = source.fields.get(sensor)
+                    if sensor_spec is not None and sensor_spec.type not in numeric:
+                        problems.append(
+                            f"gold.{gold.name}.anomalies.sensors: {sensor!r} is a {sensor_spec.type}; sensors are numeric fields"
+                        )
             for column in wanted:
                 if column not in columns:
                     problems.append(
