@@ -10,6 +10,7 @@ first and last affected reading of the batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,3 +76,71 @@ def sensor_entries(sensor: str, faults: SensorFaults, column: Column, rows: np.n
 def sort_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Entries in a stable order: by start, sensor, engine, subtype, id."""
     return sorted(entries, key=lambda e: (e["start"], e["sensor"], e["engine"], e["subtype"], e["id"]))
+
+
+@dataclass
+class Injection:
+    """An anomaly asked for at run time (`POST /api/anomalies`): it starts with the first batch
+    generated after the request (`start`, set then) and lasts `duration_ms` of simulated time.
+    A spike changes one reading by `magnitude`; a stuck sensor repeats the first reading's value;
+    a drift adds up to `magnitude`, growing linearly over the duration. Values stay clipped to
+    the field's range (the readings remain valid data)."""
+
+    id: str
+    subtype: AnomalySubtype
+    entity: str
+    sensor: str
+    unit: int  # row of the unit entity's universe
+    unit_key: str
+    duration_ms: int
+    magnitude: float
+    start: int | None = None
+    frozen: float | None = None
+    spent: bool = False  # a spike that has hit its reading
+
+    @property
+    def end(self) -> float:
+        """Simulated end (epoch ms, exclusive); a spike lasts until it has hit one reading."""
+        assert self.start is not None
+        return float("inf") if self.subtype == AnomalySubtype.SPIKE else float(self.start + self.duration_ms)
+
+    def active(self, interval: tuple[int, int]) -> bool:
+        return self.start is not None and not self.spent and self.start < interval[1] and interval[0] < self.end
+
+    def apply(self, values: np.ndarray, times: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Change the values in place; returns the rows it changed."""
+        assert self.start is not None
+        end = self.end
+        rows = np.flatnonzero((units == self.unit) & (times >= self.start) & (times < end))
+        if not rows.size:
+            return rows
+        rows = rows[np.argsort(times[rows], kind="stable")]
+        if self.subtype == AnomalySubtype.SPIKE:
+            rows = rows[:1]
+            values[rows] += self.magnitude
+            self.spent = True
+        elif self.subtype == AnomalySubtype.STUCK:
+            if self.frozen is None:
+                self.frozen = float(values[rows[0]])
+            values[rows] = self.frozen
+        else:
+            values[rows] += self.magnitude * (times[rows] - self.start) / max(self.duration_ms, 1)
+        return rows
+
+    def entries(self, positions: np.ndarray, times: np.ndarray, values: np.ndarray, keys: list[str]) -> list[dict[str, Any]]:
+        """The manifest entry for the readings it changed that reach silver (`positions` into
+        the aligned `times`, `values` (as written) and `keys` of those readings)."""
+        if not positions.size:
+            return []
+        extra: dict[str, Any] = {}
+        first = int(positions[np.argmin(times[positions])])
+        if self.subtype == AnomalySubtype.SPIKE:
+            extra.update(key=keys[first], value=_rounded(values[first]), magnitude=_rounded(self.magnitude))
+        elif self.subtype == AnomalySubtype.STUCK:
+            extra.update(value=_rounded(values[first]))
+        else:
+            assert self.start is not None
+            latest = float(times[positions].max())
+            extra.update(magnitude=_rounded(self.magnitude * (latest - self.start) / max(self.duration_ms, 1)))
+        extra["source"] = "api"
+        return [entry(self.subtype, self.id, self.unit_key, self.sensor, times[positions], **extra)]
