@@ -174,12 +174,14 @@ def _labels(data: DataRoot, flags: pl.DataFrame, unit: str, time: str) -> set[tu
     labelled: set[tuple[str, str, str]] = set()
     readings = flags.select(unit, "reading_key", "sensor", time).to_dicts()
     index: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    present = {(r["reading_key"], r["sensor"]) for r in readings}
     for r in readings:
         index.setdefault((r[unit], r["sensor"]), []).append(r)
     for path in sorted(data.manifest_dir("readings").glob("b*.json")):
         for entry in json.loads(path.read_text()).get("anomalies", []):
             if "key" in entry:
-                labelled.add((entry["key"], entry["sensor"], entry["subtype"]))
+                if (entry["key"], entry["sensor"]) in present:
+                    labelled.add((entry["key"], entry["sensor"], entry["subtype"]))
                 continue
             start, end = (datetime.fromisoformat(entry[k].replace("Z", "+00:00")) for k in ("start", "end"))
             for r in index.get((entry["engine"], entry["sensor"]), []):
