@@ -10,6 +10,8 @@ FastAPI on uvicorn, in a background thread next to the run loop. The OpenAPI pag
   written again at once and the answer says so;
 - `POST /api/clean`: delete every landing file and manifest the generator wrote; 409 unless
   paused;
+- `POST /api/anomalies`: put a spike, stuck sensor or drift on one unit's sensor from the next
+  batch on; it lands in the manifests' `anomalies` like the generated ones (`source: api`);
 - `GET /api/logs?limit=&since=&level=`: structured entries after `since`, and `nextSince`.
 
 Access: every endpoint but `/api/health` (and the OpenAPI pages) needs
@@ -40,7 +42,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from generators.runner import Runner
@@ -60,6 +62,40 @@ _HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-
 # Module level: FastAPI resolves the endpoints' (string) annotations in this module's namespace.
 _BEARER = HTTPBearer(auto_error=False, description="the token from MEDALLION_CONTROL_TOKEN or DIR/manifests/.control-token")
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+
+
+MAX_ANOMALY_SECONDS = 7 * 86_400  # a stuck sensor or a drift lasts at most a week of simulated time
+MAX_ANOMALY_MAGNITUDE = 1e6
+
+
+class AnomalyRequest(BaseModel):
+    """An anomaly to put on the next batch's readings of one unit's sensor (see the manifest's
+    `anomalies`). A spike changes one reading by `magnitude`; a stuck sensor repeats its first
+    value for `duration_seconds`; a drift adds up to `magnitude` over `duration_seconds`.
+    Values stay within the field's range, so the readings remain valid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subtype: Literal["spike", "stuck", "drift"]
+    engine: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+                        description="the unit's key, e.g. eng-0003")
+    sensor: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", description="a degradation sensor field, e.g. t24_lpc_outlet_k")
+    duration_seconds: float | None = Field(default=None, gt=0, le=MAX_ANOMALY_SECONDS, allow_inf_nan=False,
+                                           description="simulated seconds (stuck, drift)")
+    magnitude: float | None = Field(default=None, ge=-MAX_ANOMALY_MAGNITUDE, le=MAX_ANOMALY_MAGNITUDE, allow_inf_nan=False,
+                                    description="the change in the field's unit (spike, drift)")
+
+    @model_validator(mode="after")
+    def _fits_subtype(self) -> AnomalyRequest:
+        if self.subtype in ("spike", "drift") and not self.magnitude:
+            raise ValueError(f"a {self.subtype} needs a non-zero magnitude, e.g. 25.0")
+        if self.subtype == "stuck" and self.magnitude is not None:
+            raise ValueError("a stuck sensor repeats its value: leave out magnitude")
+        if self.subtype == "spike" and self.duration_seconds is not None:
+            raise ValueError("a spike is one reading: leave out duration_seconds")
+        if self.subtype in ("stuck", "drift") and self.duration_seconds is None:
+            raise ValueError(f"a {self.subtype} needs duration_seconds, e.g. 7200")
+        return self
 
 
 class LogsResponse(BaseModel):
@@ -273,6 +309,19 @@ def create_app(runner: Runner, token: ControlToken, hosts: list[str]) -> Any:
             return runner.clean()
         except (RuntimeError, MedallionError) as exc:
             raise HTTPException(status_code=409, detail=str(exc)) from None
+
+    @app.post(
+        "/api/anomalies",
+        summary="Put a sensor anomaly on the readings of the next batches (recorded in the manifests)",
+        responses={422: {"description": "the body is invalid, or names no sensor or unit in service"}},
+        dependencies=guarded,
+    )
+    def anomalies(request: AnomalyRequest) -> dict[str, Any]:
+        try:
+            return runner.inject_anomaly(request.subtype, request.engine, request.sensor,
+                                         request.duration_seconds or 0.0, request.magnitude or 0.0)
+        except ValueError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
 
     @app.get(
         "/api/logs",

@@ -19,20 +19,32 @@ batch by replaying counts, which is how a restart resumes without repeating or s
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from generators import encode
+from generators import anomalies, encode
+from generators.anomalies import Injection
 from generators.arrival import ArrivalPlanner, Rows
 from generators.checks import check_scenario, field_order
 from generators.defects import DefectInjector, Injected
 from generators.ledger import Ledger, LedgerBuilder, key_json
-from generators.samplers import Column, Frame, SampleContext, added_field_column, sample_field
+from generators.samplers import (
+    Column,
+    Frame,
+    SampleContext,
+    added_field_column,
+    numeric_column,
+    sample_field,
+)
 from generators.streams import Streams
-from medallion.contracts.defects import DefectKind, Fate
+from medallion.contracts.defects import AnomalySubtype, DefectKind, Fate
 from medallion.contracts.layout import landing_file_name
+from medallion.contracts.sampler_specs import DegradationSample
 from medallion.contracts.scenario import Scenario
 
 BLOCK_ROWS = 2048  # rows assembled at once: ~350 KB of text, hashed and written while in the L2 cache
@@ -82,6 +94,8 @@ class EntityBatch:
     defects: Ledger  # one compact JSON object per defective line, in file and line order
     defect_counts: dict[DefectKind, int]
     sequence_end: int
+    # Sensor anomalies on readings silver keeps (None: the entity has no faulty sensors).
+    anomalies: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -203,6 +217,44 @@ class Engine:
             name: Frame() for name in self.order if scenario.entities[name].role == "dimension"
         }
         self.candidates: dict[str, list[_Candidate]] = {name: [] for name in self.order}
+        # Anomalies asked for at run time (POST /api/anomalies); added from the control thread.
+        self.injections: list[Injection] = []
+        self._injections_lock = threading.Lock()
+        self._active: list[Injection] = []
+        self._changed: dict[str, list[tuple[Injection, np.ndarray]]] = {}
+
+    def inject(self, subtype: AnomalySubtype, engine: str, sensor: str, duration_ms: int, magnitude: float) -> Injection:
+        """Queue an anomaly for the next batch generated (see `anomalies.Injection`).
+
+        Raises:
+            ValueError: no fact entity has a degradation sensor of that name, or no clean unit
+                of its unit entity has that key (the message says what exists).
+        """
+        owners = [
+            name for name in self.order
+            if sensor in self.scenario.entities[name].fields
+            and isinstance(self.scenario.entities[name].fields[sensor].sample, DegradationSample)
+            and self.scenario.entities[name].arrival is not None
+            and self.scenario.entities[name].arrival.per is not None  # type: ignore[union-attr]
+        ]
+        if not owners:
+            sensors = sorted({f for e in self.scenario.entities.values() for f, spec in e.fields.items() if isinstance(spec.sample, DegradationSample)})
+            raise ValueError(f"sensor: no sensor {sensor!r} in scenario {self.scenario.name}; sensors: {sensors or 'none'}")
+        entity_name = owners[0]
+        unit_entity = self.scenario.entities[entity_name].arrival.per  # type: ignore[union-attr]
+        assert unit_entity is not None
+        universe = self.universes[unit_entity]
+        keys = [json.loads(t) for t in key_json(universe.columns[self.key_of[unit_entity]].enc, np.arange(universe.size))] if universe.size else []
+        clean = [k for i, k in enumerate(keys) if universe.clean[i]]
+        if engine not in clean:
+            raise ValueError(f"engine: no {unit_entity} {engine!r} in service; e.g. {clean[:3]} ({len(clean)} in all)")
+        with self._injections_lock:
+            injection = Injection(
+                id=f"api-{len(self.injections) + 1}:{subtype}:{sensor}:{engine}", subtype=subtype, entity=entity_name,
+                sensor=sensor, unit=keys.index(engine), unit_key=engine, duration_ms=duration_ms, magnitude=magnitude,
+            )
+            self.injections.append(injection)
+        return injection
 
     def interval(self, batch: int) -> tuple[int, int]:
         """[start, end) of a batch in epoch milliseconds (live batches may be shorter: `clock.live_interval`)."""
@@ -232,6 +284,12 @@ class Engine:
 
     def _run(self, batch_id: int, light: bool) -> Batch | None:
         interval = self.interval(batch_id)
+        if not light:
+            with self._injections_lock:
+                for injection in self.injections:
+                    if injection.start is None:
+                        injection.start = interval[0]
+                self._active = [i for i in self.injections if i.active(interval)]
         result = Batch(batch_id=batch_id, interval=interval)
         frames: dict[str, _BatchFrame] = {}
         counts: dict[str, int] = {}
@@ -283,6 +341,7 @@ class Engine:
         )
         for field_name in self.field_orders[name]:
             ctx.columns[field_name] = sample_field(field_name, entity.fields[field_name], ctx)
+        self._changed[name] = self._apply_injections(name, rows, ctx.columns)
         columns = {f: ctx.columns[f] for f in entity.fields}
         injector = self.injectors[name]
         added = {
@@ -320,7 +379,67 @@ class Engine:
         if name in self.universes:
             self._grow(name, frame)
         self.generated[name] += n
-        return self._render(name, batch_id, _Lines(layout, kept, columns[entity.key], injected, n))
+        rendered = self._render(name, batch_id, _Lines(layout, kept, columns[entity.key], injected, n))
+        rendered.anomalies = self._anomalies(name, rows, columns, kept, injected)
+        return rendered
+
+    def _apply_injections(self, name: str, rows: Rows, columns: dict[str, Column]) -> list[tuple[Injection, np.ndarray]]:
+        """Put the active run-time anomalies on this entity's sampled values; the rows each changed."""
+        changed = []
+        for injection in self._active:
+            if injection.entity != name or rows.unit is None or not rows.n:
+                continue
+            column = columns[injection.sensor]
+            spec = self.scenario.entities[name].fields[injection.sensor]
+            sample = spec.sample
+            assert column.raw is not None and isinstance(sample, DegradationSample)
+            values = column.raw.astype(np.float64)
+            hit = injection.apply(values, rows.times, rows.unit)
+            if hit.size:
+                encoded = numeric_column(spec, values, sample.clip, sample.decimals)
+                encoded.faults = column.faults
+                columns[injection.sensor] = encoded
+                changed.append((injection, hit))
+        return changed
+
+    def _anomalies(self, name: str, rows: Rows, columns: dict[str, Column], kept: np.ndarray,
+                   injected: Injected) -> list[dict[str, Any]] | None:
+        """The manifest's anomaly entries: faults on the rows whose lines reach silver."""
+        faulty = {f: c for f, c in columns.items() if c.faults is not None}
+        if not faulty:
+            return None
+        entity = self.scenario.entities[name]
+        refused = np.zeros(kept.size, dtype=bool)
+        for group in injected.groups:
+            if group.fate != Fate.KEEP:
+                refused[group.lines] = True
+        reach = kept[~refused]
+        any_fault = np.zeros(rows.n, dtype=bool)
+        for column in faulty.values():
+            assert column.faults is not None
+            any_fault |= column.faults.spike | column.faults.stuck | column.faults.drift
+        for _, hit in self._changed.get(name, []):
+            any_fault[hit] = True
+        reach = reach[any_fault[reach]]
+        if not reach.size or rows.unit is None or entity.arrival is None or entity.arrival.per is None:
+            return []
+        unit_ids = rows.unit[reach]
+        unit_entity = entity.arrival.per
+        units = [json.loads(t) for t in key_json(self.universes[unit_entity].columns[self.key_of[unit_entity]].enc, unit_ids)]
+        keys = [json.loads(t) for t in key_json(columns[entity.key].enc, reach)]
+        times = rows.times[reach]
+        out: list[dict[str, Any]] = []
+        for field_name, column in faulty.items():
+            assert column.faults is not None
+            out += anomalies.sensor_entries(field_name, column.faults, column, reach, times, units, unit_ids, keys)
+        for injection, hit in self._changed.get(name, []):
+            raw = columns[injection.sensor].raw
+            assert raw is not None
+            positions = np.flatnonzero(np.isin(reach, hit))
+            if not positions.size and injection.subtype == AnomalySubtype.SPIKE:
+                injection.spent = False  # its line is quarantined: the spike goes on the next reading
+            out += injection.entries(positions, times, raw[reach], keys)
+        return anomalies.sort_entries(out)
 
     def _grow(self, name: str, frame: Frame) -> None:
         universe = self.universes[name]

@@ -32,6 +32,7 @@ from generators.writer import (
     parse_landing_temporary,
     resume_point,
 )
+from medallion.contracts.defects import AnomalySubtype
 from medallion.contracts.errors import ConfigError, GeneratorError
 from medallion.contracts.layout import DataRoot, parse_landing_name
 from medallion.contracts.scenario import Scenario
@@ -302,6 +303,20 @@ class Runner:
             self.log.log("info", "baseline", "baseline regenerated after clean (batch 0)", lines=written)
         self.log.log("info", "resumed", f"resumed at batch {self._next_batch}", next_batch=self._next_batch)
         return result
+
+    def inject_anomaly(self, subtype: str, engine: str, sensor: str, duration_seconds: float, magnitude: float) -> dict[str, Any]:
+        """Queue a sensor anomaly for the next batch generated (`Engine.inject`); returns its id.
+
+        Raises:
+            ValueError: no such sensor, or no such unit in service (the message says which).
+        """
+        injection = self.engine.inject(AnomalySubtype(subtype), engine, sensor, round(duration_seconds * 1000), magnitude)
+        with self._wake:
+            next_batch = self._next_batch
+        self.log.log("info", "anomaly", f"{subtype} on {engine} {sensor} queued for the next batch", id=injection.id,
+                     subtype=subtype, engine=engine, sensor=sensor, duration_seconds=duration_seconds, magnitude=magnitude)
+        return {"id": injection.id, "subtype": subtype, "engine": engine, "sensor": sensor, "entity": injection.entity,
+                "duration_seconds": duration_seconds, "magnitude": magnitude, "next_batch": next_batch}
 
     def clean(self) -> dict[str, Any]:
         """Delete the generator's landing files and manifests (only while paused); the next batch is 0.

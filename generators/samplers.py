@@ -66,6 +66,7 @@ class Column:
     labels: tuple[str, ...] | None = None
     nulls: np.ndarray | None = None
     rows: np.ndarray | None = None  # for references: the referenced row, -1 when none exists
+    faults: SensorFaults | None = None  # degradation sensors: which rows carry which anomaly
 
     def take(self, index: np.ndarray) -> Column:
         """The rows at `index`, in that order."""
@@ -85,6 +86,19 @@ class Column:
         if self.labels is None or self.raw is None:
             return None
         return [self.labels[int(c)] for c in self.raw]
+
+
+@dataclass
+class SensorFaults:
+    """The anomalies a degradation sampler put on its rows (for the manifest's `anomalies`):
+    per row, whether it is spiked (and by how much, as written), stuck, or drifting (and by
+    how much). Only recorded; the values are the column's."""
+
+    spike: np.ndarray
+    spike_change: np.ndarray
+    stuck: np.ndarray
+    drift: np.ndarray
+    drift_offset: np.ndarray
 
 
 @dataclass
@@ -510,6 +524,8 @@ def degradation_column(name: str, spec: FieldSpec, sample: DegradationSample, ct
     rng = ctx.rng(f"field:{name}")
     values = clean + (rng.normal(0.0, sample.noise_std, n) if sample.noise_std > 0 else 0.0)
     unit = ctx.unit if ctx.unit is not None else np.zeros(n, dtype=np.int64)
+    none = np.zeros(n, dtype=bool)
+    drifting, drift_offset, stuck, spikes = none, np.zeros(n), none, none
     if sample.drift_share > 0:
         drifting = hash_uniform(unit, ctx.streams.salt(ctx.entity_name, f"drift:{name}")) < sample.drift_share
         life = ctx.entity.arrival.lifetime  # type: ignore[union-attr]
@@ -517,7 +533,8 @@ def degradation_column(name: str, spec: FieldSpec, sample: DegradationSample, ct
         start = ctx.unit_column(life.start).raw
         assert start is not None
         days = np.maximum(ctx.times - start, 0) / MS_PER_DAY
-        values = values + np.where(drifting, sample.drift_per_day * days, 0.0)
+        drift_offset = np.where(drifting, sample.drift_per_day * days, 0.0)
+        values = values + drift_offset
     if sample.stuck_share > 0:
         day = ctx.times // MS_PER_DAY
         keys = unit * 1_000_003 + day
@@ -525,11 +542,21 @@ def degradation_column(name: str, spec: FieldSpec, sample: DegradationSample, ct
         if stuck.any():
             frozen = np.clip(wear_at(ctx, day * MS_PER_DAY), 0.0, 1.0)
             values = np.where(stuck, sample.base + sample.amplitude * frozen**sample.exponent, values)
+    unspiked = values
     if sample.spike_share > 0:
         spikes = rng.random(n) < sample.spike_share
         signs = np.where(rng.random(n) < 0.5, -1.0, 1.0)
         values = values + np.where(spikes, signs * sample.spike_size, 0.0)
-    return numeric_column(spec, values, sample.clip, sample.decimals)
+    column = numeric_column(spec, values, sample.clip, sample.decimals)
+    # What a spike changed as written (clipping to the range may shrink it, even to nothing).
+    spike_change = np.zeros(n)
+    if spikes.any():
+        assert column.raw is not None
+        before = numeric_column(spec, unspiked[spikes], sample.clip, sample.decimals).raw
+        assert before is not None
+        spike_change[spikes] = column.raw[spikes] - before
+    column.faults = SensorFaults(spikes & (spike_change != 0), spike_change, stuck, drifting & (drift_offset > 0), drift_offset)
+    return column
 
 
 def null_column(n: int) -> Column:

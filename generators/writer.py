@@ -437,6 +437,8 @@ class LandingWriter:
             "skipped_rows": entity_batch.skipped,
             "sequence_end": entity_batch.sequence_end,
             "defects": entity_batch.defects,
+            # Sensor anomalies (valid readings, fate keep), only for entities with faulty sensors.
+            **({} if entity_batch.anomalies is None else {"anomalies": entity_batch.anomalies}),
         }
 
 

@@ -10,7 +10,9 @@ parse in plain Python); the actual side is read from the Delta tables. Checks, p
   count for malformed lines), and quarantine holds nothing else;
 - duplicates removed per batch (quality table) = ledger duplicates;
 - the quality table balances: bronze = silver + quarantine + duplicates + dropped;
-and per gold table: gold = a recomputation from silver, cell by cell.
+and per gold table: gold = a recomputation from silver, cell by cell; per table of anomaly
+flags, their precision and recall against the manifests' anomalies (reported; a failure only
+below the table's configured minimum).
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medallion.contracts.defects import DefectKind, Fate
+from medallion.contracts.defects import AnomalySubtype, DefectKind, Fate
 from medallion.contracts.errors import VerificationFailed
 from medallion.contracts.layout import DataRoot
-from medallion.contracts.manifest import BatchManifest, DefectEntry, read_manifests
-from medallion.contracts.scenario import Entity, Scenario
+from medallion.contracts.manifest import AnomalyEntry, BatchManifest, DefectEntry, read_manifests
+from medallion.contracts.scenario import Entity, GoldTable, Scenario
 
 if TYPE_CHECKING:
     from spark_jobs.session import SessionOptions
@@ -223,12 +226,115 @@ def verify_gold(spark: Any, scenario: Scenario, data: DataRoot) -> list[Check]:
     return checks
 
 
+@dataclass(frozen=True)
+class AnomalyScores:
+    """How a gold table's anomaly flags match the manifests' anomalies, reading by reading
+    (a reading-sensor pair is labelled with a subtype when an anomaly entry covers it: a spike
+    by its key, a stuck or drift period by unit, sensor and event time in [start, end]).
+    A flag is right when the pair is labelled with the flag's subtype."""
+
+    table: str
+    flags: int
+    right: int
+    labelled: dict[str, int]  # per subtype: labelled reading-sensor pairs
+    found: dict[str, int]  # per subtype: labelled pairs flagged with that subtype
+
+    @property
+    def precision(self) -> float:
+        return self.right / self.flags if self.flags else 1.0
+
+    def recall(self, *subtypes: str) -> float:
+        """Recall over the given subtypes (default: the ones a flag can name, spike and stuck)."""
+        chosen = subtypes or tuple(FLAGGED_SUBTYPES)
+        labelled = sum(self.labelled.get(s, 0) for s in chosen)
+        return sum(self.found.get(s, 0) for s in chosen) / labelled if labelled else 1.0
+
+    def summary(self) -> str:
+        parts = [f"precision {self.precision:.3f} ({self.right} of {self.flags} flags)",
+                 f"recall {self.recall():.3f}"]
+        for subtype in AnomalySubtype:
+            if subtype in FLAGGED_SUBTYPES:
+                parts.append(f"{subtype} {self.recall(subtype):.3f} ({self.found.get(subtype, 0)}/{self.labelled.get(subtype, 0)})")
+            else:
+                parts.append(f"{subtype}: {self.labelled.get(subtype, 0)} readings, no flag for it")
+        return "; ".join(parts)
+
+
+# The subtypes the anomaly flags name (gold's `flag` column); drift has no flag.
+FLAGGED_SUBTYPES = (AnomalySubtype.SPIKE, AnomalySubtype.STUCK)
+
+
+def ledger_anomalies(data: DataRoot, entity: str) -> list[AnomalyEntry]:
+    """Every anomaly entry of an entity's manifests, in batch order."""
+    return [a for m in read_manifests(data, entity) for a in m.anomalies]
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def anomaly_scores(spark: Any, gold: GoldTable, flags: Any, anomalies: list[AnomalyEntry]) -> AnomalyScores:
+    """Score a flags table (a DataFrame of the gold table) against the ledger's anomalies."""
+    from pyspark.sql import functions as F
+
+    assert gold.anomalies is not None
+    time = gold.anomaly_window.column
+    keyed_schema = "subtype string, sensor string, reading_key string"
+    keyed = [(a.subtype, a.sensor, a.key) for a in anomalies if a.key is not None]
+    periods_schema = "subtype string, sensor string, unit string, start timestamp, `end` timestamp"
+    periods = [(a.subtype, a.sensor, a.engine, _instant(a.start), _instant(a.end)) for a in anomalies if a.key is None]
+    pairs = flags.select(F.col(gold.anomaly_unit).cast("string").alias("unit"), "reading_key", "sensor", time, "flag")
+    by_key = pairs.join(F.broadcast(spark.createDataFrame(keyed, keyed_schema)), ["reading_key", "sensor"])
+    in_period = pairs.join(
+        F.broadcast(spark.createDataFrame(periods, periods_schema)).alias("p"),
+        ["unit", "sensor"],
+    ).where((F.col(time) >= F.col("start")) & (F.col(time) <= F.col("end")))
+    labelled = (
+        by_key.select("reading_key", "sensor", "subtype", "flag")
+        .unionByName(in_period.select("reading_key", "sensor", "subtype", "flag"))
+        .distinct()
+    )
+    per_subtype = labelled.groupBy("subtype").agg(
+        F.count(F.lit(1)).alias("labelled"), F.count(F.when(F.col("flag") == F.col("subtype"), 1)).alias("found")
+    ).collect()
+    flagged = flags.where(F.col("flag").isNotNull())
+    right = flagged.join(
+        labelled.select("reading_key", "sensor", F.col("subtype").alias("flag")).distinct(), ["reading_key", "sensor", "flag"], "left_semi"
+    ).count()
+    return AnomalyScores(
+        table=gold.name, flags=flagged.count(), right=right,
+        labelled={r["subtype"]: r["labelled"] for r in per_subtype}, found={r["subtype"]: r["found"] for r in per_subtype},
+    )
+
+
+def verify_anomalies(spark: Any, scenario: Scenario, data: DataRoot) -> list[Check]:
+    """Each anomaly-flag table's precision and recall against the manifests' anomalies: a check
+    that fails only below the table's configured `min_precision` / `min_recall`."""
+    from spark_jobs.storage import read_delta
+
+    checks = []
+    for gold in scenario.gold:
+        if gold.anomalies is None:
+            continue
+        table = read_delta(spark, str(data.table("gold", gold.name)))
+        if table is None:
+            continue  # verify_gold reports the missing table
+        scores = anomaly_scores(spark, gold, table, ledger_anomalies(data, gold.source))
+        wanted = [(name, value, minimum) for name, value, minimum in (
+            ("precision", scores.precision, gold.anomalies.min_precision), ("recall", scores.recall(), gold.anomalies.min_recall))]
+        for name, value, minimum in wanted:
+            checks.append(Check(f"gold.{gold.name}", f"anomaly flags: {name}", "reported" if minimum is None else f">= {minimum}",
+                                round(value, 4), minimum is None or value >= minimum, scores.summary() if name == "precision" else ""))
+    return checks
+
+
 def verify(spark: Any, scenario: Scenario, data: DataRoot) -> list[Check]:
     """All checks for every entity and gold table of the scenario."""
     checks: list[Check] = []
     for name in scenario.processing_order:
         checks.extend(verify_entity(spark, scenario, data, name))
     checks.extend(verify_gold(spark, scenario, data))
+    checks.extend(verify_anomalies(spark, scenario, data))
     return checks
 
 
@@ -256,6 +362,9 @@ def run_verify(scenario: Scenario, data: DataRoot, session: SessionOptions) -> l
 
     checks = verify(build_session(session), scenario, data)
     render(checks)
+    for check in checks:
+        if check.check == "anomaly flags: precision":
+            print(f"anomaly flags {check.subject}: {check.detail}")
     failed = [c for c in checks if not c.ok]
     if failed:
         raise VerificationFailed(f"{len(failed)} of {len(checks)} checks failed")

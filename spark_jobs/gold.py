@@ -22,7 +22,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from medallion.contracts import gold_expressions
 from medallion.contracts.scenario import RANK_COLUMN, GoldTable, Metric, Scenario
-from spark_jobs import sql_guard, storage
+from spark_jobs import gold_anomalies, sql_guard, storage
 from spark_jobs.config import PipelineConfig
 from spark_jobs.expression_cache import built_once
 from spark_jobs.lifecycle import GracefulStop, InputWatch
@@ -126,7 +126,10 @@ def metric_column(metric: Metric) -> Column:
 
 
 def aggregate(gold: GoldTable) -> Callable[[DataFrame], DataFrame]:
-    """Silver rows (with lookups and window) -> gold rows, in gold's column order."""
+    """Silver rows (with lookups and window) -> gold rows, in gold's column order (for a table
+    of anomaly flags, one row per reading and sensor: `gold_anomalies`)."""
+    if gold.anomalies is not None:
+        return gold_anomalies.flag_readings(gold)
 
     def transform(df: DataFrame) -> DataFrame:
         keys = [*gold.group_by, *(("window_start", "window_end") if gold.window is not None else ())]

@@ -60,6 +60,21 @@ _FATES: dict[DefectKind, Fate] = {
 }
 
 
+# Sensor anomalies (docs/design.md §3.5, "Anomalies"): unusual but valid readings the generator
+# records in the manifest's `anomalies` list. They are not defects: the line is clean, silver
+# keeps it, and only gold's anomaly flags are meant to notice it.
+ANOMALY_KIND = "anomaly"
+ANOMALY_FATE = Fate.KEEP
+
+
+class AnomalySubtype(StrEnum):
+    """What a sensor anomaly does to the readings of one unit and field over [start, end]."""
+
+    SPIKE = "spike"  # one reading jumps by `magnitude`
+    STUCK = "stuck"  # the sensor repeats one value (`value`) for every reading
+    DRIFT = "drift"  # calibration drift: readings grow by up to `magnitude`
+
+
 class SilverCheck(StrEnum):
     """A schema-derived silver rule. Its name, the quarantine reason it writes, is the value for
     the whole-line checks and `<field>_<value>` for the per-field ones."""

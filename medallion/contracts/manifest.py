@@ -47,6 +47,28 @@ class DefectEntry(_Record):
     repeats: str | None = None
 
 
+class AnomalyEntry(_Record):
+    """One sensor anomaly (kind `anomaly`, fate keep: valid data) in one batch: the readings of
+    unit `engine` whose `sensor` field it changes were recorded in [start, end] (instants as
+    in the records). A spike names its reading (`key`) and the value it wrote; `magnitude` is
+    the change it made (spike, drift at `end`); a stuck sensor's `value` is the one it repeats.
+    An anomaly that spans batches has one entry per batch, all with the same `id`."""
+
+    kind: Literal["anomaly"] = "anomaly"
+    subtype: Literal["spike", "stuck", "drift"]
+    id: str
+    engine: str
+    sensor: str
+    start: str
+    end: str
+    readings: int = 1
+    key: str | None = None
+    value: float | None = None
+    magnitude: float | None = None
+    source: Literal["generator", "api"] = "generator"
+    fate: Literal["keep"] = "keep"
+
+
 class BatchManifest(_Record):
     """Per entity per batch: files, line counts, the defect counts and the full defect ledger."""
 
@@ -62,6 +84,8 @@ class BatchManifest(_Record):
     clean_records: int = 0
     defect_counts: dict[str, int] = Field(default_factory=dict)
     defects: list[DefectEntry] = Field(default_factory=list)
+    # Sensor anomalies (valid data, fate keep): present only for entities with sensor faults.
+    anomalies: list[AnomalyEntry] = Field(default_factory=list)
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:

@@ -333,21 +333,56 @@ class Top(Model):
 RANK_COLUMN = "rank"
 
 
+class AnomalyFlags(Model):
+    """Flag anomalous sensor readings instead of aggregating (docs/design.md §2.5, "Anomaly
+    flags"): one gold row per (reading, sensor), judged against the other readings of its
+    (group, window) cell. A reading repeated `stuck_run` times or more in a row is `stuck`;
+    else one whose robust z-score (distance from the cell's median in units of 1.4826 x its
+    median absolute deviation) reaches `z_threshold` is a `spike`."""
+
+    key: Identifier  # the reading's key field (the source's key), kept as `reading_key`
+    sensors: list[Identifier] = Field(min_length=1, max_length=MAX_FIELDS)
+    unit: Identifier | None = None  # the column naming the unit (default: the first group_by)
+    z_threshold: float = Field(default=5.0, gt=0, le=1000)
+    stuck_run: int = Field(default=4, ge=2, le=100_000)
+    # Cells with fewer readings of a sensor flag no spikes (their median and MAD mean little).
+    min_readings: int = Field(default=6, ge=1, le=100_000)
+    # `verify` fails when the flags' recall (spike and stuck readings) or precision against the
+    # manifests' anomalies falls below these; without them it only reports the figures.
+    min_recall: float | None = Field(default=None, ge=0, le=1)
+    min_precision: float | None = Field(default=None, ge=0, le=1)
+
+
 class GoldTable(Model):
     """A gold aggregate: group keys x tumbling window (or the whole history: no `window`) x
-    metrics, maintained by MERGE; with `top`, only the first n groups per partition."""
+    metrics, maintained by MERGE; with `top`, only the first n groups per partition; or, with
+    `anomalies`, one row per reading and sensor flagging anomalous readings."""
 
     name: Identifier
     source: Identifier
     lookups: list[Lookup] = Field(default_factory=list, max_length=MAX_ENTITIES)
     group_by: list[Identifier] = Field(default_factory=list, max_length=MAX_FIELDS)
     window: Window | None = None
-    metrics: list[Metric] = Field(min_length=1, max_length=MAX_RULES)
+    metrics: list[Metric] = Field(default_factory=list, max_length=MAX_RULES)
     top: Top | None = None
+    anomalies: AnomalyFlags | None = None
     description: Text = ""
 
     @model_validator(mode="after")
     def _shape(self) -> GoldTable:
+        if self.anomalies is None and not self.metrics:
+            raise ValueError("a gold table needs `metrics` (at least one), or `anomalies` to flag readings")
+        if self.anomalies is not None:
+            if self.metrics:
+                raise ValueError("a gold table with `anomalies` flags readings and has no `metrics`; move them to another table")
+            if self.top is not None:
+                raise ValueError("a gold table with `anomalies` has no `top`: it ranks metrics, and flags are not metrics")
+            if self.window is None:
+                raise ValueError("`anomalies` needs a `window`: the cells whose readings are compared, e.g. 6h")
+            if not self.group_by:
+                raise ValueError("`anomalies` needs group_by: the unit whose readings are compared, e.g. [engine_id]")
+            if self.anomalies.unit is not None and self.anomalies.unit not in self.group_by:
+                raise ValueError(f"anomalies.unit {self.anomalies.unit!r} must be one of group_by {self.group_by}")
         if self.window is None and not self.group_by:
             raise ValueError("a lifetime aggregate (no `window`) needs group_by: its key")
         names = [m.name for m in self.metrics]
@@ -364,8 +399,23 @@ class GoldTable(Model):
         return self
 
     @property
+    def anomaly_unit(self) -> str:
+        """With `anomalies`: the column naming the unit (an engine)."""
+        assert self.anomalies is not None
+        return self.anomalies.unit or self.group_by[0]
+
+    @property
+    def anomaly_window(self) -> Window:
+        """With `anomalies`: the window of the cells readings are judged in (required there)."""
+        assert self.anomalies is not None and self.window is not None
+        return self.window
+
+    @property
     def key_columns(self) -> list[str]:
-        """The gold table's primary key: group keys and the window start (lifetime: group keys)."""
+        """The gold table's primary key: group keys and the window start (lifetime: group keys;
+        anomaly flags add the reading's key and the sensor: `reading_key`, `sensor`)."""
+        if self.anomalies is not None:
+            return [*self.group_by, "window_start", "reading_key", "sensor"]
         return [*self.group_by, "window_start"] if self.window is not None else list(self.group_by)
 
     @property
@@ -527,6 +577,15 @@ class Scenario(Model):
                 columns.update(lookup.columns)
             wanted = [*gold.group_by, *([gold.window.column] if gold.window else [])]
             wanted += [c for m in gold.metrics for c in m.columns_read]
+            if gold.anomalies is not None:
+                wanted += [*gold.anomalies.sensors, gold.anomalies.key]
+                numeric = ("int", "long", "double")
+                for sensor in gold.anomalies.sensors:
+                    sensor_spec = source.fields.get(sensor)
+                    if sensor_spec is not None and sensor_spec.type not in numeric:
+                        problems.append(
+                            f"gold.{gold.name}.anomalies.sensors: {sensor!r} is a {sensor_spec.type}; sensors are numeric fields"
+                        )
             for column in wanted:
                 if column not in columns:
                     problems.append(
