@@ -660,16 +660,7 @@ def export_table(
     check_names(gold)
     version = gold_version(spark, cfg.table("gold", gold.name), gold.name)
     export = TableExport(gold, target, version, sql_columns(read_schema(spark, version), gold), write_mode=cfg.write_mode)
-    previous = target_position(session, export)
-    if previous == version.position:
-        return ExportResult(gold.name, target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
-    batch = stage(spark, session, export, previous, hooks)
-    counts = commit_staged(session, batch, hooks)
-    return ExportResult(
-        gold.name, target, batch.mode, version.version, batch.from_version, counts.upserted, counts.deleted,
-        time.monotonic() - began, rows_written=batch.written.rows, write_seconds=batch.written.seconds,
-        write_mode=cfg.write_mode,
-    )
+    return _bring_up_to_date(spark, session, export, hooks, began)
 
 
 def serve_entity(
@@ -691,15 +682,24 @@ def serve_entity(
     export = TableExport(
         served, target, version, served_columns(read_schema(spark, version), served), served, write_mode=write_mode
     )
+    return _bring_up_to_date(spark, session, export, hooks, began)
+
+
+def _bring_up_to_date(
+    spark: SparkSession, session: SqlSession, export: TableExport, hooks: ExportHooks, began: float
+) -> ExportResult:
+    """Stage and commit, in one transaction with its ledger row, what the target lacks of
+    `export.version` (nothing when the ledger already holds that version)."""
+    name, version = export.gold.name, export.version
     previous = target_position(session, export)
     if previous == version.position:
-        return ExportResult(served.name, target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
+        return ExportResult(name, export.target, "skipped", version.version, None, 0, 0, time.monotonic() - began)
     batch = stage(spark, session, export, previous, hooks)
     counts = commit_staged(session, batch, hooks)
     return ExportResult(
-        served.name, target, batch.mode, version.version, batch.from_version, counts.upserted, counts.deleted,
+        name, export.target, batch.mode, version.version, batch.from_version, counts.upserted, counts.deleted,
         time.monotonic() - began, orphans=counts.orphans, rows_written=batch.written.rows,
-        write_seconds=batch.written.seconds, write_mode=write_mode,
+        write_seconds=batch.written.seconds, write_mode=export.write_mode,
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.manifest import AnomalyEntry, read_manifests
 from medallion.local.ports import free_port
-from tests.support.control_api import read_token, served_environment, wait_for
+from tests.support.control_api import served_client, start_served, wait_for
 
 
 @pytest.fixture
@@ -26,23 +25,9 @@ def turbofan(tmp_path: Path) -> Iterator[tuple[httpx.Client, subprocess.Popen[by
     port = free_port()
     data = tmp_path / "data"
     # One-hour batches at 18,000x: one every 0.2 s.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "medallion.cli", "generate", "--scenario", "turbofan", "--seed", "3", "--data", str(data),
-         "--speed", "18000", "--serve", f"127.0.0.1:{port}", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=served_environment(),
-    )
-    client = None
-    try:
-        token = read_token(data, process)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {token}"})
-        wait_for(lambda: client.get("/api/health").json()["entities"]["readings"]["batches"] >= 2, timeout=60)
+    process = start_served(data, port, speed=18000, scenario="turbofan", profile=None, seed=3)
+    with served_client(data, port, process, "readings", timeout=60) as client:
         yield client, process, data
-    finally:
-        if client is not None:
-            client.close()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.communicate(timeout=60)
 
 
 def _instant(text: str) -> datetime:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from medallion.local.ports import free_port
-from tests.support.control_api import read_token, start_served, wait_for
+from tests.support.control_api import read_token, served_client, start_served, wait_for
 
 
 @pytest.fixture
@@ -25,18 +25,8 @@ def served(tmp_path: Path) -> Iterator[tuple[httpx.Client, subprocess.Popen[byte
     port = free_port()
     data = tmp_path / "data"
     process = start_served(data, port)
-    client = None
-    try:
-        token = read_token(data, process)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Authorization": f"Bearer {token}"})
-        wait_for(lambda: client.get("/api/health").json()["entities"]["driver_events"]["batches"] >= 2)
+    with served_client(data, port, process, "driver_events") as client:
         yield client, process, data
-    finally:
-        if client is not None:
-            client.close()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.communicate(timeout=30)
 
 
 def test_health_reports_status_cadence_and_entities(served: tuple[httpx.Client, subprocess.Popen[bytes], Path]) -> None:
