@@ -52,7 +52,7 @@ def test_settings_apply_after_the_profiles_and_the_last_one_wins() -> None:
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("clock.sped=1", "clock.sped: 'sped' is not a field of clock; known fields: backfill, interval, speed, start"),
+        ("clock.sped=1", "clock.sped: 'sped' is not a field of clock; known fields: backfill, interval, live_interval, speed, start"),
         ("entities.trucks.baseline=3", "entities.trucks.baseline: entities has no 'trucks'; it has companies, driver_events, drivers"),
         ("gold.5.window.size=1h", "gold.5.window.size: gold has no '5'; it has 0"),
         ("clock.speed.x=1", "clock.speed.x: clock.speed is a single value; set clock.speed itself"),
