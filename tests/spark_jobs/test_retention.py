@@ -42,9 +42,11 @@ def test_retention_deletes_only_old_ingested_landing_files_and_unreferenced_delt
     # Bronze holds batch 1 of `entity` (written twice: the first version's files become unreferenced).
     bronze = data.table("bronze", entity)
     for value in ("first", "second"):
-        spark.createDataFrame([(1, value)], "_batch_id long, v string").write.format("delta").mode("overwrite").save(str(bronze))
+        # One file per version, whatever the session's parallelism (local[2] would write two).
+        spark.createDataFrame([(1, value)], "_batch_id long, v string").coalesce(1).write.format("delta").mode(
+            "overwrite").save(str(bronze))
     gold = data.table("gold", "windows")
-    spark.createDataFrame([(1, 2.5)], "k long, m double").write.format("delta").save(str(gold))
+    spark.createDataFrame([(1, 2.5)], "k long, m double").coalesce(1).write.format("delta").save(str(gold))
     old_in_bronze = _landing(data, entity, 1, age_hours=5)
     old_not_in_bronze = _landing(data, entity, 2, age_hours=5)
     new_in_bronze = data.landing_file(entity, 1, 1)
