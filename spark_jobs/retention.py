@@ -94,6 +94,8 @@ def clean_landing(data: DataRoot, entity: str, ingested: set[int], older_than: f
 
 def run_retention(spark: SparkSession, scenario: Scenario, data: DataRoot, hours: float) -> RetentionResult:
     """One pass: landing files, then VACUUM of every Delta table, both with the same age."""
+    from delta.tables import DeltaTable  # with Spark, not when the CLI merely parses arguments
+
     if hours < 0:
         raise ValueError(f"retention age must be 0 hours or more, got {hours}")
     cutoff = time.time() - hours * 3600
@@ -105,11 +107,9 @@ def run_retention(spark: SparkSession, scenario: Scenario, data: DataRoot, hours
     tables, removed = 0, 0
     try:
         for table in delta_tables(data):
-            # The path comes from the data root's own folders; a backquote would end the identifier.
-            if "`" in str(table):
-                raise ValueError(f"table path {table} contains a backquote; rename the data root folder")
             before = _data_files(table)
-            spark.sql(f"VACUUM delta.`{table}` RETAIN {hours:g} HOURS")
+            # delta-spark's own API: the path is passed as a value, never spliced into SQL text.
+            DeltaTable.forPath(spark, str(table)).vacuum(hours)
             tables += 1
             removed += max(0, before - _data_files(table))
     finally:
