@@ -72,6 +72,9 @@ def session_config(
         "spark.driver.memory": options.driver_memory,
         # Delta rebuilds table state with 50 partitions by default: far too many on a laptop.
         "spark.databricks.delta.snapshotPartitions": str(max(2, options.shuffle_partitions)),
+        # VACUUM lists and joins a table's files in this many tasks (Spark's default: 10,000),
+        # whatever the table's size: about 170,000 tasks per VACUUM of a one-file table.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(max(2, options.shuffle_partitions)),
         # Small tables, many commits: their writers compact them (spark_jobs.storage.compact_small_files),
         # not auto-compaction, whose hook costs about a second on the first write to each table
         # in a process. No optimized writes either: with few cores a micro-batch already arrives
