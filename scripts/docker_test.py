@@ -344,6 +344,7 @@ def debian_image(cache: Path) -> str:
         rootfs = cache / "rootfs"
         shutil.rmtree(rootfs, ignore_errors=True)
         log(f"base: debootstrap --variant=minbase bookworm from {DEBIAN_MIRROR}")
+        started = time.monotonic()
         run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), DEBIAN_MIRROR], timeout=900, capture=True)
         # The security and point-release updates too, as the official images have them.
         (rootfs / "etc/apt/sources.list").write_text(
@@ -355,9 +356,12 @@ def debian_image(cache: Path) -> str:
         run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."], timeout=300)
         partial.rename(tarball)
         shutil.rmtree(rootfs)
+        log(f"base: debootstrap, slimming and tar in {time.monotonic() - started:.0f} s")
     day = tarball.stem.rsplit("-", 1)[1]
     name = f"{DEBIAN_REPO}:bookworm-{day}"
+    started = time.monotonic()
     run(["docker", "import", str(tarball), name], timeout=300, capture=True)
+    log(f"base: imported {name} in {time.monotonic() - started:.0f} s ({image_size_mb(name):.0f} MB)")
     return name
 
 
