@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 # Delta refuses VACUUM below its own 7-day default unless this check is off; the age is the
 # user's explicit choice here.
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
-# VACUUM lists a table's files in this many partitions (Spark's default: 10,000 tasks per table,
-# minutes a pass on one core for a few hundred files); the pass sets it to the cores it has.
-LISTING_PARALLELISM = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
 
 
 @dataclass(frozen=True)
@@ -106,9 +103,7 @@ def run_retention(spark: SparkSession, scenario: Scenario, data: DataRoot, hours
     for entity in scenario.processing_order:
         landing += clean_landing(data, entity, bronze_batches(spark, data, entity), cutoff)
     previous = spark.conf.get(RETENTION_CHECK, "true")
-    previous_listing = spark.conf.get(LISTING_PARALLELISM)
     spark.conf.set(RETENTION_CHECK, "false")
-    spark.conf.set(LISTING_PARALLELISM, str(max(1, spark.sparkContext.defaultParallelism)))
     tables, removed = 0, 0
     try:
         for table in delta_tables(data):
@@ -119,7 +114,6 @@ def run_retention(spark: SparkSession, scenario: Scenario, data: DataRoot, hours
             removed += max(0, before - _data_files(table))
     finally:
         spark.conf.set(RETENTION_CHECK, previous or "true")
-        spark.conf.set(LISTING_PARALLELISM, previous_listing or "10000")
     return RetentionResult(landing, tables, removed)
 
 

@@ -12,13 +12,7 @@ import pytest
 from medallion.cli import build_parser
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.scenario_loader import load_scenario
-from spark_jobs.retention import (
-    LISTING_PARALLELISM,
-    RETENTION_CHECK,
-    delta_tables,
-    retain_forever,
-    run_retention,
-)
+from spark_jobs.retention import RETENTION_CHECK, delta_tables, retain_forever, run_retention
 
 pytestmark = pytest.mark.spark
 
@@ -70,11 +64,9 @@ def test_retention_deletes_only_old_ingested_landing_files_and_unreferenced_delt
     before = _parquet(bronze)
 
     # An age longer than everything: nothing goes.
-    listing = spark.conf.get(LISTING_PARALLELISM)
     kept = run_retention(spark, scenario, data, hours=24)
     assert (kept.landing_files_deleted, kept.tables_vacuumed, kept.data_files_deleted) == (0, 2, 0)
     assert spark.conf.get(RETENTION_CHECK) != "false", "the session's safety check is restored"
-    assert spark.conf.get(LISTING_PARALLELISM) == listing, "and the session's listing parallelism"
 
     # Two hours: the 5-hour-old file of an ingested batch goes, nothing else.
     result = run_retention(spark, scenario, data, hours=2)
