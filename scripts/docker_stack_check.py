@@ -1,6 +1,7 @@
 """Inside the Docker stack (run by scripts/docker_test.py in the `export` service's container):
-every exported gold table, read from Delta on the cluster, equals its rows in PostgreSQL and in
-MySQL, row for row. Prints the rows per table and database; exits 1 on any difference.
+`medallion verify`'s checks hold, and every exported gold table, read from Delta on the cluster,
+equals its rows in PostgreSQL and in MySQL, row for row. Prints the checks and the rows per table
+and database; exits 1 on any failed check or difference.
 
 Values are compared after one normalisation both sides share: timestamps as naive UTC,
 decimals and floats rounded to 9 significant digits, booleans as 0/1 (MySQL has no boolean).
@@ -20,6 +21,7 @@ from medallion.contracts.scenario_loader import load_scenario
 from medallion.databases import resolve_connections
 from medallion.databases.dialects import check_identifier
 from medallion.databases.sql import run_sql
+from medallion.verify import render, verify
 from spark_jobs.session import SessionOptions, build_session
 
 
@@ -47,6 +49,12 @@ def main() -> int:
     spark = build_session(SessionOptions(app_name="medallion-stack-check", master=args.master, shuffle_partitions=2))
     failures = 0
     try:
+        # `medallion verify` (the same checks, the same table), in this application.
+        checks = verify(spark, scenario, data)
+        render(checks)
+        failed = [c for c in checks if not c.ok]
+        print(f"all {len(checks)} checks hold" if not failed else f"verify: {len(failed)} of {len(checks)} checks FAILED")
+        failures += len(failed)
         for table in scenario.export_tables:
             gold = spark.read.format("delta").load(str(data.table("gold", table)))
             columns = [check_identifier(c, "gold column") for c in gold.columns]

@@ -25,6 +25,7 @@ bookworm image to build on instead of the stand-in).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
@@ -48,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCKER_DIR = ROOT / "docker"
 COMPOSE_FILE = DOCKER_DIR / "docker-compose.yml"
 LOCAL_DB_FILE = DOCKER_DIR / "docker-compose.local-db.yml"
+WHEELHOUSE = DOCKER_DIR / "wheelhouse"
 PROJECT = "medallion-test"
 
 OFFICIAL_PYTHON = "python:3.11.13-slim-bookworm"
@@ -65,6 +67,10 @@ SERVICES = ["spark-master", "spark-worker", "generator", "pipeline", "spark-hist
 WORKERS = 2
 SCENARIO = "driving"
 NOTEBOOK = "01_quickstart.ipynb"
+# The test's generator: the `small` profile (5 companies of 5 drivers, about 100 events a batch
+# instead of 3,500) and one 15-minute batch every 20 s instead of 10 s. Every check stays; the
+# 2 cores then spend the run on Spark's work per micro-batch rather than on the rows.
+GENERATOR_SETTINGS = {"MEDALLION_GENERATOR_PROFILE": "small", "MEDALLION_GENERATOR_SPEED": "45"}
 # A JVM stopped by SIGTERM exits 143 (128 + 15) after its shutdown hooks: a clean stop.
 # 137 would be SIGKILL, after the grace period ran out.
 CLEAN_EXITS = {0, 143}
@@ -81,6 +87,8 @@ def log(message: str) -> None:
 
 
 STEP_TIMES: list[tuple[str, float]] = []
+# What the run checked and found, printed again at the end.
+CHECKED: list[str] = []
 
 
 @contextmanager
@@ -283,6 +291,40 @@ def slim_rootfs(rootfs: Path) -> None:
                 entry.unlink()
 
 
+def host_wheels() -> list[Path]:
+    """Pure-Python wheels pip on this machine built from sdists (its cache's wheels/: pyspark's,
+    430 MB, once `make test` has installed the project). Pure ones only: a compiled wheel built
+    here could need a newer C library than the image's."""
+    roots = [Path(os.environ["PIP_CACHE_DIR"])] if os.environ.get("PIP_CACHE_DIR") else []
+    roots.append(Path.home() / ".cache" / "pip")
+    found: dict[str, Path] = {}
+    for root in roots:
+        for wheel in sorted((root / "wheels").glob("**/*-none-any.whl")):
+            found.setdefault(wheel.name, wheel)
+    return list(found.values())
+
+
+@contextmanager
+def staged_wheels() -> Iterator[list[str]]:
+    """The host's wheels in docker/wheelhouse/ (hard links when possible) during the builds, then
+    removed: the Spark image's dependency step bind-mounts that folder as pip's --find-links."""
+    staged: list[Path] = []
+    try:
+        for wheel in host_wheels():
+            target = WHEELHOUSE / wheel.name
+            if target.exists():
+                continue
+            try:
+                os.link(wheel, target)
+            except OSError:
+                shutil.copyfile(wheel, target)
+            staged.append(target)
+        yield [w.name for w in staged]
+    finally:
+        for target in staged:
+            target.unlink(missing_ok=True)
+
+
 def debian_image(cache: Path) -> str:
     """The newest local medallion/debian:bookworm-YYYYMMDD, else imported from the cached
     tarball, else made with debootstrap (minbase) from the Debian archive."""
@@ -302,6 +344,7 @@ def debian_image(cache: Path) -> str:
         rootfs = cache / "rootfs"
         shutil.rmtree(rootfs, ignore_errors=True)
         log(f"base: debootstrap --variant=minbase bookworm from {DEBIAN_MIRROR}")
+        started = time.monotonic()
         run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), DEBIAN_MIRROR], timeout=900, capture=True)
         # The security and point-release updates too, as the official images have them.
         (rootfs / "etc/apt/sources.list").write_text(
@@ -313,9 +356,12 @@ def debian_image(cache: Path) -> str:
         run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."], timeout=300)
         partial.rename(tarball)
         shutil.rmtree(rootfs)
+        log(f"base: debootstrap, slimming and tar in {time.monotonic() - started:.0f} s")
     day = tarball.stem.rsplit("-", 1)[1]
     name = f"{DEBIAN_REPO}:bookworm-{day}"
+    started = time.monotonic()
     run(["docker", "import", str(tarball), name], timeout=300, capture=True)
+    log(f"base: imported {name} in {time.monotonic() - started:.0f} s ({image_size_mb(name):.0f} MB)")
     return name
 
 
@@ -342,28 +388,36 @@ def make_images(cache: Path, ca: Path | None) -> bool:
     local_db = not all(image_exists(image) for image in OFFICIAL_DATABASES)
     if not base or local_db:
         debian = debian_image(cache)
-    if not base:
+    # Three lanes: the Python stand-in then the Spark image (minutes of pip: the long one), the
+    # database stand-ins beside them (they need only Debian), then the generator.
+    def python_base() -> str:
+        if base:
+            return base
         if image_exists(PYTHON_STANDIN):
             log(f"base: {PYTHON_STANDIN} (present)")
         else:
             build(builder, "docker/base/python.Dockerfile", PYTHON_STANDIN, {"DEBIAN_IMAGE": debian}, None,
                   context=DOCKER_DIR / "base")
-        base = PYTHON_STANDIN
-    # The project's images: always built (layer cache makes an unchanged rebuild quick). The
-    # Spark image (minutes of pip) builds beside the others, which mostly wait on downloads.
-    def the_others() -> None:
-        build(builder, "docker/generator.Dockerfile", GENERATOR_IMAGE, {"BASE_IMAGE": base}, ca)
-        if local_db:
-            log(f"{' and '.join(OFFICIAL_DATABASES)} not present locally: PostgreSQL and MariaDB from Debian packages")
-            build(builder, "docker/local-db/postgres.Dockerfile", POSTGRES_STANDIN, {"DEBIAN_IMAGE": debian}, None)
-            build(builder, "docker/local-db/mariadb.Dockerfile", MARIADB_STANDIN, {"DEBIAN_IMAGE": debian}, None)
+        return PYTHON_STANDIN
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        builds = [pool.submit(build, builder, "docker/Dockerfile", SPARK_IMAGE, {"BASE_IMAGE": base}, ca),
-                  pool.submit(the_others)]
-        for finished in builds:
+    with staged_wheels() as wheels, ThreadPoolExecutor(max_workers=3) as pool:
+        log(f"host wheels for pip: {', '.join(wheels) or 'none'}")
+        python = pool.submit(python_base)
+
+        def spark() -> None:
+            build(builder, "docker/Dockerfile", SPARK_IMAGE, {"BASE_IMAGE": python.result()}, ca)
+
+        def the_others() -> None:
+            if local_db:
+                log(f"{' and '.join(OFFICIAL_DATABASES)} not present locally: PostgreSQL and MariaDB from Debian packages")
+                build(builder, "docker/local-db/postgres.Dockerfile", POSTGRES_STANDIN, {"DEBIAN_IMAGE": debian}, None)
+                build(builder, "docker/local-db/mariadb.Dockerfile", MARIADB_STANDIN, {"DEBIAN_IMAGE": debian}, None)
+            build(builder, "docker/generator.Dockerfile", GENERATOR_IMAGE, {"BASE_IMAGE": python.result()}, ca)
+
+        for finished in [pool.submit(spark), pool.submit(the_others)]:
             finished.result()
-    for image in (base, GENERATOR_IMAGE, SPARK_IMAGE,
+        python_image = python.result()
+    for image in (python_image, GENERATOR_IMAGE, SPARK_IMAGE,
                   *((POSTGRES_STANDIN, MARIADB_STANDIN) if local_db else OFFICIAL_DATABASES)):
         log(f"image {image}: {image_size_mb(image):.0f} MB")
     return local_db
@@ -393,6 +447,7 @@ class Stack:
             "JUPYTER_TOKEN": secrets.token_urlsafe(18),
             "MEDALLION_CONTROL_TOKEN": secrets.token_urlsafe(24),
             **{f"MEDALLION_{name}_PORT": str(free_port()) for name in ports},
+            **GENERATOR_SETTINGS,
         }
 
     def port(self, name: str) -> int:
@@ -507,6 +562,7 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
             report = wait_healthy(stack, timeout=420)
             for name, status in sorted(report.items()):
                 log(f"  {name}: {status}")
+            CHECKED.append(f"{len(report)} containers running, every healthcheck healthy")
         with step("cluster, generator, JupyterLab over HTTP"):
             master = http_get(f"http://127.0.0.1:{stack.port('SPARK_UI')}/json/")
             assert master is not None and master[0] == 200, "Spark master UI"
@@ -514,6 +570,7 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
             log(f"workers alive at the master: {len(alive)} ({', '.join(alive)})")
             if len(alive) != WORKERS:
                 raise StackError(f"{len(alive)} workers alive, expected {WORKERS}")
+            CHECKED.append(f"{len(alive)} workers ALIVE at the master")
             health = http_get(f"http://127.0.0.1:{stack.port('GENERATOR')}/api/health")
             log(f"generator /api/health: {health}")
             if not health or health[0] != 200:
@@ -522,6 +579,7 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
             log(f"JupyterLab /lab: HTTP {lab[0] if lab else None}")
             if not lab or lab[0] != 200:
                 raise StackError(f"JupyterLab answered {lab}")
+            CHECKED.append("generator /api/health 200, JupyterLab /lab 200")
         # The notebook runs on the cluster beside the pipeline (each application gets 2 cores).
         notebook_log = workdir / "notebook.log"
         with notebook_log.open("w") as out:
@@ -531,8 +589,9 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
                 env=stack.env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         notebook_started = time.monotonic()
         with step("gold rows from the continuous pipeline"):
-            reached = wait_for("gold in the pipeline's metrics", lambda: gold_reached(stack), timeout=900)
+            reached = wait_for("gold in the pipeline's metrics", lambda: gold_reached(stack), timeout=600)
             log(f"the continuous pipeline reached gold: {reached}")
+            CHECKED.append(f"continuous pipeline reached gold: {reached}")
         with step("export while the pipeline runs"):
             stack.compose("run", "--rm", "export", timeout=600)
         with step(f"notebook {NOTEBOOK} in the jupyter container, on the cluster"):
@@ -549,6 +608,7 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
             if not any(n.startswith("medallion-notebook") for n in names):
                 raise StackError(f"the notebook's Spark application is not at the master: {names}")
             log("the notebook's application ran on the cluster")
+            CHECKED.append(f"{NOTEBOOK} executed in the jupyter container, its application on the cluster")
         with step("every service healthy before the stop"):
             for name, status in sorted(wait_healthy(stack, timeout=120).items()):
                 log(f"  {name}: {status}")
@@ -556,30 +616,40 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
             codes = stop_services(stack, ["generator"], grace=30)
             codes |= stop_services(stack, ["pipeline"], grace=120)
             log(f"exit codes: {codes}")
+            CHECKED.append(f"SIGTERM exits: {codes}")
         with step("catch-up pass, export, verify, databases = Delta gold"):
-            master = ["--master", "spark://spark-master:7077"]
+            cluster = ["--master", "spark://spark-master:7077"]
             stack.compose("run", "--rm", "export", "medallion", "pipeline", "--scenario", SCENARIO, "--data", "/data",
-                          "--once", *master, timeout=900)
+                          "--once", *cluster, timeout=900)
             stack.compose("run", "--rm", "export", timeout=600)
-            stack.compose("run", "--rm", "export", "medallion", "verify", "--scenario", SCENARIO, "--data", "/data",
-                          *master, timeout=600)
+            # `medallion verify` and the row-for-row comparison in one Spark application.
             check = ROOT / "scripts" / "docker_stack_check.py"
-            stack.compose("run", "--rm", "-v", f"{check}:/tmp/docker_stack_check.py:ro", "export",
-                          "python3", "/tmp/docker_stack_check.py", "--scenario", SCENARIO, "--data", "/data",
-                          *master, timeout=600)
+            result = stack.compose("run", "--rm", "-T", "-v", f"{check}:/tmp/docker_stack_check.py:ro", "export",
+                                   "python3", "/tmp/docker_stack_check.py", "--scenario", SCENARIO, "--data", "/data",
+                                   *cluster, timeout=600, capture=True, check=False)
+            print(result.stdout, end="", flush=True)
+            if result.returncode != 0:
+                raise StackError(f"verify or the databases-vs-Delta comparison failed (exit {result.returncode})")
+            for line in result.stdout.splitlines():
+                if re.match(r"(postgres|mysql)\.\w+: \d+ rows|all \d+ checks hold", line):
+                    CHECKED.append(line.strip())
         with step("retention: one pass with age 0 on the stopped pipeline's data"):
-            out = stack.compose("run", "--rm", "export", "medallion", "retention", "--scenario", SCENARIO,
-                                "--data", "/data", "--older-than", "0", *master, timeout=600, capture=True).stdout
+            # Its own local Spark, as the retention service runs it.
+            retained = stack.compose("run", "--rm", "-T", "export", "medallion", "retention", "--scenario",
+                                     SCENARIO, "--data", "/data", "--older-than", "0", "--master", "local[1]",
+                                     timeout=600, capture=True).stdout
             match = re.search(r"\[retention\] (\d+) landing files deleted, (\d+) Delta tables vacuumed, "
-                              r"(\d+) data files deleted", out)
+                              r"(\d+) data files deleted", retained)
             if not match or min(int(n) for n in match.groups()) == 0:
-                raise StackError(f"retention deleted nothing:\n{out[-2000:]}")
+                raise StackError(f"retention deleted nothing:\n{retained[-2000:]}")
             log(match[0])
+            CHECKED.append(match[0])
         with step("SIGTERM: every other service"):
             rest = ["retention", "jupyter", "spark-history", "spark-worker", "spark-master", "postgres", "mysql"]
             codes = stop_services(stack, rest, grace=120)
             for name, code in sorted(codes.items()):
                 log(f"  {name}: exit {code}")
+            CHECKED.append(f"SIGTERM exits of the other {len(codes)} containers: {sorted(set(codes.values()))}")
     except BaseException:
         log("FAILED: the stack as it stands, then the last logs of each service")
         stack.dump()
@@ -591,6 +661,21 @@ def run_stack(compose: list[str], local_db: bool, workdir: Path) -> None:
             if left:
                 raise StackError(f"containers left after down: {left}")
             log("no container of the test project is left")
+            CHECKED.append("compose down -v: no container left")
+
+
+@contextmanager
+def machine_lock() -> Iterator[None]:
+    """MEDALLION_DOCKER_TEST_LOCK=PATH: hold an exclusive flock on PATH while the stack runs, so
+    other heavy runs on a shared machine that take the same lock wait (unset: no lock)."""
+    path = os.environ.get("MEDALLION_DOCKER_TEST_LOCK")
+    if not path:
+        yield
+        return
+    with open(path, "a") as handle:
+        with step(f"waiting for the lock {path}"):
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def main() -> int:
@@ -606,13 +691,16 @@ def main() -> int:
             log(f"compose: {' '.join(compose)}")
         with step("images"):
             local_db = make_images(cache, extra_ca_bundle(workdir))
-        run_stack(compose, local_db, workdir)
+        with machine_lock():
+            run_stack(compose, local_db, workdir)
         status = 0
     except StackError as exc:
         log(f"FAILED: {exc}")
     finally:
         daemon.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+        for fact in CHECKED:
+            log(f"checked: {fact}")
         log("step times: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in STEP_TIMES))
         log(f"{'passed' if status == 0 else 'FAILED'} in {time.monotonic() - started:.0f} s")
     return status

@@ -18,11 +18,18 @@ EXPORT_KINDS: tuple[ExportKind, ...] = ("postgres", "mysql")
 ALL_TARGETS = "all"
 
 
+def profile_names(text: str) -> str | None:
+    """argparse type of `--profile`: an empty value means no profile, as if the option were not
+    given (so `--profile "${VAR:-}"` in a compose file keeps the unset default byte for byte)."""
+    return text.strip() or None
+
+
 def add_scenario_options(parser: argparse.ArgumentParser, data_required: bool = True) -> None:
     """`--scenario`, `--profile`, `--data`: which scenario runs on which data root."""
     parser.add_argument("--scenario", required=True, help="scenario NAME (configs/scenarios/NAME.yaml) or a YAML path")
-    parser.add_argument("--profile", default=None, help="profile overlay defined in the scenario (e.g. small, scaling); "
-                        "several comma-separated are applied left to right, a later one wins (small,cadence_5s)")
+    parser.add_argument("--profile", type=profile_names, default=None,
+                        help="profile overlay defined in the scenario (e.g. small, scaling); several comma-separated "
+                             "are applied left to right, a later one wins (small,cadence_5s); empty: none")
     parser.add_argument("--data", required=data_required, type=Path, help="data root: landing/, manifests/, lake/")
 
 

@@ -120,12 +120,21 @@ def test_medallion_commands_parse_with_the_real_cli(compose: dict) -> None:
     assert (generator.scenario, generator.seed, str(generator.data), generator.speed, generator.serve) == (
         "driving", 42, "/data", 90.0, "0.0.0.0:8000")
     assert generator.batches is None and generator.duration is None, "the generator runs continuously"
+    assert generator.profile is None, "MEDALLION_GENERATOR_PROFILE unset: the scenario as written, as before"
     assert pipeline.continuous and str(pipeline.data) == "/data" and pipeline.master == "spark://spark-master:7077"
     assert export.target == "all" and str(export.data) == "/data"
     assert compose["services"]["export"]["profiles"] == ["tools"], "export is one-shot, not started by `up`"
     # The scenario each command names exists (resolved as in the image, from configs/scenarios/).
     for args in parsed.values():
         load_scenario(args.scenario)
+
+
+def test_generator_size_and_pace_come_from_the_environment() -> None:
+    # What `make docker-test` sets for a light stack; a user's unset variables keep the defaults.
+    light = load_compose({**DUMMY_ENV, "MEDALLION_GENERATOR_PROFILE": "small", "MEDALLION_GENERATOR_SPEED": "45"})
+    args = build_parser().parse_args(command_of(light["services"]["generator"])[1:])
+    assert (args.profile, args.speed) == ("small", 45.0)
+    load_scenario(args.scenario, profile=args.profile)
 
 
 def _flags(args: list[str]) -> dict[str, str]:

@@ -122,7 +122,8 @@ def test_downloads_in_the_build_can_trust_an_extra_ca_without_storing_it() -> No
 def test_ci_runs_the_tests_and_make_runs_the_docker_stack() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     commands = [line.strip() for line in ci.splitlines() if line.strip().startswith("make ")]
-    assert commands == ["make test"]  # the Docker stack joins CI once it passes in one piece (docker/README.md)
+    assert commands == ["make test", "make docker-test"]  # the suite first, then the Docker stack
+    assert "set -euo pipefail" in ci
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^docker-test:\n\tpython3 scripts/docker_test.py$", makefile, re.MULTILINE)
     # The runner starts every service `up` starts (not the opt-in profiles) and pins the tag the
