@@ -1,5 +1,5 @@
 """docker/ checked without Docker: the compose file's structure, commands, secrets and variables,
-and the two Dockerfiles. The commands themselves run in tests/docker/test_docker_commands.py.
+and the two Dockerfiles. The commands themselves run in `make docker-test` (some also in tests/docker/test_docker_commands.py).
 """
 
 from __future__ import annotations
