@@ -360,7 +360,16 @@ def run_verify(scenario: Scenario, data: DataRoot, session: SessionOptions) -> l
     """
     from spark_jobs.session import build_session
 
-    checks = verify(build_session(session), scenario, data)
+    return report_checks(verify(build_session(session), scenario, data))
+
+
+def report_checks(checks: list[Check]) -> list[Check]:
+    """What `medallion verify` prints for its checks: the table, the anomaly flags' quality, and
+    the verdict.
+
+    Raises:
+        VerificationFailed: any check failed (after the table is printed).
+    """
     render(checks)
     for check in checks:
         if check.check == "anomaly flags: precision":

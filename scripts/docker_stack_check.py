@@ -16,12 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from medallion.contracts.errors import VerificationFailed
 from medallion.contracts.layout import DataRoot
 from medallion.contracts.scenario_loader import load_scenario
 from medallion.databases import resolve_connections
-from medallion.databases.dialects import check_identifier
+from medallion.databases.dialects import dialect_for
 from medallion.databases.sql import run_sql
-from medallion.verify import render, verify
+from medallion.verify import report_checks, verify
 from spark_jobs.session import SessionOptions, build_session
 
 
@@ -49,22 +50,22 @@ def main() -> int:
     spark = build_session(SessionOptions(app_name="medallion-stack-check", master=args.master, shuffle_partitions=2))
     failures = 0
     try:
-        # `medallion verify` (the same checks, the same table), in this application.
-        checks = verify(spark, scenario, data)
-        render(checks)
-        failed = [c for c in checks if not c.ok]
-        print(f"all {len(checks)} checks hold" if not failed else f"verify: {len(failed)} of {len(checks)} checks FAILED")
-        failures += len(failed)
+        # `medallion verify` (the same checks, the same output), in this application.
+        try:
+            report_checks(verify(spark, scenario, data))
+        except VerificationFailed as error:
+            print(f"verify: {error}")
+            failures += 1
         for table in scenario.export_tables:
             gold = spark.read.format("delta").load(str(data.table("gold", table)))
-            columns = [check_identifier(c, "gold column") for c in gold.columns]
             expected = sorted(tuple(normalise(v) for v in row) for row in gold.collect())
             if not expected:
                 print(f"gold.{table}: no rows: nothing to compare")
                 failures += 1
             for kind, connection in connections.items():
-                quote = '"' if kind == "postgres" else "`"
-                select = f"SELECT {', '.join(quote + c + quote for c in columns)} FROM {quote}{check_identifier(table)}{quote}"
+                dialect = dialect_for(kind)
+                columns = ", ".join(dialect.quote(c, "gold column") for c in gold.columns)
+                select = f"SELECT {columns} FROM {dialect.quote(table)}"
                 actual = sorted(tuple(normalise(v) for v in row) for row in run_sql(connection, select))
                 same = actual == expected
                 print(f"{kind}.{table}: {len(actual)} rows, Delta gold {len(expected)} rows: "
